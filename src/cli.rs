@@ -1,0 +1,107 @@
+//! The command line: `media-origin serve` and its overrides.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::Server;
+use crate::config::Settings;
+
+/// An origin server for WhatsApp Business media.
+#[derive(Debug, Parser)]
+#[command(name = "media-origin", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the server.
+    Serve {
+        /// Config file (default: ./config.toml when present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address, overriding server.bind.
+        #[arg(long)]
+        bind: Option<std::net::SocketAddr>,
+        /// Local storage directory, overriding storage.path.
+        #[arg(long)]
+        storage: Option<PathBuf>,
+    },
+}
+
+/// Parse the command line and run it.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Serve {
+            config,
+            bind,
+            storage,
+        } => {
+            let mut settings = match Settings::load(config.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("media-origin: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(bind) = bind {
+                settings.server.bind = bind;
+            }
+            if let Some(storage) = storage {
+                settings.storage.path = storage;
+            }
+            match serve(settings).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("media-origin: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let server = Server::bind(&settings).await?;
+    tracing::info!(public_base = server.public_base(), "media-origin ready");
+    server.run(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish what is in flight.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,459 @@
+//! The admin API (bearer token, JSON in and out): upload and manage assets, set folder policies,
+//! and get back URLs ready to paste into a message's `link` field.
+//!
+//! Every answer that shows an asset shows its effective policy and where that came from, so an
+//! operator can see why Meta caches an asset the way it does.
+
+use std::pin::pin;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Multipart, Query, State, multipart::MultipartRejection};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::media_kind::{self, Kind};
+use crate::policy::{CachePolicy, PolicySet, PolicySource, RuleSource};
+use crate::store::path::{parse_folder, url_encode};
+use crate::store::{AssetPath, AssetRecord, Staged, UploadHints};
+
+/// Largest page of a listing.
+const MAX_PAGE: usize = 1000;
+/// Default page size.
+const DEFAULT_PAGE: usize = 100;
+/// Largest text field accepted in a multipart upload.
+const MAX_FORM_FIELD: usize = 4096;
+
+/// Routes relative to `/api`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/assets", get(list_assets).post(upload_form))
+        .route(
+            "/assets/{*path}",
+            get(get_asset)
+                .put(put_asset)
+                .patch(patch_asset)
+                .delete(delete_asset),
+        )
+        .route("/policies", get(list_policies))
+        .route(
+            "/policies/{*folder}",
+            axum::routing::put(put_policy).delete(delete_policy),
+        )
+}
+
+/// An asset as the admin API shows it.
+#[derive(Debug, Serialize)]
+pub struct AssetView {
+    path: String,
+    url: String,
+    link: String,
+    kind: Option<Kind>,
+    content_type: String,
+    size: u64,
+    sha256: String,
+    etag: String,
+    last_modified: String,
+    cache_control: CachePolicy,
+    policy_source: PolicySource,
+    cache_override: Option<CachePolicy>,
+    filename: String,
+    uploaded_at: String,
+    message: Value,
+}
+
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetView {
+    let url = format!(
+        "{}{}{}",
+        state.public_base,
+        super::public::MEDIA_PREFIX,
+        url_encode(&r.path)
+    );
+    // The link carries the content version: Meta caches by URL, so new bytes need a new URL to
+    // reach recipients at once. Any `v` is served the current bytes, so old links keep working.
+    let link = format!("{url}?v={}", r.version());
+    let (cache_control, policy_source) = policies.resolve(&r.path, r.cache_control);
+    let kind = r.kind();
+    let mut media = json!({"link": link});
+    if kind == Some(Kind::Document) {
+        media["filename"] = json!(r.filename);
+    }
+    let kind_name = kind.map_or("document", Kind::as_str);
+    AssetView {
+        path: r.path.clone(),
+        url,
+        message: json!({"type": kind_name, kind_name: media}),
+        link,
+        kind,
+        content_type: r.content_type.clone(),
+        size: r.size,
+        sha256: r.sha256.clone(),
+        etag: r.etag(),
+        last_modified: crate::http_date(r.last_modified),
+        cache_control,
+        policy_source,
+        cache_override: r.cache_control,
+        filename: r.filename.clone(),
+        uploaded_at: crate::http_date(r.uploaded_at),
+    }
+}
+
+/// The asset path after `/api/assets/`, decoded once and validated.
+fn path_from_uri(uri: &Uri, prefix: &str) -> Result<AssetPath, ApiError> {
+    // The router is nested under /api, so the URI here starts after it.
+    let raw = uri.path().strip_prefix(prefix).unwrap_or_default();
+    Ok(AssetPath::from_url(raw)?)
+}
+
+fn parse_cache(value: Option<&str>) -> Result<Option<CachePolicy>, ApiError> {
+    value.map(str::parse).transpose().map_err(ApiError::from)
+}
+
+// ---- assets -------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutQuery {
+    cache: Option<String>,
+}
+
+async fn put_asset(
+    State(state): State<AppState>,
+    uri: Uri,
+    query: Result<Query<PutQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let path = path_from_uri(&uri, "/assets/")?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let cache = parse_cache(query.cache.as_deref())?;
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("invalid"));
+    // Refuse what can be refused before reading a byte: an unsupported declared type, or a
+    // Content-Length over the limit of the declared kind (or of any kind).
+    let limit = media_kind::declared_limit(declared)?.unwrap_or(media_kind::MAX_UPLOAD_SIZE);
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(length) = length
+        && length > limit
+    {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the upload is {length} bytes; the limit for this type is {limit} bytes"),
+        ));
+    }
+    let hints = UploadHints {
+        content_type: declared,
+        filename: Some(path.file_name()),
+    };
+    let staged = state.store.stage(body.into_data_stream(), hints).await?;
+    commit(&state, &path, staged, cache, None).await
+}
+
+async fn commit(
+    state: &AppState,
+    path: &AssetPath,
+    staged: Staged,
+    cache: Option<CachePolicy>,
+    filename: Option<&str>,
+) -> Result<Response, ApiError> {
+    let done = state.store.commit(path, staged, cache, filename).await?;
+    tracing::info!(path = %path, sha256 = %done.record.sha256, size = done.record.size, created = done.created, "asset stored");
+    let policies = state.store.policies().await;
+    let status = if done.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view(state, &policies, &done.record))).into_response())
+}
+
+/// Read a small text field of a form, refusing one longer than [`MAX_FORM_FIELD`].
+async fn small_text(field: axum::extract::multipart::Field<'_>) -> Result<String, ApiError> {
+    let name = field.name().unwrap_or("").to_owned();
+    let mut field = pin!(field);
+    let mut buf = Vec::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut field).await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?;
+        buf.extend_from_slice(&chunk);
+        if buf.len() > MAX_FORM_FIELD {
+            return Err(ApiError::bad_request(
+                "invalid_form",
+                format!("the form field {name:?} is longer than {MAX_FORM_FIELD} bytes"),
+            ));
+        }
+    }
+    String::from_utf8(buf).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_form",
+            format!("the form field {name:?} is not UTF-8"),
+        )
+    })
+}
+
+/// `POST /api/assets` with `multipart/form-data`: a `file` part plus `path` (or `folder`, to
+/// keep the file's own name) and optional `cache`, as a browser form or `curl -F` sends.
+async fn upload_form(
+    State(state): State<AppState>,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let mut form = form.map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?;
+    let mut staged: Option<(Staged, Option<String>)> = None;
+    let mut fields: [Option<String>; 3] = Default::default();
+    let result: Result<(), ApiError> = async {
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?
+        {
+            let name = field.name().unwrap_or("").to_owned();
+            let slot = match name.as_str() {
+                "file" => {
+                    if staged.is_some() {
+                        return Err(ApiError::bad_request(
+                            "invalid_form",
+                            "send one `file` part per request",
+                        ));
+                    }
+                    let filename = field.file_name().map(str::to_owned);
+                    let content_type = field.content_type().map(str::to_owned);
+                    let hints = UploadHints {
+                        content_type: content_type.as_deref(),
+                        filename: filename.as_deref(),
+                    };
+                    let s = state.store.stage(pin!(field), hints).await?;
+                    staged = Some((s, filename));
+                    continue;
+                }
+                "path" => 0,
+                "folder" => 1,
+                "cache" => 2,
+                other => {
+                    return Err(ApiError::bad_request(
+                        "invalid_form",
+                        format!("unknown form field {other:?}; expected file, path, folder, cache"),
+                    ));
+                }
+            };
+            fields[slot] = Some(small_text(field).await?);
+        }
+        Ok(())
+    }
+    .await;
+    let decided =
+        result.and_then(|()| {
+            let [path, folder, cache] = &fields;
+            let cache = parse_cache(cache.as_deref().filter(|c| !c.is_empty()))?;
+            let Some((_, filename)) = &staged else {
+                return Err(ApiError::bad_request(
+                    "invalid_form",
+                    "the form has no `file` part",
+                ));
+            };
+            let path =
+                match (path.as_deref(), folder.as_deref()) {
+                    (Some(p), None) => AssetPath::parse(p)?,
+                    (None, Some(f)) => {
+                        let name = filename.as_deref().filter(|n| !n.is_empty()).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_form",
+                        "with `folder`, the file part needs a file name; or send `path`",
+                    )
+                })?;
+                        // Browsers send a bare name; keep only the last segment of anything else.
+                        let name = name.rsplit(['/', '\\']).next().unwrap_or(name);
+                        let folder = f.trim_matches('/');
+                        if folder.is_empty() {
+                            AssetPath::parse(name)?
+                        } else {
+                            AssetPath::parse(&format!("{}/{name}", parse_folder(folder)?))?
+                        }
+                    }
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "invalid_form",
+                            "give exactly one of `path` or `folder`",
+                        ));
+                    }
+                };
+            Ok((path, cache))
+        });
+    match (decided, staged) {
+        (Ok((path, cache)), Some((s, filename))) => {
+            let name = filename
+                .as_deref()
+                .map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n))
+                .filter(|n| !n.is_empty());
+            commit(&state, &path, s, cache, name).await
+        }
+        (Err(e), Some((s, _))) => {
+            state.store.discard(s).await;
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
+        (Ok(_), None) => unreachable!("a decided form always has a file"),
+    }
+}
+
+async fn get_asset(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let path = path_from_uri(&uri, "/assets/")?;
+    let record = state
+        .store
+        .record(&path)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no asset at this path"))?;
+    let policies = state.store.policies().await;
+    Ok(Json(view(&state, &policies, &record)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    prefix: String,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_assets(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let prefix = q.prefix.trim_start_matches('/');
+    if !prefix.is_empty() {
+        AssetPath::parse(prefix.trim_end_matches('/'))?;
+    }
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let page = state.store.list(prefix, q.cursor.as_deref(), limit).await?;
+    let policies = state.store.policies().await;
+    let assets: Vec<_> = page
+        .records
+        .iter()
+        .map(|r| view(&state, &policies, r))
+        .collect();
+    Ok(Json(json!({"assets": assets, "next_cursor": page.next_cursor})).into_response())
+}
+
+async fn patch_asset(
+    State(state): State<AppState>,
+    uri: Uri,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let path = path_from_uri(&uri, "/assets/")?;
+    let cache = cache_control_field(body, true)?;
+    let record = state.store.set_override(&path, cache).await?;
+    let policies = state.store.policies().await;
+    Ok(Json(view(&state, &policies, &record)).into_response())
+}
+
+/// The `cache_control` of a JSON body `{"cache_control": "..."}`; `null` only where allowed.
+fn cache_control_field(
+    body: Result<Json<Value>, JsonRejection>,
+    null_allowed: bool,
+) -> Result<Option<CachePolicy>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request("invalid_json", e.body_text()))?;
+    let Some(obj) = body.as_object().filter(|o| o.len() == 1) else {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "expected a JSON object with exactly one key, `cache_control`",
+        ));
+    };
+    match obj.get("cache_control") {
+        Some(Value::String(s)) => Ok(Some(s.parse()?)),
+        Some(Value::Null) if null_allowed => Ok(None),
+        _ => Err(ApiError::bad_request(
+            "invalid_json",
+            if null_allowed {
+                "`cache_control` must be a policy string, or null to clear the override"
+            } else {
+                "`cache_control` must be a policy string"
+            },
+        )),
+    }
+}
+
+async fn delete_asset(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let path = path_from_uri(&uri, "/assets/")?;
+    state.store.delete(&path).await?;
+    tracing::info!(path = %path, "asset deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---- policies -----------------------------------------------------------------------------
+
+async fn list_policies(State(state): State<AppState>) -> Response {
+    let policies = state.store.policies().await;
+    Json(json!({
+        "default": {"cache_control": policies.default, "source": RuleSource::Config},
+        "folders": policies.rules(),
+    }))
+    .into_response()
+}
+
+fn folder_from_uri(uri: &Uri) -> Result<String, ApiError> {
+    let raw = uri.path().strip_prefix("/policies/").unwrap_or_default();
+    Ok(parse_folder(
+        AssetPath::from_url(raw.trim_matches('/'))?.as_str(),
+    )?)
+}
+
+async fn put_policy(
+    State(state): State<AppState>,
+    uri: Uri,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let folder = folder_from_uri(&uri)?;
+    let policy = cache_control_field(body, false)?;
+    let existed = state.store.set_folder_policy(&folder, policy).await?;
+    tracing::info!(%folder, policy = ?policy, "folder policy set");
+    let policies = state.store.policies().await;
+    let rule = policies.rules().into_iter().find(|r| r.folder == folder);
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(rule)).into_response())
+}
+
+async fn delete_policy(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let folder = folder_from_uri(&uri)?;
+    if state.store.set_folder_policy(&folder, None).await? {
+        tracing::info!(%folder, "folder policy removed");
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    if state.store.policies().await.config.contains_key(&folder) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "config_rule",
+            format!("the rule for {folder:?} is declared in the config file; change it there"),
+        ));
+    }
+    Err(ApiError::not_found(format!(
+        "no API rule for folder {folder:?}"
+    )))
+}

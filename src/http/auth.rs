@@ -1,0 +1,57 @@
+//! Bearer-token authentication for the admin API.
+//!
+//! Tokens are compared in constant time over their SHA-256 digests, so neither the content nor
+//! the length of the configured token leaks through response timing, and every failure (no
+//! header, another scheme, a wrong token) gets the same 401 with `WWW-Authenticate`
+//! (RFC 6750 §3).
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// The digest of the admin token, computed once at start.
+#[derive(Clone)]
+pub struct AdminToken([u8; 32]);
+
+impl AdminToken {
+    /// Keep only the digest of `token`.
+    pub fn new(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Constant-time check of a presented token.
+    pub fn verify(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        self.0.ct_eq(&digest).into()
+    }
+}
+
+/// Middleware: let the request through only with `Authorization: Bearer <admin token>`.
+pub async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .unwrap_or("");
+    // Always hash and compare, even with nothing presented, so every failure costs the same.
+    if state.admin_token.verify(presented) && !presented.is_empty() {
+        return next.run(req).await;
+    }
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "the admin API needs `Authorization: Bearer <token>` with the admin token",
+    )
+    .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"media-origin\"")
+    .into_response()
+}

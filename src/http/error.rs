@@ -1,0 +1,133 @@
+//! The one error type of the HTTP layer: a status, a stable machine-readable code, and a message
+//! for people, always sent as `{"error": {"code": "...", "message": "..."}}`.
+//!
+//! Domain errors convert into it here, so handlers stay thin. A 5xx never says anything
+//! internal: the cause is logged and the client is told only what it can act on.
+
+use axum::Json;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::media_kind::MediaError;
+use crate::policy::PolicyError;
+use crate::store::{PathError, StoreError};
+
+/// How long a client should wait before retrying when storage is unavailable.
+const RETRY_AFTER_SECS: &str = "5";
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code, e.g. `invalid_path`.
+    pub code: &'static str,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// One extra header (`Allow`, `WWW-Authenticate`, `Retry-After`).
+    pub header: Option<(HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    /// An error with no extra header.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            header: None,
+        }
+    }
+
+    /// Add a header.
+    pub fn with_header(mut self, name: HeaderName, value: &'static str) -> Self {
+        self.header = Some((name, HeaderValue::from_static(value)));
+        self
+    }
+
+    /// 400 `bad_request`.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+
+    /// 405 with `Allow`.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this resource accepts only {allow}"),
+        )
+        .with_header(header::ALLOW, allow)
+    }
+
+    /// 500 with nothing internal in the body; the caller logs the cause.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the server log has the details",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let mut response = (self.status, body).into_response();
+        if let Some((name, value)) = self.header {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+}
+
+impl From<PathError> for ApiError {
+    fn from(e: PathError) -> Self {
+        Self::bad_request("invalid_path", e.to_string())
+    }
+}
+
+impl From<PolicyError> for ApiError {
+    fn from(e: PolicyError) -> Self {
+        Self::bad_request("invalid_policy", e.to_string())
+    }
+}
+
+impl From<MediaError> for ApiError {
+    fn from(e: MediaError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+        Self::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Media(m) => m.into(),
+            StoreError::TooLarge { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            StoreError::Body(_) => Self::bad_request("upload_interrupted", e.to_string()),
+            StoreError::NotFound => Self::not_found("no asset at this path"),
+            StoreError::Backend(ref source) => {
+                tracing::error!(error = %source, "storage backend error");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the storage backend did not answer; try again shortly",
+                )
+                .with_header(header::RETRY_AFTER, RETRY_AFTER_SECS)
+            }
+            StoreError::Corrupt { .. } => {
+                tracing::error!(error = %e, "corrupt stored data");
+                Self::internal()
+            }
+        }
+    }
+}

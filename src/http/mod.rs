@@ -1,0 +1,101 @@
+//! The HTTP surface: public serving under `/media`, the admin API under `/api`, and health.
+//!
+//! Handlers stay thin: they turn requests into calls on [`crate::store::Store`] and the pure
+//! functions of [`conditional`], and turn the results into responses. Every error leaves as
+//! JSON through [`error::ApiError`].
+
+pub mod admin;
+pub mod auth;
+pub mod conditional;
+pub mod error;
+pub mod public;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::media_kind::MAX_UPLOAD_SIZE;
+use crate::store::Store;
+use error::ApiError;
+
+/// What every handler shares: cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The assets.
+    pub store: Store,
+    /// Digest of the admin token.
+    pub admin_token: auth::AdminToken,
+    /// Scheme, host and prefix for the URLs handed out, without a trailing slash.
+    pub public_base: Arc<str>,
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let admin = admin::routes()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ))
+        // Uploads are streamed and limited by kind in the store; multipart framing adds a
+        // little on top of the largest media.
+        .layer(DefaultBodyLimit::max(
+            MAX_UPLOAD_SIZE as usize + 1024 * 1024,
+        ));
+    Router::new()
+        .merge(public::routes())
+        .nest("/api", admin)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::map_response(json_method_not_allowed))
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.check_ready().await {
+        Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"status": "unavailable", "reason": "storage does not answer"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// axum answers a known path with an unrouted method by an empty 405 that carries `Allow`;
+/// give it the JSON body every other error has.
+async fn json_method_not_allowed(response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED
+        || response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let allowed = allow
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let mut out = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this resource accepts only {allowed}"),
+    )
+    .into_response();
+    if let Some(allow) = allow {
+        out.headers_mut().insert(header::ALLOW, allow);
+    }
+    out
+}

@@ -1,0 +1,190 @@
+//! media-origin: an origin server for WhatsApp Business media.
+//!
+//! Businesses upload assets through the authenticated admin API; the server keeps them on local
+//! disk or in S3 and serves them to Meta's media fetcher with exactly the caching headers their
+//! policy asks for (see `WHATSAPP_MEDIA.md` §2 for what Meta does with each).
+//!
+//! Module map:
+//! - [`config`]: settings from `config.toml`, the environment and flags.
+//! - [`policy`]: the four cache policies and folder-rule resolution.
+//! - [`media_kind`]: WhatsApp's kinds, exact MIME types, size limits, byte sniffing.
+//! - [`store`]: assets on an object store: blobs, records, path validation.
+//! - [`http`]: public serving, the admin API, auth, errors.
+//! - [`cli`]: the command line.
+//!
+//! [`Server::bind`] builds the whole application from settings; `main` and the integration tests
+//! both go through it (tests bind port 0).
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod media_kind;
+pub mod policy;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use config::{Backend, Settings};
+use http::AppState;
+use store::Store;
+
+/// Format epoch seconds as an IMF-fixdate (RFC 9110 §5.6.7).
+pub fn http_date(secs: u64) -> String {
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// A bound, ready-to-run server.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    gc_interval: Duration,
+    gc_grace: Duration,
+}
+
+impl Server {
+    /// Open the store, clean up what interrupted uploads left, and bind the listener.
+    pub async fn bind(settings: &Settings) -> anyhow::Result<Self> {
+        let ttl = Duration::from_millis(settings.storage.cache_ttl_ms);
+        let store = match settings.storage.backend {
+            Backend::Local => Store::local(
+                &settings.storage.path,
+                ttl,
+                settings.cache.default,
+                settings.cache.folders.clone(),
+            )
+            .with_context(|| {
+                format!(
+                    "opening local storage at {}",
+                    settings.storage.path.display()
+                )
+            })?,
+        };
+        let removed = store
+            .clean_up_interrupted_uploads()
+            .await
+            .context("cleaning up interrupted uploads")?;
+        if removed > 0 {
+            tracing::info!(removed, "removed leftovers of interrupted uploads");
+        }
+        let token = admin_token(settings)?;
+        let listener = TcpListener::bind(settings.server.bind)
+            .await
+            .with_context(|| format!("binding {}", settings.server.bind))?;
+        let addr = listener.local_addr()?;
+        let public_base = match &settings.server.public_base_url {
+            Some(base) => base.clone(),
+            None => {
+                if addr.ip().is_unspecified() {
+                    tracing::warn!(
+                        "listening on all interfaces without server.public_base_url: \
+                         links will name 127.0.0.1; set the public URL Meta should fetch"
+                    );
+                }
+                derived_base(addr)
+            }
+        };
+        Ok(Self {
+            listener,
+            state: AppState {
+                store,
+                admin_token: http::auth::AdminToken::new(&token),
+                public_base: Arc::from(public_base),
+            },
+            gc_interval: Duration::from_secs(settings.storage.gc_interval_secs),
+            gc_grace: Duration::from_secs(settings.storage.gc_grace_secs),
+        })
+    }
+
+    /// The bound address (the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The base of the URLs handed out.
+    pub fn public_base(&self) -> &str {
+        &self.state.public_base
+    }
+
+    /// Serve until `shutdown` completes, then finish the requests in flight.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let gc = (!self.gc_interval.is_zero()).then(|| {
+            let store = self.state.store.clone();
+            let (interval, grace) = (self.gc_interval, self.gc_grace);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(interval);
+                loop {
+                    tick.tick().await;
+                    match store.collect_garbage(grace).await {
+                        Ok(report) => tracing::info!(?report, "garbage collection done"),
+                        Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+                    }
+                }
+            })
+        });
+        let app = http::router(self.state).layer(TraceLayer::new_for_http());
+        tracing::info!(addr = %self.listener.local_addr()?, "serving");
+        let result = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        if let Some(gc) = gc {
+            gc.abort();
+        }
+        result
+    }
+}
+
+fn derived_base(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// The admin token: configured, or generated once and kept in the token file (mode 0600) so
+/// the admin API is never open without one.
+fn admin_token(settings: &Settings) -> anyhow::Result<String> {
+    if let Some(token) = &settings.admin.token {
+        return Ok(token.expose().to_owned());
+    }
+    let file = settings.token_file();
+    if let Ok(existing) = std::fs::read_to_string(&file)
+        && !existing.trim().is_empty()
+    {
+        tracing::info!(file = %file.display(), "admin token read from the token file");
+        return Ok(existing.trim().to_owned());
+    }
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_private(&file, &token).with_context(|| format!("writing {}", file.display()))?;
+    tracing::warn!(
+        file = %file.display(),
+        "no admin token configured ({}): generated one and wrote it to the token file",
+        config::ADMIN_TOKEN_ENV
+    );
+    Ok(token)
+}
+
+fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(content.as_bytes())
+}

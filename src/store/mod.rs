@@ -1,0 +1,815 @@
+//! Assets on an object store: content-addressed blobs, per-path records, folder policies.
+//!
+//! `object_store` gives one API over local disk and S3. Its local backend keeps no attributes
+//! and S3's own ETag is an MD5 of parts, so the server keeps its own metadata beside the bytes,
+//! in the same layout on every backend:
+//!
+//! ```text
+//! blobs/sha256/<2 hex>/<64 hex>   the bytes, immutable, written once under their hash
+//! assets/<path>.json              the record: blob hash, size, exact type, Last-Modified, ...
+//! policies.json                   folder policies set through the admin API
+//! tmp/<uuid>                      uploads in flight, removed on failure and at start
+//! ```
+//!
+//! An upload streams to `tmp/` while hashing and sniffing, is validated, moved to its blob key,
+//! and only then is the record written. The record write is the commit: a reader sees the old
+//! record or the new one, each pointing at a complete blob. Blobs are never modified, so a
+//! download of an old version keeps streaming while the path is replaced; unreferenced blobs
+//! are removed by [`Store::collect_garbage`] after a grace period.
+//!
+//! Deleting an asset leaves a small tombstone record for a while, so that a path deleted and
+//! uploaded again within one second still gets a later `Last-Modified` than before.
+
+pub mod path;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::buffered::BufWriter;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as Key;
+use object_store::{GetOptions, GetRange, ObjectStore, PutPayload};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::media_kind::{self, Kind, MediaError, MediaType};
+use crate::policy::{CachePolicy, PolicySet};
+pub use path::{AssetPath, PathError};
+
+/// Size of the parts an upload is written in; also what a small upload is buffered up to
+/// before it becomes a multipart upload.
+const WRITE_CHUNK: usize = 8 * 1024 * 1024;
+/// How many records a listing reads at once.
+const LIST_CONCURRENCY: usize = 16;
+/// How long a tombstone is kept: long enough that a re-upload lands in a later second.
+const TOMBSTONE_TTL: u64 = 3600;
+
+/// What a store operation can fail with. The HTTP layer maps each to a status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The bytes are not something WhatsApp accepts (type, size or shape).
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    /// Over the largest size of any kind, before the kind was known.
+    #[error(
+        "the upload is larger than {limit} bytes, the largest size WhatsApp accepts for any media"
+    )]
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The request body could not be read to its end (client gone, malformed framing).
+    #[error("the upload was interrupted: {0}")]
+    Body(String),
+    /// No asset (or no API policy) at that path.
+    #[error("not found")]
+    NotFound,
+    /// The storage backend failed.
+    #[error("storage backend error: {0}")]
+    Backend(#[from] object_store::Error),
+    /// A stored record could not be decoded.
+    #[error("stored record {key} is unreadable: {reason}")]
+    Corrupt {
+        /// Its key.
+        key: String,
+        /// The decoder's complaint.
+        reason: String,
+    },
+}
+
+/// The stored record of one asset path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetRecord {
+    /// The asset path.
+    pub path: String,
+    /// Lowercase hex SHA-256 of the bytes; also names the blob.
+    pub sha256: String,
+    /// Length in bytes.
+    pub size: u64,
+    /// The exact type served in `Content-Type`.
+    pub content_type: String,
+    /// `Last-Modified`, whole seconds since the epoch; moves forward on every content change.
+    pub last_modified: u64,
+    /// The asset's own policy override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<CachePolicy>,
+    /// The file name a document is sent with.
+    pub filename: String,
+    /// When these bytes were uploaded (wall clock, epoch seconds).
+    pub uploaded_at: u64,
+    /// A tombstone: the asset was deleted at `last_modified`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl AssetRecord {
+    /// The WhatsApp kind of the stored type.
+    pub fn kind(&self) -> Option<Kind> {
+        media_kind::kind_of(&self.content_type)
+    }
+
+    /// The strong, quoted entity tag: the full content hash, so it is the same on every
+    /// instance, backend and restart.
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.sha256)
+    }
+
+    /// A short version tag for links: changes whenever the bytes change.
+    pub fn version(&self) -> &str {
+        &self.sha256[..16]
+    }
+}
+
+/// An upload written to a temporary object, hashed and validated, not yet visible.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: Key,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// Length in bytes.
+    pub size: u64,
+    /// The type decided from the declaration and the bytes.
+    pub media: MediaType,
+}
+
+/// What the client said about an upload.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UploadHints<'a> {
+    /// The declared `Content-Type`, if any.
+    pub content_type: Option<&'a str>,
+    /// The file name (for the extension), if any.
+    pub filename: Option<&'a str>,
+}
+
+/// The outcome of a commit.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The new record.
+    pub record: Arc<AssetRecord>,
+    /// True when the path held no asset before.
+    pub created: bool,
+}
+
+/// A page of a listing.
+#[derive(Debug)]
+pub struct Page {
+    /// Records in path order.
+    pub records: Vec<Arc<AssetRecord>>,
+    /// Pass as `cursor` to get the next page; `None` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// What a garbage collection removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GcReport {
+    /// Unreferenced blobs deleted.
+    pub blobs: usize,
+    /// Expired tombstones deleted.
+    pub tombstones: usize,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PolicyFile {
+    #[serde(default)]
+    folders: BTreeMap<String, CachePolicy>,
+}
+
+struct CachedPolicies {
+    set: Arc<PolicySet>,
+    loaded: Instant,
+}
+
+/// The asset store shared by every handler: cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    objects: Arc<dyn ObjectStore>,
+    /// Set for the local backend, whose staging files are cleaned up by walking the directory.
+    local_root: Option<PathBuf>,
+    records: moka::sync::Cache<String, Option<Arc<AssetRecord>>>,
+    cache_ttl: Duration,
+    policies: Mutex<CachedPolicies>,
+    policy_write: tokio::sync::Mutex<()>,
+    path_locks: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Commits hold it shared; garbage collection holds it exclusively while it deletes.
+    gc_gate: tokio::sync::RwLock<()>,
+}
+
+/// Seconds since the epoch, now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn record_key(path: &str) -> Key {
+    Key::from(format!("assets/{path}.json"))
+}
+
+fn blob_key(sha256: &str) -> Key {
+    Key::from(format!("blobs/sha256/{}/{}", &sha256[..2], sha256))
+}
+
+const POLICIES_KEY: &str = "policies.json";
+
+impl Store {
+    /// A store over the local directory `root` (created if missing).
+    pub fn local(
+        root: &std::path::Path,
+        cache_ttl: Duration,
+        default: CachePolicy,
+        config_rules: BTreeMap<String, CachePolicy>,
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(root).map_err(|e| {
+            StoreError::Backend(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: format!("cannot create storage directory {}: {e}", root.display()).into(),
+            })
+        })?;
+        let objects = Arc::new(LocalFileSystem::new_with_prefix(root)?);
+        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+        Ok(Self::new(
+            objects,
+            Some(root),
+            cache_ttl,
+            default,
+            config_rules,
+        ))
+    }
+
+    /// A store over any object store.
+    pub fn new(
+        objects: Arc<dyn ObjectStore>,
+        local_root: Option<PathBuf>,
+        cache_ttl: Duration,
+        default: CachePolicy,
+        config_rules: BTreeMap<String, CachePolicy>,
+    ) -> Self {
+        let set = PolicySet {
+            default,
+            config: config_rules,
+            api: BTreeMap::new(),
+        };
+        let records = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(cache_ttl)
+            .build();
+        Self {
+            inner: Arc::new(Inner {
+                objects,
+                local_root,
+                records,
+                cache_ttl,
+                policies: Mutex::new(CachedPolicies {
+                    set: Arc::new(set),
+                    // Stale from the start, so the first use loads the API rules.
+                    loaded: Instant::now() - cache_ttl - Duration::from_secs(1),
+                }),
+                policy_write: tokio::sync::Mutex::new(()),
+                path_locks: Mutex::default(),
+                gc_gate: tokio::sync::RwLock::new(()),
+            }),
+        }
+    }
+
+    /// Answers when the backend answers: what `/readyz` reports.
+    pub async fn check_ready(&self) -> Result<(), StoreError> {
+        self.inner.objects.list_with_delimiter(None).await?;
+        Ok(())
+    }
+
+    // ---- reading -----------------------------------------------------------------------------
+
+    async fn load_record(&self, path: &str) -> Result<Option<AssetRecord>, StoreError> {
+        let key = record_key(path);
+        match self.inner.objects.get(&key).await {
+            Ok(got) => {
+                let bytes = got.bytes().await?;
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        key: key.to_string(),
+                        reason: e.to_string(),
+                    })
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The live record at `path` (cached for at most the cache TTL), `None` when there is no
+    /// asset.
+    pub async fn record(&self, path: &AssetPath) -> Result<Option<Arc<AssetRecord>>, StoreError> {
+        if let Some(hit) = self.inner.records.get(path.as_str()) {
+            return Ok(hit);
+        }
+        let live = self
+            .load_record(path.as_str())
+            .await?
+            .filter(|r| !r.deleted)
+            .map(Arc::new);
+        self.inner
+            .records
+            .insert(path.as_str().to_owned(), live.clone());
+        Ok(live)
+    }
+
+    /// Stream the bytes of a blob, optionally only `range` (half-open).
+    pub async fn open_blob(
+        &self,
+        sha256: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<impl Stream<Item = Result<Bytes, object_store::Error>> + use<>, StoreError> {
+        let opts = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        let got = self.inner.objects.get_opts(&blob_key(sha256), opts).await?;
+        Ok(got.into_stream())
+    }
+
+    /// One page of the live assets whose path starts with `prefix`, in path order, after
+    /// `cursor`.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        // List the deepest folder the prefix names, then filter on the whole prefix.
+        let folder = prefix.rsplit_once('/').map_or("", |(f, _)| f);
+        let list_prefix = if folder.is_empty() {
+            Key::from("assets")
+        } else {
+            Key::from(format!("assets/{folder}"))
+        };
+        let mut paths: Vec<String> = self
+            .inner
+            .objects
+            .list(Some(&list_prefix))
+            .map_ok(|meta| key_to_asset_path(&meta.location))
+            .try_collect::<Vec<_>>()
+            .await?
+            .into_iter()
+            .flatten()
+            .filter(|p| p.starts_with(prefix) && cursor.is_none_or(|c| p.as_str() > c))
+            .collect();
+        paths.sort_unstable();
+        let more = paths.len() > limit;
+        paths.truncate(limit);
+        let next_cursor = if more { paths.last().cloned() } else { None };
+        let records = futures::stream::iter(paths)
+            .map(|p| async move { self.load_record(&p).await })
+            .buffered(LIST_CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await?
+            .into_iter()
+            .flatten()
+            .filter(|r| !r.deleted)
+            .map(Arc::new)
+            .collect();
+        Ok(Page {
+            records,
+            next_cursor,
+        })
+    }
+
+    // ---- uploading ---------------------------------------------------------------------------
+
+    /// Stream `body` to a temporary object while hashing it and deciding its type. Fails, with
+    /// nothing left behind, as soon as the bytes are known to be unacceptable.
+    pub async fn stage<S, E>(&self, body: S, hints: UploadHints<'_>) -> Result<Staged, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let tmp = Key::from(format!("tmp/{}", uuid::Uuid::new_v4()));
+        let mut writer =
+            BufWriter::with_capacity(Arc::clone(&self.inner.objects), tmp.clone(), WRITE_CHUNK);
+        let written = match write_validated(&mut writer, body, hints).await {
+            Ok(done) => writer.shutdown().await.map(|()| done).map_err(|e| {
+                StoreError::Backend(object_store::Error::Generic {
+                    store: "upload",
+                    source: Box::new(e),
+                })
+            }),
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(error = %abort, "aborting a failed upload");
+                }
+                Err(e)
+            }
+        };
+        match written {
+            Ok((sha256, size, media)) => Ok(Staged {
+                tmp,
+                sha256,
+                size,
+                media,
+            }),
+            Err(e) => {
+                self.delete_quietly(&tmp).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Throw a staged upload away.
+    pub async fn discard(&self, staged: Staged) {
+        self.delete_quietly(&staged.tmp).await;
+    }
+
+    async fn delete_quietly(&self, key: &Key) {
+        match self.inner.objects.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(%key, error = %e, "could not delete a temporary object"),
+        }
+    }
+
+    fn path_lock(&self, path: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.inner.path_locks.lock().expect("path lock map");
+        // Drop locks nobody holds any more, so the map stays as small as the writes in flight.
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        Arc::clone(locks.entry(path.to_owned()).or_default())
+    }
+
+    /// Make a staged upload the asset at `path`. `cache` sets the asset's override; `None`
+    /// keeps the override the path had.
+    pub async fn commit(
+        &self,
+        path: &AssetPath,
+        staged: Staged,
+        cache: Option<CachePolicy>,
+        filename: Option<&str>,
+    ) -> Result<Committed, StoreError> {
+        let lock = self.path_lock(path.as_str());
+        let _held = lock.lock().await;
+        let _gate = self.inner.gc_gate.read().await;
+        let previous = match self.load_record(path.as_str()).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.delete_quietly(&staged.tmp).await;
+                return Err(e);
+            }
+        };
+        // Rename even when the blob exists: the same bytes land again, and the fresh
+        // modification time keeps garbage collection off it.
+        if let Err(e) = self
+            .inner
+            .objects
+            .rename(&staged.tmp, &blob_key(&staged.sha256))
+            .await
+        {
+            self.delete_quietly(&staged.tmp).await;
+            return Err(e.into());
+        }
+        let now = unix_now();
+        let live_previous = previous.as_ref().filter(|p| !p.deleted);
+        let record = AssetRecord {
+            path: path.as_str().to_owned(),
+            sha256: staged.sha256,
+            size: staged.size,
+            content_type: staged.media.content_type,
+            last_modified: next_last_modified(previous.as_ref(), now),
+            cache_control: cache.or(live_previous.and_then(|p| p.cache_control)),
+            filename: filename.unwrap_or(path.file_name()).to_owned(),
+            uploaded_at: now,
+            deleted: false,
+        };
+        let created = live_previous.is_none();
+        let record = self.write_record(record).await?;
+        Ok(Committed { record, created })
+    }
+
+    async fn write_record(&self, record: AssetRecord) -> Result<Arc<AssetRecord>, StoreError> {
+        let json = serde_json::to_vec_pretty(&record).expect("a record always serialises");
+        self.inner
+            .objects
+            .put(&record_key(&record.path), PutPayload::from(json))
+            .await?;
+        let live = (!record.deleted).then(|| Arc::new(record.clone()));
+        self.inner.records.insert(record.path.clone(), live.clone());
+        Ok(live.unwrap_or_else(|| Arc::new(record)))
+    }
+
+    /// Set or clear an asset's own policy override. Content and `Last-Modified` are unchanged.
+    pub async fn set_override(
+        &self,
+        path: &AssetPath,
+        cache: Option<CachePolicy>,
+    ) -> Result<Arc<AssetRecord>, StoreError> {
+        let lock = self.path_lock(path.as_str());
+        let _held = lock.lock().await;
+        let mut record = self
+            .load_record(path.as_str())
+            .await?
+            .filter(|r| !r.deleted)
+            .ok_or(StoreError::NotFound)?;
+        record.cache_control = cache;
+        self.write_record(record).await
+    }
+
+    /// Delete the asset at `path`: from then on its public URL answers 404.
+    pub async fn delete(&self, path: &AssetPath) -> Result<(), StoreError> {
+        let lock = self.path_lock(path.as_str());
+        let _held = lock.lock().await;
+        let mut record = self
+            .load_record(path.as_str())
+            .await?
+            .filter(|r| !r.deleted)
+            .ok_or(StoreError::NotFound)?;
+        record.last_modified = next_last_modified(Some(&record), unix_now());
+        record.deleted = true;
+        self.write_record(record).await?;
+        Ok(())
+    }
+
+    // ---- policies ----------------------------------------------------------------------------
+
+    async fn load_policy_file(&self) -> Result<PolicyFile, StoreError> {
+        let key = Key::from(POLICIES_KEY);
+        match self.inner.objects.get(&key).await {
+            Ok(got) => {
+                let bytes = got.bytes().await?;
+                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                    key: POLICIES_KEY.into(),
+                    reason: e.to_string(),
+                })
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(PolicyFile::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn install_policies(&self, api: BTreeMap<String, CachePolicy>) -> Arc<PolicySet> {
+        let mut cached = self.inner.policies.lock().expect("policy cache");
+        let set = Arc::new(PolicySet {
+            api,
+            ..(*cached.set).clone()
+        });
+        cached.set = Arc::clone(&set);
+        cached.loaded = Instant::now();
+        set
+    }
+
+    /// The current policy set. Rules set through another instance show within the cache TTL;
+    /// if the store cannot be read, the last known rules keep applying.
+    pub async fn policies(&self) -> Arc<PolicySet> {
+        {
+            let cached = self.inner.policies.lock().expect("policy cache");
+            if cached.loaded.elapsed() <= self.inner.cache_ttl {
+                return Arc::clone(&cached.set);
+            }
+        }
+        match self.load_policy_file().await {
+            Ok(file) => self.install_policies(file.folders),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not refresh folder policies; keeping the last known");
+                Arc::clone(&self.inner.policies.lock().expect("policy cache").set)
+            }
+        }
+    }
+
+    /// Set (`Some`) or remove (`None`) the API rule for `folder`. Returns whether a rule existed
+    /// before.
+    pub async fn set_folder_policy(
+        &self,
+        folder: &str,
+        policy: Option<CachePolicy>,
+    ) -> Result<bool, StoreError> {
+        let _held = self.inner.policy_write.lock().await;
+        let mut file = self.load_policy_file().await?;
+        let existed = match policy {
+            Some(p) => file.folders.insert(folder.to_owned(), p).is_some(),
+            None => file.folders.remove(folder).is_some(),
+        };
+        if policy.is_some() || existed {
+            let json = serde_json::to_vec_pretty(&file).expect("policies always serialise");
+            self.inner
+                .objects
+                .put(&Key::from(POLICIES_KEY), PutPayload::from(json))
+                .await?;
+        }
+        self.install_policies(file.folders);
+        Ok(existed)
+    }
+
+    // ---- housekeeping ------------------------------------------------------------------------
+
+    /// Remove what interrupted uploads left: everything under `tmp/` and, on the local
+    /// backend, the staging files object_store writes beside a destination (`name#N`).
+    /// Run at start, before serving.
+    pub async fn clean_up_interrupted_uploads(&self) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        if let Some(root) = &self.inner.local_root {
+            let root = root.clone();
+            removed += tokio::task::spawn_blocking(move || remove_staging_files(&root))
+                .await
+                .unwrap_or(0);
+        }
+        let leftovers: Vec<_> = self
+            .inner
+            .objects
+            .list(Some(&Key::from("tmp")))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        for key in leftovers {
+            self.delete_quietly(&key).await;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Delete blobs no record references and that are older than `grace`, and tombstones past
+    /// their time. The grace period covers uploads between blob and record write on other
+    /// instances, and downloads still streaming an old version.
+    pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport, StoreError> {
+        let mut report = GcReport::default();
+        let _gate = self.inner.gc_gate.write().await;
+        let record_keys: Vec<_> = self
+            .inner
+            .objects
+            .list(Some(&Key::from("assets")))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        let mut referenced = HashSet::new();
+        let now = unix_now();
+        for key in record_keys {
+            let Some(path) = key_to_asset_path(&key) else {
+                continue;
+            };
+            let Some(record) = self.load_record(&path).await? else {
+                continue;
+            };
+            if record.deleted {
+                if record.last_modified + TOMBSTONE_TTL < now {
+                    self.delete_quietly(&key).await;
+                    report.tombstones += 1;
+                }
+            } else {
+                referenced.insert(record.sha256);
+            }
+        }
+        let cutoff = chrono_cutoff(grace);
+        let blobs: Vec<_> = self
+            .inner
+            .objects
+            .list(Some(&Key::from("blobs/sha256")))
+            .try_collect()
+            .await?;
+        for blob in blobs {
+            let Some(name) = blob.location.filename() else {
+                continue;
+            };
+            if !referenced.contains(name) && blob.last_modified < cutoff {
+                self.delete_quietly(&blob.location).await;
+                report.blobs += 1;
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn chrono_cutoff(grace: Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX)
+}
+
+/// `Last-Modified` for a new version: now, but always at least one second after the previous
+/// value (HTTP dates have one-second resolution, and Meta refreshes a `no-cache` asset only
+/// when the value differs), even if the clock went back or two writes share a second.
+fn next_last_modified(previous: Option<&AssetRecord>, now: u64) -> u64 {
+    previous.map_or(now, |p| now.max(p.last_modified + 1))
+}
+
+/// `assets/promo/a.jpg.json` → `promo/a.jpg`; `None` for anything else.
+fn key_to_asset_path(key: &Key) -> Option<String> {
+    let raw = key
+        .as_ref()
+        .strip_prefix("assets/")?
+        .strip_suffix(".json")?;
+    // object_store percent-encodes some characters in keys; asset paths never contain '%'.
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+/// Walk the local root and remove object_store's staging files (`<name>#<n>`): a crash during
+/// a write leaves them, and asset paths never contain `#`.
+fn remove_staging_files(root: &std::path::Path) -> usize {
+    let mut removed = 0;
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(_)
+                    if entry.file_name().to_string_lossy().contains('#')
+                        && std::fs::remove_file(&path).is_ok() =>
+                {
+                    removed += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    removed
+}
+
+/// Copy `body` into `writer`, hashing it and deciding its type from the first bytes; stops at
+/// the first sign that the upload is unacceptable.
+async fn write_validated<S, E>(
+    writer: &mut BufWriter,
+    mut body: S,
+    hints: UploadHints<'_>,
+) -> Result<(String, u64, MediaType), StoreError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let mut head: Vec<u8> = Vec::new();
+    let mut limit = media_kind::MAX_UPLOAD_SIZE;
+    let mut decided = false;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| StoreError::Body(e.to_string()))?;
+        size += chunk.len() as u64;
+        if !decided {
+            let want = media_kind::SNIFF_LEN - head.len();
+            head.extend_from_slice(&chunk[..want.min(chunk.len())]);
+            if head.len() == media_kind::SNIFF_LEN {
+                let media = media_kind::resolve(
+                    hints.content_type,
+                    hints.filename,
+                    &head,
+                    head.len() as u64,
+                )?;
+                limit = media.kind.max_size();
+                decided = true;
+            }
+        }
+        if size > limit {
+            return Err(too_large(&head, hints, size, limit));
+        }
+        hasher.update(&chunk);
+        writer.put(chunk).await?;
+    }
+    let media = media_kind::resolve(hints.content_type, hints.filename, &head, size)?;
+    Ok((hex::encode(hasher.finalize()), size, media))
+}
+
+/// The most precise "too large" error: the kind's own limit when the bytes say the kind.
+fn too_large(head: &[u8], hints: UploadHints<'_>, size: u64, limit: u64) -> StoreError {
+    match media_kind::resolve(hints.content_type, hints.filename, head, size) {
+        Err(e @ MediaError::TooLarge { .. }) => e.into(),
+        _ => StoreError::TooLarge { limit },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_modified_always_moves_forward() {
+        let rec = |lm| AssetRecord {
+            path: "a".into(),
+            sha256: "0".repeat(64),
+            size: 1,
+            content_type: "image/png".into(),
+            last_modified: lm,
+            cache_control: None,
+            filename: "a".into(),
+            uploaded_at: lm,
+            deleted: false,
+        };
+        assert_eq!(next_last_modified(None, 100), 100);
+        assert_eq!(next_last_modified(Some(&rec(50)), 100), 100);
+        assert_eq!(next_last_modified(Some(&rec(100)), 100), 101);
+        // Clock went backwards: still forward.
+        assert_eq!(next_last_modified(Some(&rec(200)), 100), 201);
+    }
+
+    #[test]
+    fn record_keys_map_back_to_paths() {
+        for p in ["a.jpg", "promo/x/Café [1].png", "a.json"] {
+            assert_eq!(key_to_asset_path(&record_key(p)).as_deref(), Some(p));
+        }
+        assert_eq!(key_to_asset_path(&Key::from("blobs/sha256/ab/abc")), None);
+    }
+}

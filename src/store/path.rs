@@ -1,0 +1,286 @@
+//! Asset paths: the one gate between a URL and a storage key.
+//!
+//! Every public and admin route turns its URL path into an [`AssetPath`] here and nowhere else,
+//! so a path that could climb out of the storage root (`..`, `%2e%2e`, `..%2f`, a backslash, an
+//! absolute path, a drive letter) is refused in one place, whatever the encoding. Like
+//! tower-http's `ServeDir`, the check works on decoded segments: the URL is percent-decoded once,
+//! and a `%` left over after that (double encoding such as `%252e`) is refused rather than
+//! decoded again.
+
+use std::fmt;
+
+/// Longest accepted path, in bytes.
+pub const MAX_PATH_LEN: usize = 1024;
+/// Longest accepted segment, in bytes (a common file-system name limit).
+pub const MAX_SEGMENT_LEN: usize = 255;
+
+/// Characters refused anywhere in a path, beyond control characters: separators and wildcards
+/// of other systems, and `%`, which would mean the path was encoded twice.
+const FORBIDDEN: &[char] = &['\\', ':', '*', '?', '"', '<', '>', '|', '#', '%'];
+
+/// A validated asset path: UTF-8 segments separated by `/`, none empty, `.` or `..`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AssetPath(String);
+
+/// Why a path was refused (always a 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// Empty path.
+    #[error("the path is empty")]
+    Empty,
+    /// Over [`MAX_PATH_LEN`].
+    #[error("the path is longer than {MAX_PATH_LEN} bytes")]
+    TooLong,
+    /// A segment over [`MAX_SEGMENT_LEN`].
+    #[error("a path segment is longer than {MAX_SEGMENT_LEN} bytes")]
+    SegmentTooLong,
+    /// Starts with `/`.
+    #[error("the path must be relative (no leading '/')")]
+    Absolute,
+    /// `a//b` or a trailing `/`.
+    #[error("the path has an empty segment ('//' or a trailing '/')")]
+    EmptySegment,
+    /// `.` or `..`.
+    #[error("'.' and '..' are not allowed as path segments")]
+    DotSegment,
+    /// A forbidden character.
+    #[error(
+        "the path contains a forbidden character {0:?} (control characters and \\ : * ? \" < > | # % are not allowed)"
+    )]
+    ForbiddenChar(char),
+    /// Percent-decoding produced bytes that are not UTF-8.
+    #[error("the path is not valid UTF-8 once percent-decoded")]
+    NotUtf8,
+    /// A folder segment ending in `.json`, which would collide with the record layout.
+    #[error("a folder name may not end in '.json'")]
+    JsonFolder,
+}
+
+impl AssetPath {
+    /// Validate an already decoded path.
+    pub fn parse(s: &str) -> Result<Self, PathError> {
+        if s.is_empty() {
+            return Err(PathError::Empty);
+        }
+        if s.len() > MAX_PATH_LEN {
+            return Err(PathError::TooLong);
+        }
+        if s.starts_with('/') {
+            return Err(PathError::Absolute);
+        }
+        if let Some(c) = s.chars().find(|c| c.is_control() || FORBIDDEN.contains(c)) {
+            return Err(PathError::ForbiddenChar(c));
+        }
+        let segments: Vec<&str> = s.split('/').collect();
+        let last = segments.len() - 1;
+        for (i, seg) in segments.iter().enumerate() {
+            match *seg {
+                "" => return Err(PathError::EmptySegment),
+                "." | ".." => return Err(PathError::DotSegment),
+                _ if seg.len() > MAX_SEGMENT_LEN => return Err(PathError::SegmentTooLong),
+                _ if i < last && seg.ends_with(".json") => return Err(PathError::JsonFolder),
+                _ => {}
+            }
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// Percent-decode a raw URL path tail once, then validate it.
+    pub fn from_url(raw: &str) -> Result<Self, PathError> {
+        let decoded = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| PathError::NotUtf8)?;
+        Self::parse(&decoded)
+    }
+
+    /// The path as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The last segment: the file name a document is sent with by default.
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+
+    /// The folder part (empty for a top-level asset).
+    pub fn folder(&self) -> &str {
+        self.0.rsplit_once('/').map_or("", |(f, _)| f)
+    }
+}
+
+impl fmt::Display for AssetPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Validate a folder name for a policy rule or a listing prefix: the same rules as an asset path,
+/// with surrounding slashes trimmed first (`promo/` and `/promo` both mean `promo`).
+pub fn parse_folder(raw: &str) -> Result<String, PathError> {
+    let trimmed = raw.trim_matches('/');
+    AssetPath::parse(trimmed).map(|p| p.0)
+}
+
+/// Percent-encode a path for a URL, keeping `/` as the separator.
+pub fn url_encode(path: &str) -> String {
+    use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+    /// RFC 3986 unreserved characters plus the sub-delims that are safe in a path segment.
+    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'!')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'\'')
+        .remove(b'(')
+        .remove(b')')
+        .remove(b'+')
+        .remove(b',')
+        .remove(b';')
+        .remove(b'=')
+        .remove(b'@');
+    path.split('/')
+        .map(|seg| utf8_percent_encode(seg, SEGMENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn accepts_ordinary_paths() {
+        for ok in [
+            "a.jpg",
+            "promo/banner.jpg",
+            "promo/x/y/z.pdf",
+            "Promo Banner (1).jpg",
+            "café/menü.png",
+            "a..b/c...d",
+            ".well-known/x",
+            "v1.2/file~1 [final].png",
+        ] {
+            assert_eq!(AssetPath::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn refuses_every_escape_and_malformed_shape() {
+        use PathError::*;
+        let long_seg = "a".repeat(256);
+        let long_path = "a/".repeat(600);
+        let cases: Vec<(&str, PathError)> = vec![
+            ("", Empty),
+            ("..", DotSegment),
+            ("../etc/passwd", DotSegment),
+            ("a/../../b", DotSegment),
+            ("a/./b", DotSegment),
+            ("a/..", DotSegment),
+            ("/etc/passwd", Absolute),
+            ("a//b", EmptySegment),
+            ("a/", EmptySegment),
+            ("a\\..\\b", ForbiddenChar('\\')),
+            ("C:/windows", ForbiddenChar(':')),
+            ("c:\\x", ForbiddenChar(':')),
+            ("a\0b", ForbiddenChar('\0')),
+            ("a\nb", ForbiddenChar('\n')),
+            ("a\u{7f}b", ForbiddenChar('\u{7f}')),
+            ("a\u{85}b", ForbiddenChar('\u{85}')),
+            ("%2e%2e/x", ForbiddenChar('%')),
+            ("x.json/a.jpg", JsonFolder),
+            (&long_seg, SegmentTooLong),
+            (&long_path, TooLong),
+        ];
+        for (input, want) in cases {
+            assert_eq!(AssetPath::parse(input), Err(want), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn decodes_once_and_refuses_encoded_escapes() {
+        assert_eq!(
+            AssetPath::from_url("promo/caf%C3%A9.jpg").unwrap().as_str(),
+            "promo/café.jpg"
+        );
+        assert_eq!(AssetPath::from_url("%2e%2e/x"), Err(PathError::DotSegment));
+        assert_eq!(
+            AssetPath::from_url("a/%2E%2E/x"),
+            Err(PathError::DotSegment)
+        );
+        assert_eq!(AssetPath::from_url("..%2fetc"), Err(PathError::DotSegment));
+        assert_eq!(
+            AssetPath::from_url("a%2f..%2f..%2fb"),
+            Err(PathError::DotSegment)
+        );
+        assert_eq!(
+            AssetPath::from_url("%252e%252e/x"),
+            Err(PathError::ForbiddenChar('%'))
+        );
+        assert_eq!(
+            AssetPath::from_url("..%5cx"),
+            Err(PathError::ForbiddenChar('\\'))
+        );
+        assert_eq!(
+            AssetPath::from_url("a%00b"),
+            Err(PathError::ForbiddenChar('\0'))
+        );
+        // Overlong UTF-8 for '.' (0xC0 0xAE) is not UTF-8 at all.
+        assert_eq!(
+            AssetPath::from_url("%c0%ae%c0%ae/x"),
+            Err(PathError::NotUtf8)
+        );
+        assert_eq!(
+            AssetPath::from_url("%2fetc/passwd"),
+            Err(PathError::Absolute)
+        );
+    }
+
+    #[test]
+    fn folder_and_file_name() {
+        let p = AssetPath::parse("promo/x/terms.pdf").unwrap();
+        assert_eq!(p.file_name(), "terms.pdf");
+        assert_eq!(p.folder(), "promo/x");
+        assert_eq!(AssetPath::parse("a.pdf").unwrap().folder(), "");
+        assert_eq!(parse_folder("/promo/").unwrap(), "promo");
+        assert!(parse_folder("/").is_err());
+    }
+
+    #[test]
+    fn url_encoding_round_trips_through_from_url() {
+        let p = "promo/Café banner (1) [v2].jpg";
+        let enc = url_encode(p);
+        assert_eq!(enc, "promo/Caf%C3%A9%20banner%20(1)%20%5Bv2%5D.jpg");
+        assert_eq!(AssetPath::from_url(&enc).unwrap().as_str(), p);
+    }
+
+    proptest! {
+        /// Whatever the input, an accepted path never has a segment that could climb, never
+        /// starts at the root, and stays inside a root directory when joined to it.
+        #[test]
+        fn accepted_paths_stay_under_the_root(s in "[a-z./\\\\%:]{0,20}|\\PC{0,30}") {
+            for p in [AssetPath::parse(&s), AssetPath::from_url(&s)].into_iter().flatten() {
+                {
+                    let root = std::path::Path::new("/srv/root");
+                    let joined = root.join(p.as_str());
+                    prop_assert!(!p.as_str().starts_with('/'));
+                    prop_assert!(p.as_str().split('/').all(|seg| !seg.is_empty() && seg != "." && seg != ".."));
+                    prop_assert!(joined.components().all(|c| !matches!(c, std::path::Component::ParentDir)));
+                    prop_assert!(joined.starts_with(root));
+                }
+            }
+        }
+
+        #[test]
+        fn url_encode_round_trips(segs in proptest::collection::vec("[^/\\x00-\\x1f\\\\:*?\"<>|#%]{1,12}", 1..4)) {
+            let path = segs.join("/");
+            if let Ok(p) = AssetPath::parse(&path) {
+                prop_assert_eq!(AssetPath::from_url(&url_encode(p.as_str())).unwrap(), p);
+            }
+        }
+    }
+}
