@@ -74,28 +74,26 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// axum answers a known path with an unrouted method by an empty 405 that carries `Allow`;
-/// give it the JSON body every other error has.
+/// axum answers a known path with an unrouted method by an empty 405 (and adds `Allow` after
+/// this layer runs); give it the JSON body every other error has.
 async fn json_method_not_allowed(response: Response) -> Response {
     if response.status() != StatusCode::METHOD_NOT_ALLOWED
         || response.headers().contains_key(header::CONTENT_TYPE)
     {
         return response;
     }
-    let allow = response.headers().get(header::ALLOW).cloned();
-    let allowed = allow
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let mut out = ApiError::new(
+    let (mut parts, _) = response.into_parts();
+    let json = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("this resource accepts only {allowed}"),
+        "this method is not allowed here; the Allow header lists the ones that are",
     )
     .into_response();
-    if let Some(allow) = allow {
-        out.headers_mut().insert(header::ALLOW, allow);
+    let (json_parts, body) = json.into_parts();
+    for (name, value) in json_parts.headers {
+        if let Some(name) = name {
+            parts.headers.insert(name, value);
+        }
     }
-    out
+    Response::from_parts(parts, body)
 }

@@ -1,0 +1,217 @@
+//! Test harness: the real server on port 0 over a temporary storage directory, a reqwest
+//! client, and small media fixtures with real magic bytes.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use media_origin::Server;
+use media_origin::config::{Secret, Settings};
+use reqwest::{Client, Method, RequestBuilder, Response};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const TOKEN: &str = "test-admin-token";
+
+/// A running server. `stop` shuts it down gracefully; the storage directory outlives it so a
+/// test can start another server over the same data.
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub base: String,
+    pub storage: Arc<tempfile::TempDir>,
+    pub client: Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(Arc::new(tempfile::tempdir().unwrap()), |_| {}).await
+    }
+
+    pub async fn start_with(
+        storage: Arc<tempfile::TempDir>,
+        customize: impl FnOnce(&mut Settings),
+    ) -> Self {
+        let mut settings = Settings::default();
+        settings.server.bind = "127.0.0.1:0".parse().unwrap();
+        settings.storage.path = storage.path().to_owned();
+        settings.admin.token = Some(Secret::new(TOKEN));
+        customize(&mut settings);
+        settings.validate().unwrap();
+        let server = Server::bind(&settings).await.expect("server binds");
+        let addr = server.local_addr();
+        let base = server.public_base().to_owned();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            base,
+            storage,
+            client: Client::builder().no_proxy().build().unwrap(),
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// A new server over the same storage directory (after `stop`).
+    pub async fn restart(self) -> Self {
+        let storage = Arc::clone(&self.storage);
+        self.stop().await;
+        Self::start_with(storage, |_| {}).await
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.storage.path().to_owned()
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.addr, path_and_query)
+    }
+
+    pub fn media(&self, path: &str) -> String {
+        self.url(&format!("/media/{path}"))
+    }
+
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(&format!("/api{path}")))
+            .bearer_auth(TOKEN)
+    }
+
+    /// `PUT /api/assets/{path}` with a declared type.
+    pub async fn put(&self, path: &str, content_type: &str, body: Vec<u8>) -> Response {
+        self.admin(Method::PUT, &format!("/assets/{path}"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Upload and insist it worked; returns the asset record.
+    pub async fn upload(&self, path: &str, content_type: &str, body: Vec<u8>) -> serde_json::Value {
+        let r = self.put(path, content_type, body).await;
+        let status = r.status();
+        let json: serde_json::Value = r.json().await.unwrap();
+        assert!(status.is_success(), "upload of {path} failed: {status} {json}");
+        json
+    }
+
+    pub async fn get(&self, url: &str) -> Response {
+        self.client.get(url).send().await.unwrap()
+    }
+
+    /// Every file under the storage root, relative, sorted: what a failure must not change.
+    pub fn files(&self) -> Vec<String> {
+        files_under(self.storage.path())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn files_under(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Media fixtures: valid headers followed by a deterministic pseudo-random payload.
+pub mod fixtures {
+    pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn pad(mut head: Vec<u8>, len: usize, seed: u64) -> Vec<u8> {
+        let more = len.saturating_sub(head.len());
+        head.extend(noise(more, seed));
+        head
+    }
+
+    pub fn jpeg(len: usize, seed: u64) -> Vec<u8> {
+        pad(vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0], len, seed)
+    }
+
+    pub fn png(len: usize, seed: u64) -> Vec<u8> {
+        let mut v = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+        v.extend_from_slice(&13u32.to_be_bytes());
+        v.extend_from_slice(b"IHDR");
+        v.extend_from_slice(&640u32.to_be_bytes());
+        v.extend_from_slice(&480u32.to_be_bytes());
+        v.extend_from_slice(&[8, 2, 0, 0, 0, 0x12, 0x34, 0x56, 0x78]);
+        pad(v, len, seed)
+    }
+
+    pub fn pdf(len: usize, seed: u64) -> Vec<u8> {
+        pad(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec(), len, seed)
+    }
+
+    pub fn mp4(len: usize, seed: u64) -> Vec<u8> {
+        let mut v = 24u32.to_be_bytes().to_vec();
+        v.extend_from_slice(b"ftypisom\0\0\x02\0isomiso2");
+        pad(v, len, seed)
+    }
+
+    /// A static 512x512 VP8X WebP.
+    pub fn webp(len: usize, seed: u64) -> Vec<u8> {
+        let mut v = b"RIFF".to_vec();
+        v.extend_from_slice(&((len as u32).saturating_sub(8)).to_le_bytes());
+        v.extend_from_slice(b"WEBPVP8X");
+        v.extend_from_slice(&10u32.to_le_bytes());
+        v.extend_from_slice(&[0, 0, 0, 0]);
+        v.extend_from_slice(&[0xFF, 0x01, 0x00, 0xFF, 0x01, 0x00]); // 511 = 512 - 1, both axes
+        pad(v, len, seed)
+    }
+
+    pub fn text(len: usize) -> Vec<u8> {
+        b"Terms and conditions apply. ".iter().copied().cycle().take(len).collect()
+    }
+
+    /// Mono Ogg Opus: one page holding the OpusHead packet.
+    pub fn ogg_opus(len: usize, seed: u64) -> Vec<u8> {
+        let mut v = b"OggS\0\x02".to_vec();
+        v.extend_from_slice(&[0; 8]); // granule
+        v.extend_from_slice(&[1, 0, 0, 0]); // serial
+        v.extend_from_slice(&[0; 4]); // sequence
+        v.extend_from_slice(&[0; 4]); // crc
+        v.extend_from_slice(&[1, 19]); // one segment of 19 bytes
+        v.extend_from_slice(b"OpusHead\x01\x01\x38\x01\x80\xbb\0\0\0\0\0");
+        pad(v, len, seed)
+    }
+}
