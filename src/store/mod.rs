@@ -282,6 +282,16 @@ impl Store {
 
     /// Answers when the backend answers: what `/readyz` reports.
     pub async fn check_ready(&self) -> Result<(), StoreError> {
+        // The local backend answers a listing of a missing root with nothing at all, so look
+        // at the directory itself.
+        if let Some(root) = &self.inner.local_root
+            && !tokio::fs::metadata(root).await.is_ok_and(|m| m.is_dir())
+        {
+            return Err(StoreError::Backend(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: format!("storage directory {} is missing", root.display()).into(),
+            }));
+        }
         self.inner.objects.list_with_delimiter(None).await?;
         Ok(())
     }

@@ -105,7 +105,10 @@ impl TestServer {
         let r = self.put(path, content_type, body).await;
         let status = r.status();
         let json: serde_json::Value = r.json().await.unwrap();
-        assert!(status.is_success(), "upload of {path} failed: {status} {json}");
+        assert!(
+            status.is_success(),
+            "upload of {path} failed: {status} {json}"
+        );
         json
     }
 
@@ -147,7 +150,10 @@ pub fn files_under(root: &Path) -> Vec<String> {
 /// Media fixtures: valid headers followed by a deterministic pseudo-random payload.
 pub mod fixtures {
     pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407)
+            | 1;
         (0..len)
             .map(|_| {
                 x ^= x << 13;
@@ -165,7 +171,13 @@ pub mod fixtures {
     }
 
     pub fn jpeg(len: usize, seed: u64) -> Vec<u8> {
-        pad(vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0], len, seed)
+        pad(
+            vec![
+                0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0,
+            ],
+            len,
+            seed,
+        )
     }
 
     pub fn png(len: usize, seed: u64) -> Vec<u8> {
@@ -200,7 +212,12 @@ pub mod fixtures {
     }
 
     pub fn text(len: usize) -> Vec<u8> {
-        b"Terms and conditions apply. ".iter().copied().cycle().take(len).collect()
+        b"Terms and conditions apply. "
+            .iter()
+            .copied()
+            .cycle()
+            .take(len)
+            .collect()
     }
 
     /// Mono Ogg Opus: one page holding the OpusHead packet.
@@ -213,5 +230,28 @@ pub mod fixtures {
         v.extend_from_slice(&[1, 19]); // one segment of 19 bytes
         v.extend_from_slice(b"OpusHead\x01\x01\x38\x01\x80\xbb\0\0\0\0\0");
         pad(v, len, seed)
+    }
+}
+
+impl TestServer {
+    /// Send `METHOD target` exactly as written (no client-side URL normalisation, which would
+    /// resolve `%2e%2e` before it reached the server) and return the status and body.
+    pub async fn raw(&self, method: &str, target: &str, extra_headers: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let req = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\n{extra_headers}Connection: close\r\n\r\n",
+            self.addr
+        );
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        tcp.read_to_end(&mut out).await.unwrap();
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {text:?}"));
+        (status, text)
     }
 }
