@@ -1,0 +1,331 @@
+//! The admin API over real HTTP: authentication, records and their ready-to-paste message,
+//! listing with pagination, deletion, and the URLs handed back.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{TOKEN, TestServer, fixtures};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn every_admin_route_needs_the_bearer_token() {
+    let s = TestServer::start().await;
+    s.upload("a.jpg", "image/jpeg", fixtures::jpeg(100, 1))
+        .await;
+    let routes = [
+        (Method::GET, "/api/assets"),
+        (Method::POST, "/api/assets"),
+        (Method::GET, "/api/assets/a.jpg"),
+        (Method::PUT, "/api/assets/b.jpg"),
+        (Method::PATCH, "/api/assets/a.jpg"),
+        (Method::DELETE, "/api/assets/a.jpg"),
+        (Method::GET, "/api/policies"),
+        (Method::PUT, "/api/policies/promo"),
+        (Method::DELETE, "/api/policies/promo"),
+    ];
+    let bad_auth: [Option<String>; 6] = [
+        None,
+        Some("Bearer wrong-token".into()),
+        Some(format!("Basic {TOKEN}")),
+        Some("Bearer".into()),
+        Some("Bearer ".into()),
+        Some(format!("Bearer {TOKEN}x")),
+    ];
+    for (method, route) in &routes {
+        for auth in &bad_auth {
+            let mut req = s
+                .client
+                .request(method.clone(), s.url(route))
+                .header("content-type", "image/jpeg")
+                .body(fixtures::jpeg(100, 2));
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let r = req.send().await.unwrap();
+            assert_eq!(
+                r.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {route} {auth:?}"
+            );
+            assert_eq!(
+                r.headers()["www-authenticate"],
+                "Bearer realm=\"media-origin\""
+            );
+            let e: Value = r.json().await.unwrap();
+            assert_eq!(e["error"]["code"], "unauthorized");
+            assert!(!e.to_string().contains(TOKEN));
+        }
+    }
+    // Nothing changed: b.jpg was never stored and a.jpg still serves.
+    assert_eq!(
+        s.get(&s.media("b.jpg")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(s.get(&s.media("a.jpg")).await.status(), StatusCode::OK);
+    // The scheme is case-insensitive.
+    let r = s
+        .client
+        .get(s.url("/api/assets/a.jpg"))
+        .header("authorization", format!("bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_a_configured_token_one_is_generated_into_the_token_file() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let s = TestServer::start_with(Arc::clone(&dir), |c| c.admin.token = None).await;
+    let file = dir.path().join(".admin-token");
+    let token = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(token.len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let anon = s.client.get(s.url("/api/assets")).send().await.unwrap();
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    let ok = s
+        .client
+        .get(s.url("/api/assets"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    // A restart keeps the same token.
+    s.stop().await;
+    let _s = TestServer::start_with(Arc::clone(&dir), |c| c.admin.token = None).await;
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), token);
+}
+
+#[tokio::test]
+async fn records_carry_urls_links_and_a_ready_to_paste_message() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let s = TestServer::start_with(dir, |c| {
+        c.server.public_base_url = Some("https://media.example.com".into());
+    })
+    .await;
+    let body = fixtures::pdf(2000, 5);
+    let r = s
+        .put("legal/Terms 2026.pdf", "application/pdf", body.clone())
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let rec: Value = r.json().await.unwrap();
+    let sha = rec["sha256"].as_str().unwrap();
+    assert_eq!(sha.len(), 64);
+    assert_eq!(rec["path"], "legal/Terms 2026.pdf");
+    assert_eq!(
+        rec["url"],
+        "https://media.example.com/media/legal/Terms%202026.pdf"
+    );
+    assert_eq!(
+        rec["link"],
+        format!(
+            "https://media.example.com/media/legal/Terms%202026.pdf?v={}",
+            &sha[..16]
+        )
+    );
+    assert_eq!(rec["kind"], "document");
+    assert_eq!(rec["content_type"], "application/pdf");
+    assert_eq!(rec["size"], 2000);
+    assert_eq!(rec["etag"], format!("\"{sha}\""));
+    assert_eq!(rec["cache_control"], "max-age=86400");
+    assert_eq!(rec["policy_source"], "default");
+    assert_eq!(
+        rec["message"],
+        json!({"type": "document", "document": {"link": rec["link"], "filename": "Terms 2026.pdf"}})
+    );
+    // The encoded URL resolves to the asset.
+    let r = s.get(&s.media("legal/Terms%202026.pdf")).await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
+
+    let img: Value = s
+        .upload("promo/banner.png", "image/png", fixtures::png(500, 1))
+        .await;
+    assert_eq!(
+        img["message"],
+        json!({"type": "image", "image": {"link": img["link"]}})
+    );
+    let sticker = s
+        .upload("s/hi.webp", "image/webp", fixtures::webp(2000, 1))
+        .await;
+    assert_eq!(sticker["kind"], "sticker");
+    assert_eq!(sticker["message"]["type"], "sticker");
+
+    // GET returns the same record; replacing changes sha, link and Last-Modified.
+    let got: Value = s
+        .admin(Method::GET, "/assets/promo/banner.png")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got, img);
+    let r = s
+        .put("promo/banner.png", "image/png", fixtures::png(500, 2))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let replaced: Value = r.json().await.unwrap();
+    assert_ne!(replaced["link"], img["link"]);
+    assert_ne!(replaced["sha256"], img["sha256"]);
+    assert_eq!(replaced["url"], img["url"]);
+}
+
+#[tokio::test]
+async fn listing_is_paginated_and_filtered_by_prefix() {
+    let s = TestServer::start().await;
+    let mut expected = Vec::new();
+    for i in 0..7 {
+        let p = format!("promo/{i:02}.jpg");
+        s.upload(&p, "image/jpeg", fixtures::jpeg(100, i)).await;
+        expected.push(p);
+    }
+    s.upload("promo/deep/x.jpg", "image/jpeg", fixtures::jpeg(100, 50))
+        .await;
+    expected.push("promo/deep/x.jpg".into());
+    s.upload("promotions/no.jpg", "image/jpeg", fixtures::jpeg(100, 51))
+        .await;
+    s.upload("other.jpg", "image/jpeg", fixtures::jpeg(100, 52))
+        .await;
+    s.upload("promo/gone.jpg", "image/jpeg", fixtures::jpeg(100, 53))
+        .await;
+    s.admin(Method::DELETE, "/assets/promo/gone.jpg")
+        .send()
+        .await
+        .unwrap();
+    expected.sort();
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut url = "/assets?prefix=promo/&limit=3".to_owned();
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={}", urlencode(c)));
+        }
+        let page: Value = s
+            .admin(Method::GET, &url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pages += 1;
+        for a in page["assets"].as_array().unwrap() {
+            assert!(a["url"].as_str().unwrap().contains("/media/promo/"));
+            seen.push(a["path"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+        assert!(pages < 10);
+    }
+    assert_eq!(seen, expected);
+    assert!(pages >= 3);
+
+    let all: Value = s
+        .admin(Method::GET, "/assets")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["assets"].as_array().unwrap().len(), 10);
+    assert!(all["next_cursor"].is_null());
+    for bad in [
+        "/assets?limit=0",
+        "/assets?limit=5000",
+        "/assets?prefix=../x",
+        "/assets?bogus=1",
+    ] {
+        let r = s.admin(Method::GET, bad).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn delete_makes_the_public_path_404_and_missing_assets_404() {
+    let s = TestServer::start().await;
+    s.upload("a.jpg", "image/jpeg", fixtures::jpeg(100, 1))
+        .await;
+    let r = s
+        .admin(Method::DELETE, "/assets/a.jpg")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        s.get(&s.media("a.jpg")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.client
+            .head(s.media("a.jpg"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    for (method, route) in [
+        (Method::DELETE, "/assets/a.jpg"),
+        (Method::GET, "/assets/a.jpg"),
+        (Method::GET, "/assets/never.jpg"),
+    ] {
+        let r = s.admin(method, route).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{route}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "not_found");
+    }
+    let r = s
+        .admin(Method::PATCH, "/assets/a.jpg")
+        .json(&json!({"cache_control": "no-store"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // After a restart it is still gone, and the path can be used again.
+    let s = s.restart().await;
+    assert_eq!(
+        s.get(&s.media("a.jpg")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let r = s.put("a.jpg", "image/jpeg", fixtures::jpeg(100, 2)).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn unknown_admin_methods_answer_405_with_allow() {
+    let s = TestServer::start().await;
+    let r = s.admin(Method::DELETE, "/assets").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let allow = r.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "method_not_allowed");
+    let r = s
+        .admin(Method::POST, "/policies/promo")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
