@@ -41,9 +41,11 @@ use crate::media_kind::{self, Kind, MediaError, MediaType};
 use crate::policy::{CachePolicy, PolicySet};
 pub use path::{AssetPath, PathError};
 
-/// Size of the parts an upload is written in; also what a small upload is buffered up to
-/// before it becomes a multipart upload.
-const WRITE_CHUNK: usize = 8 * 1024 * 1024;
+/// Size of the parts an upload is written in (S3's minimum part size); also what a small upload
+/// is buffered up to before it becomes a multipart upload.
+const WRITE_CHUNK: usize = 5 * 1024 * 1024;
+/// Parts in flight at once: with [`WRITE_CHUNK`], bounds an upload's buffers to about 15 MiB.
+const WRITE_CONCURRENCY: usize = 2;
 /// How many records a listing reads at once.
 const LIST_CONCURRENCY: usize = 16;
 /// How long a tombstone is kept: long enough that a re-upload lands in a later second.
@@ -403,7 +405,8 @@ impl Store {
     {
         let tmp = Key::from(format!("tmp/{}", uuid::Uuid::new_v4()));
         let mut writer =
-            BufWriter::with_capacity(Arc::clone(&self.inner.objects), tmp.clone(), WRITE_CHUNK);
+            BufWriter::with_capacity(Arc::clone(&self.inner.objects), tmp.clone(), WRITE_CHUNK)
+                .with_max_concurrency(WRITE_CONCURRENCY);
         let written = match write_validated(&mut writer, body, hints).await {
             Ok(done) => writer.shutdown().await.map(|()| done).map_err(|e| {
                 StoreError::Backend(object_store::Error::Generic {
