@@ -201,7 +201,8 @@ struct Inner {
     policies: Mutex<CachedPolicies>,
     policy_write: tokio::sync::Mutex<()>,
     path_locks: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Commits hold it shared; garbage collection holds it exclusively while it deletes.
+    /// Commits hold it shared from blob rename to record write; garbage collection holds it
+    /// exclusively while it re-checks and deletes one blob.
     gc_gate: tokio::sync::RwLock<()>,
 }
 
@@ -647,7 +648,15 @@ impl Store {
     /// instances, and downloads still streaming an old version.
     pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport, StoreError> {
         let mut report = GcReport::default();
-        let _gate = self.inner.gc_gate.write().await;
+        // Candidates first: a blob renamed into place after this listing is not one.
+        let cutoff = chrono_cutoff(grace);
+        let candidates: Vec<_> = self
+            .inner
+            .objects
+            .list(Some(&Key::from("blobs/sha256")))
+            .try_filter(|m| futures::future::ready(m.last_modified < cutoff))
+            .try_collect()
+            .await?;
         let record_keys: Vec<_> = self
             .inner
             .objects
@@ -673,20 +682,23 @@ impl Store {
                 referenced.insert(record.sha256);
             }
         }
-        let cutoff = chrono_cutoff(grace);
-        let blobs: Vec<_> = self
-            .inner
-            .objects
-            .list(Some(&Key::from("blobs/sha256")))
-            .try_collect()
-            .await?;
-        for blob in blobs {
+        for blob in candidates {
             let Some(name) = blob.location.filename() else {
                 continue;
             };
-            if !referenced.contains(name) && blob.last_modified < cutoff {
-                self.delete_quietly(&blob.location).await;
-                report.blobs += 1;
+            if referenced.contains(name) {
+                continue;
+            }
+            // A commit since the listings may have renamed the same bytes onto this blob (which
+            // refreshes its time) and written a record for it: commits hold the gate shared
+            // from rename to record write, so look again under the gate before deleting.
+            let _gate = self.inner.gc_gate.write().await;
+            match self.inner.objects.head(&blob.location).await {
+                Ok(now) if now.last_modified < cutoff => {
+                    self.delete_quietly(&blob.location).await;
+                    report.blobs += 1;
+                }
+                _ => {}
             }
         }
         Ok(report)
