@@ -127,8 +127,13 @@ async fn records_carry_urls_links_and_a_ready_to_paste_message() {
     assert_eq!(
         rec["link"],
         format!(
-            "https://media.example.com/media/legal/Terms%202026.pdf?v={}",
-            &sha[..16]
+            "https://media.example.com/media/legal/Terms%202026.pdf?v={}-{}",
+            &sha[..12],
+            httpdate::parse_http_date(rec["last_modified"].as_str().unwrap())
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
         )
     );
     assert_eq!(rec["kind"], "document");

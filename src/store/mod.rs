@@ -121,9 +121,11 @@ impl AssetRecord {
         format!("\"{}\"", self.sha256)
     }
 
-    /// A short version tag for links: changes whenever the bytes change.
-    pub fn version(&self) -> &str {
-        &self.sha256[..16]
+    /// The version tag in links: the content hash and the `Last-Modified` second, so it changes
+    /// on every content change, a restore of older bytes included (a link handed out before
+    /// may be cached by Meta with the bytes that were live then).
+    pub fn version(&self) -> String {
+        format!("{}-{}", &self.sha256[..12], self.last_modified)
     }
 }
 
@@ -485,7 +487,7 @@ impl Store {
             self.delete_quietly(&staged.tmp).await;
             return Err(e.into());
         }
-        let now = unix_now();
+        let now = wait_for_a_later_second(previous.as_ref()).await;
         let live_previous = previous.as_ref().filter(|p| !p.deleted);
         let record = AssetRecord {
             path: path.as_str().to_owned(),
@@ -540,7 +542,8 @@ impl Store {
             .await?
             .filter(|r| !r.deleted)
             .ok_or(StoreError::NotFound)?;
-        record.last_modified = next_last_modified(Some(&record), unix_now());
+        let now = wait_for_a_later_second(Some(&record)).await;
+        record.last_modified = next_last_modified(Some(&record), now);
         record.deleted = true;
         self.write_record(record).await?;
         Ok(())
@@ -709,9 +712,31 @@ fn chrono_cutoff(grace: Duration) -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX)
 }
 
-/// `Last-Modified` for a new version: now, but always at least one second after the previous
-/// value (HTTP dates have one-second resolution, and Meta refreshes a `no-cache` asset only
-/// when the value differs), even if the clock went back or two writes share a second.
+/// The longest a write waits for the clock to pass the previous `Last-Modified`.
+const MAX_CLOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Wait, holding the path's lock, until the wall clock is past the previous `Last-Modified`,
+/// and return the time then. HTTP dates have one-second resolution, Meta refreshes a `no-cache`
+/// asset only when the value differs, and RFC 9110 §8.8.2.1 forbids a `Last-Modified` later
+/// than the response's `Date`: so a second write within one second is published at the next
+/// second rather than stamped in the future. Only if the clock went backwards by more than
+/// [`MAX_CLOCK_WAIT`] does the stamp run ahead of the clock, to keep moving forward.
+async fn wait_for_a_later_second(previous: Option<&AssetRecord>) -> u64 {
+    if let Some(previous) = previous {
+        let target = UNIX_EPOCH + Duration::from_secs(previous.last_modified + 1);
+        if let Ok(wait) = target.duration_since(SystemTime::now()) {
+            if wait <= MAX_CLOCK_WAIT {
+                tokio::time::sleep(wait).await;
+            } else {
+                tracing::warn!(path = %previous.path, ?wait, "the clock is behind this asset's Last-Modified; stamping ahead of it");
+            }
+        }
+    }
+    unix_now()
+}
+
+/// `Last-Modified` for a new version: now, and always at least one second after the previous
+/// value (see [`wait_for_a_later_second`]).
 fn next_last_modified(previous: Option<&AssetRecord>, now: u64) -> u64 {
     previous.map_or(now, |p| now.max(p.last_modified + 1))
 }
