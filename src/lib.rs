@@ -135,7 +135,14 @@ impl Server {
         });
         let app = http::router(self.state).layer(TraceLayer::new_for_http());
         tracing::info!(addr = %self.listener.local_addr()?, "serving");
-        let result = axum::serve(self.listener, app)
+        use axum::serve::ListenerExt;
+        // Small responses must not wait on Nagle's algorithm and delayed ACKs.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         if let Some(gc) = gc {

@@ -199,6 +199,8 @@ struct Inner {
     /// Set for the local backend, whose staging files are cleaned up by walking the directory.
     local_root: Option<PathBuf>,
     records: moka::sync::Cache<String, Option<Arc<AssetRecord>>>,
+    /// Counts record writes; a cache fill only lands if none finished during its read.
+    record_writes: Mutex<u64>,
     cache_ttl: Duration,
     policies: Mutex<CachedPolicies>,
     policy_write: tokio::sync::Mutex<()>,
@@ -272,6 +274,7 @@ impl Store {
                 objects,
                 local_root,
                 records,
+                record_writes: Mutex::new(0),
                 cache_ttl,
                 policies: Mutex::new(CachedPolicies {
                     set: Arc::new(set),
@@ -326,14 +329,29 @@ impl Store {
         if let Some(hit) = self.inner.records.get(path.as_str()) {
             return Ok(hit);
         }
+        let generation = *self
+            .inner
+            .record_writes
+            .lock()
+            .expect("record write counter");
         let live = self
             .load_record(path.as_str())
             .await?
             .filter(|r| !r.deleted)
             .map(Arc::new);
-        self.inner
-            .records
-            .insert(path.as_str().to_owned(), live.clone());
+        // A write that finished while this read was under way may have cached a newer record:
+        // then what was read here may be older, and must not replace it.
+        let writes = self
+            .inner
+            .record_writes
+            .lock()
+            .expect("record write counter");
+        if *writes == generation {
+            self.inner
+                .records
+                .insert(path.as_str().to_owned(), live.clone());
+        }
+        drop(writes);
         Ok(live)
     }
 
@@ -512,7 +530,15 @@ impl Store {
             .put(&record_key(&record.path), PutPayload::from(json))
             .await?;
         let live = (!record.deleted).then(|| Arc::new(record.clone()));
-        self.inner.records.insert(record.path.clone(), live.clone());
+        {
+            let mut writes = self
+                .inner
+                .record_writes
+                .lock()
+                .expect("record write counter");
+            *writes += 1;
+            self.inner.records.insert(record.path.clone(), live.clone());
+        }
         Ok(live.unwrap_or_else(|| Arc::new(record)))
     }
 
@@ -803,11 +829,13 @@ where
             let want = media_kind::SNIFF_LEN - head.len();
             head.extend_from_slice(&chunk[..want.min(chunk.len())]);
             if head.len() == media_kind::SNIFF_LEN {
+                // More bytes may follow: say so, so a character cut at the end of the sniff
+                // window is not mistaken for invalid text. The final check uses the real size.
                 let media = media_kind::resolve(
                     hints.content_type,
                     hints.filename,
                     &head,
-                    head.len() as u64,
+                    size.max(head.len() as u64 + 1),
                 )?;
                 limit = media.kind.max_size();
                 decided = true;
