@@ -228,13 +228,6 @@ impl PolicySet {
     }
 }
 
-/// True when `folder` covers `path` on a folder boundary (`promo` covers `promo/a.jpg`, not
-/// `promotions/a.jpg`).
-pub fn folder_covers(folder: &str, path: &str) -> bool {
-    path.strip_prefix(folder)
-        .is_some_and(|rest| rest.starts_with('/'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,7 +363,6 @@ mod tests {
                 && path.starts_with(&folder)
                 && path.as_bytes()[folder.len()] == b'/';
             prop_assert_eq!(covered, expected);
-            prop_assert_eq!(folder_covers(&folder, &path), expected);
         }
     }
 }
