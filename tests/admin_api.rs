@@ -164,14 +164,7 @@ async fn records_carry_urls_links_and_a_ready_to_paste_message() {
     assert_eq!(sticker["message"]["type"], "sticker");
 
     // GET returns the same record; replacing changes sha, link and Last-Modified.
-    let got: Value = s
-        .admin(Method::GET, "/assets/promo/banner.png")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = s.admin_json(Method::GET, "/assets/promo/banner.png").await;
     assert_eq!(got, img);
     let r = s
         .put("promo/banner.png", "image/png", fixtures::png(500, 2))
@@ -215,14 +208,7 @@ async fn listing_is_paginated_and_filtered_by_prefix() {
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={}", urlencode(c)));
         }
-        let page: Value = s
-            .admin(Method::GET, &url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: Value = s.admin_json(Method::GET, &url).await;
         pages += 1;
         for a in page["assets"].as_array().unwrap() {
             assert!(a["url"].as_str().unwrap().contains("/media/promo/"));
@@ -237,14 +223,7 @@ async fn listing_is_paginated_and_filtered_by_prefix() {
     assert_eq!(seen, expected);
     assert!(pages >= 3);
 
-    let all: Value = s
-        .admin(Method::GET, "/assets")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = s.admin_json(Method::GET, "/assets").await;
     assert_eq!(all["assets"].as_array().unwrap().len(), 10);
     assert!(all["next_cursor"].is_null());
     for bad in [

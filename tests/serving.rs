@@ -111,14 +111,7 @@ async fn folder_asset_and_default_resolution_on_folder_boundaries() {
     for (path, cc, source) in expect {
         let r = s.get(&s.media(path)).await;
         assert_eq!(header(&r, "cache-control"), cc, "{path}");
-        let rec: Value = s
-            .admin(Method::GET, &format!("/assets/{path}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let rec: Value = s.admin_json(Method::GET, &format!("/assets/{path}")).await;
         assert_eq!(rec["cache_control"], cc, "{path}");
         assert_eq!(rec["policy_source"], source, "{path}");
     }
@@ -176,14 +169,7 @@ async fn folder_asset_and_default_resolution_on_folder_boundaries() {
     );
     assert_eq!(header(&served, "etag"), rec["etag"].as_str().unwrap());
 
-    let list: Value = s
-        .admin(Method::GET, "/policies")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = s.admin_json(Method::GET, "/policies").await;
     assert_eq!(list["default"]["cache_control"], "max-age=600");
     let folders = list["folders"].as_array().unwrap();
     let promo = folders.iter().find(|r| r["folder"] == "promo").unwrap();

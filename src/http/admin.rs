@@ -416,9 +416,9 @@ async fn list_policies(State(state): State<AppState>) -> Response {
 
 fn folder_from_uri(uri: &Uri) -> Result<String, ApiError> {
     let raw = uri.path().strip_prefix("/policies/").unwrap_or_default();
-    Ok(parse_folder(
-        AssetPath::from_url(raw.trim_matches('/'))?.as_str(),
-    )?)
+    Ok(AssetPath::from_url(raw.trim_matches('/'))?
+        .as_str()
+        .to_owned())
 }
 
 async fn put_policy(

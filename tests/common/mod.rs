@@ -90,6 +90,17 @@ impl TestServer {
             .bearer_auth(TOKEN)
     }
 
+    /// An admin request without a body, answered with JSON (whatever the status).
+    pub async fn admin_json(&self, method: Method, path: &str) -> serde_json::Value {
+        self.admin(method, path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// `PUT /api/assets/{path}` with a declared type.
     pub async fn put(&self, path: &str, content_type: &str, body: Vec<u8>) -> Response {
         self.admin(Method::PUT, &format!("/assets/{path}"))
