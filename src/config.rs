@@ -85,9 +85,13 @@ impl Default for ServerSettings {
 pub enum Backend {
     /// A directory on local disk.
     Local,
+    /// An S3 bucket, on AWS or any S3-compatible store (MinIO, R2, Garage, Ceph).
+    S3,
 }
 
-/// `[storage]`
+/// `[storage]`: one flat section, so that every key can be set as
+/// `MEDIA_ORIGIN__STORAGE__<KEY>` and `MEDIA_ORIGIN__STORAGE__BACKEND=s3` plus the bucket keys
+/// switches a stock `config.toml` to S3.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageSettings {
@@ -96,12 +100,51 @@ pub struct StorageSettings {
     /// Root directory of the local backend.
     pub path: PathBuf,
     /// How long records and folder policies are cached in memory, in milliseconds. Writes made
-    /// through this instance show at once; this bounds how stale anything else can be.
+    /// through this instance show at once; this bounds how long another instance's write takes
+    /// to show.
     pub cache_ttl_ms: u64,
     /// How often unreferenced blobs are collected, in seconds (0: never).
     pub gc_interval_secs: u64,
     /// How old an unreferenced blob must be before it is collected, in seconds.
     pub gc_grace_secs: u64,
+    /// S3: the bucket.
+    pub bucket: Option<String>,
+    /// S3: the region; `AWS_REGION` / `AWS_DEFAULT_REGION`, then `us-east-1`, when unset
+    /// (S3-compatible stores usually accept any).
+    pub region: Option<String>,
+    /// S3: the endpoint of an S3-compatible store, e.g. `http://127.0.0.1:9000`; `AWS_ENDPOINT`,
+    /// then AWS itself, when unset.
+    pub endpoint: Option<String>,
+    /// S3: allow a plain-HTTP endpoint (a local MinIO); refused otherwise.
+    pub allow_http: bool,
+    /// S3: path-style requests (`endpoint/bucket/key`), which S3-compatible stores expect;
+    /// `false` for virtual-hosted style (`bucket.endpoint/key`).
+    pub path_style: bool,
+    /// S3: a key prefix inside the bucket, so several deployments can share one bucket.
+    pub prefix: Option<String>,
+    /// S3: the access key ID. Without it, the standard AWS variables (`AWS_ACCESS_KEY_ID`, ...),
+    /// then the instance's role, are used.
+    pub access_key_id: Option<String>,
+    /// S3: the secret access key (prefer `AWS_SECRET_ACCESS_KEY`).
+    pub secret_access_key: Option<Secret>,
+    /// S3: a session token for temporary credentials (prefer `AWS_SESSION_TOKEN`).
+    pub session_token: Option<Secret>,
+    /// S3: how long connecting may take, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// S3: how long one request may wait for its answer, in milliseconds: the whole of a small
+    /// request (records, policies, listings), and the first byte and each later chunk of a
+    /// download.
+    pub timeout_ms: u64,
+    /// S3: how long one part of an upload, or the server-side copy into place, may take, in
+    /// milliseconds.
+    pub transfer_timeout_ms: u64,
+    /// S3: how often a failed request is retried (connection errors, timeouts, 5xx, 429),
+    /// with exponential backoff.
+    pub retries: usize,
+    /// S3: temporary objects and unfinished multipart uploads older than this are removed by
+    /// the clean-up at start and at every garbage collection, in seconds. Other instances may
+    /// be uploading into the same bucket, so only old ones are taken.
+    pub stale_upload_secs: u64,
 }
 
 impl Default for StorageSettings {
@@ -112,6 +155,20 @@ impl Default for StorageSettings {
             cache_ttl_ms: 2000,
             gc_interval_secs: 3600,
             gc_grace_secs: 3600,
+            bucket: None,
+            region: None,
+            endpoint: None,
+            allow_http: false,
+            path_style: true,
+            prefix: None,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            connect_timeout_ms: 2000,
+            timeout_ms: 5000,
+            transfer_timeout_ms: 120_000,
+            retries: 2,
+            stale_upload_secs: 3600,
         }
     }
 }
@@ -188,6 +245,7 @@ impl Settings {
             folders.insert(clean, *policy);
         }
         self.cache.folders = folders;
+        self.storage.validate()?;
         if let Some(base) = &self.server.public_base_url {
             let base = base.trim().trim_end_matches('/');
             if base.is_empty() {
@@ -209,6 +267,55 @@ impl Settings {
             .token_file
             .clone()
             .unwrap_or_else(|| self.storage.path.join(".admin-token"))
+    }
+}
+
+impl StorageSettings {
+    fn validate(&mut self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.timeout_ms == 0 || self.transfer_timeout_ms == 0 || self.connect_timeout_ms == 0 {
+            return invalid("storage timeouts must be greater than 0 ms".into());
+        }
+        if self.backend != Backend::S3 {
+            return Ok(());
+        }
+        match self.bucket.as_deref().map(str::trim) {
+            None | Some("") => {
+                return invalid(
+                    "storage.backend = \"s3\" needs storage.bucket \
+                     (or MEDIA_ORIGIN__STORAGE__BUCKET)"
+                        .into(),
+                );
+            }
+            Some(b) => self.bucket = Some(b.to_owned()),
+        }
+        if let Some(endpoint) = self.endpoint.as_deref().map(str::trim) {
+            if endpoint.is_empty() {
+                self.endpoint = None;
+            } else if endpoint.starts_with("http://") && !self.allow_http {
+                return invalid(format!(
+                    "storage.endpoint {endpoint:?} is plain HTTP: set storage.allow_http = true \
+                     to allow it"
+                ));
+            } else if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return invalid(format!(
+                    "storage.endpoint {endpoint:?} must start with http:// or https://"
+                ));
+            } else {
+                self.endpoint = Some(endpoint.trim_end_matches('/').to_owned());
+            }
+        }
+        if let Some(prefix) = &self.prefix {
+            let trimmed = prefix.trim_matches('/');
+            if trimmed.is_empty() {
+                self.prefix = None;
+            } else {
+                let clean = parse_folder(trimmed)
+                    .map_err(|e| ConfigError::Invalid(format!("storage.prefix {prefix:?}: {e}")))?;
+                self.prefix = Some(clean);
+            }
+        }
+        Ok(())
     }
 }
 

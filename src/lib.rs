@@ -51,21 +51,18 @@ pub struct Server {
 impl Server {
     /// Open the store, clean up what interrupted uploads left, and bind the listener.
     pub async fn bind(settings: &Settings) -> anyhow::Result<Self> {
-        let ttl = Duration::from_millis(settings.storage.cache_ttl_ms);
-        let store = match settings.storage.backend {
-            Backend::Local => Store::local(
-                &settings.storage.path,
-                ttl,
-                settings.cache.default,
-                settings.cache.folders.clone(),
-            )
-            .with_context(|| {
-                format!(
-                    "opening local storage at {}",
-                    settings.storage.path.display()
-                )
-            })?,
-        };
+        let store = Store::open(
+            &settings.storage,
+            settings.cache.default,
+            settings.cache.folders.clone(),
+        )
+        .with_context(|| match settings.storage.backend {
+            Backend::Local => format!(
+                "opening local storage at {}",
+                settings.storage.path.display()
+            ),
+            Backend::S3 => "configuring the S3 client".to_owned(),
+        })?;
         let removed = store
             .clean_up_interrupted_uploads()
             .await

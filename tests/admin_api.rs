@@ -5,13 +5,12 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{TOKEN, TestServer, fixtures};
+use common::{Backend, Storage, TOKEN, TestServer, fixtures};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-#[tokio::test]
-async fn every_admin_route_needs_the_bearer_token() {
-    let s = TestServer::start().await;
+async fn every_admin_route_needs_the_bearer_token(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     s.upload("a.jpg", "image/jpeg", fixtures::jpeg(100, 1))
         .await;
     let routes = [
@@ -75,11 +74,10 @@ async fn every_admin_route_needs_the_bearer_token() {
     assert_eq!(r.status(), StatusCode::OK);
 }
 
-#[tokio::test]
-async fn without_a_configured_token_one_is_generated_into_the_token_file() {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
+async fn without_a_configured_token_one_is_generated_into_the_token_file(backend: Backend) {
+    let dir = Storage::new(backend).await;
     let s = TestServer::start_with(Arc::clone(&dir), |c| c.admin.token = None).await;
-    let file = dir.path().join(".admin-token");
+    let file = dir.dir.path().join(".admin-token");
     let token = std::fs::read_to_string(&file).unwrap();
     assert_eq!(token.len(), 64);
     #[cfg(unix)]
@@ -104,9 +102,8 @@ async fn without_a_configured_token_one_is_generated_into_the_token_file() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), token);
 }
 
-#[tokio::test]
-async fn records_carry_urls_links_and_a_ready_to_paste_message() {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
+async fn records_carry_urls_links_and_a_ready_to_paste_message(backend: Backend) {
+    let dir = Storage::new(backend).await;
     let s = TestServer::start_with(dir, |c| {
         c.server.public_base_url = Some("https://media.example.com".into());
     })
@@ -176,9 +173,8 @@ async fn records_carry_urls_links_and_a_ready_to_paste_message() {
     assert_eq!(replaced["url"], img["url"]);
 }
 
-#[tokio::test]
-async fn listing_is_paginated_and_filtered_by_prefix() {
-    let s = TestServer::start().await;
+async fn listing_is_paginated_and_filtered_by_prefix(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let mut expected = Vec::new();
     for i in 0..7 {
         let p = format!("promo/{i:02}.jpg");
@@ -246,9 +242,8 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-#[tokio::test]
-async fn delete_makes_the_public_path_404_and_missing_assets_404() {
-    let s = TestServer::start().await;
+async fn delete_makes_the_public_path_404_and_missing_assets_404(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     s.upload("a.jpg", "image/jpeg", fixtures::jpeg(100, 1))
         .await;
     let r = s
@@ -297,9 +292,8 @@ async fn delete_makes_the_public_path_404_and_missing_assets_404() {
     assert_eq!(r.status(), StatusCode::CREATED);
 }
 
-#[tokio::test]
-async fn unknown_admin_methods_answer_405_with_allow() {
-    let s = TestServer::start().await;
+async fn unknown_admin_methods_answer_405_with_allow(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let r = s.admin(Method::DELETE, "/assets").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     let allow = r.headers()["allow"].to_str().unwrap().to_owned();
@@ -312,4 +306,13 @@ async fn unknown_admin_methods_answer_405_with_allow() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+on_both_backends! {
+    every_admin_route_needs_the_bearer_token,
+    without_a_configured_token_one_is_generated_into_the_token_file,
+    records_carry_urls_links_and_a_ready_to_paste_message,
+    listing_is_paginated_and_filtered_by_prefix,
+    delete_makes_the_public_path_404_and_missing_assets_404,
+    unknown_admin_methods_answer_405_with_allow,
 }

@@ -35,7 +35,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{TestServer, fixtures};
+use common::{Backend, TestServer, fixtures};
 use meta::{MetaFetcher, Source};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -743,9 +743,8 @@ async fn start_of_a_real_second() {
 
 // ---- the four policies over a timeline ----------------------------------------------------
 
-#[tokio::test]
-async fn max_age_reuses_the_copy_until_fetched_at_plus_n() {
-    let s = TestServer::start().await;
+async fn max_age_reuses_the_copy_until_fetched_at_plus_n(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     set_folder_policy(&s, "promo", "max-age=3600").await;
     let a = upload(&s, "promo/banner.jpg", fixtures::jpeg(4000, 1)).await;
     assert_eq!(a.cache_control, "max-age=3600");
@@ -771,9 +770,10 @@ async fn max_age_reuses_the_copy_until_fetched_at_plus_n() {
     assert_eq!((f.requests(), f.replacements()), (4, 0));
 }
 
-#[tokio::test]
-async fn no_cache_requests_every_send_and_replaces_only_when_last_modified_changes() {
-    let s = TestServer::start().await;
+async fn no_cache_requests_every_send_and_replaces_only_when_last_modified_changes(
+    backend: Backend,
+) {
+    let s = TestServer::start_on(backend).await;
     set_folder_policy(&s, "news", "no-cache").await;
     let a = upload(&s, "news/today.jpg", fixtures::jpeg(3000, 1)).await;
     assert_eq!(a.cache_control, "no-cache");
@@ -830,9 +830,8 @@ async fn assert_never_cached(s: &TestServer, asset: &Asset, cache_control: &str)
     assert_eq!(r.headers()["cache-control"], cache_control);
 }
 
-#[tokio::test]
-async fn no_store_is_never_cached() {
-    let s = TestServer::start().await;
+async fn no_store_is_never_cached(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     set_folder_policy(&s, "otp", "max-age=3600").await;
     // An asset override beats the folder rule.
     let a = upload(&s, "otp/code.jpg?cache=no-store", fixtures::jpeg(2000, 3)).await;
@@ -843,9 +842,8 @@ async fn no_store_is_never_cached() {
     assert_never_cached(&s, &a, "no-store").await;
 }
 
-#[tokio::test]
-async fn private_is_never_cached() {
-    let s = TestServer::start().await;
+async fn private_is_never_cached(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     set_folder_policy(&s, "invoices", "private").await;
     let a = upload(&s, "invoices/2024/0001.jpg", fixtures::jpeg(2000, 4)).await;
     assert_eq!(
@@ -857,9 +855,8 @@ async fn private_is_never_cached() {
 
 // ---- replacements and policy changes ------------------------------------------------------
 
-#[tokio::test]
-async fn a_replaced_asset_under_max_age_reaches_the_fetcher_through_its_new_link() {
-    let s = TestServer::start().await;
+async fn a_replaced_asset_under_max_age_reaches_the_fetcher_through_its_new_link(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     set_folder_policy(&s, "promo", "max-age=3600").await;
     let a = upload(&s, "promo/sale.jpg", fixtures::jpeg(5000, 1)).await;
     let mut f = MetaFetcher::new();
@@ -892,9 +889,8 @@ async fn a_replaced_asset_under_max_age_reaches_the_fetcher_through_its_new_link
     assert_eq!((f.requests(), f.replacements()), (3, 0));
 }
 
-#[tokio::test]
-async fn a_policy_change_takes_effect_on_the_next_origin_response() {
-    let s = TestServer::start().await;
+async fn a_policy_change_takes_effect_on_the_next_origin_response(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     set_folder_policy(&s, "promo", "max-age=3600").await;
     let a = upload(&s, "promo/flash.jpg", fixtures::jpeg(4000, 5)).await;
     let mut f = MetaFetcher::new();
@@ -938,9 +934,8 @@ async fn a_policy_change_takes_effect_on_the_next_origin_response() {
     assert_eq!(f.requests(), 7);
 }
 
-#[tokio::test]
-async fn an_asset_override_applies_at_once_and_leaves_last_modified_alone() {
-    let s = TestServer::start().await;
+async fn an_asset_override_applies_at_once_and_leaves_last_modified_alone(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     set_folder_policy(&s, "promo", "max-age=3600").await;
     let a = upload(&s, "promo/coupon.jpg", fixtures::jpeg(3000, 6)).await;
 
@@ -971,9 +966,8 @@ async fn an_asset_override_applies_at_once_and_leaves_last_modified_alone() {
 
 // ---- Last-Modified across rapid replacements ----------------------------------------------
 
-#[tokio::test]
-async fn last_modified_differs_across_rapid_replacements_and_a_rollback() {
-    let s = TestServer::start().await;
+async fn last_modified_differs_across_rapid_replacements_and_a_rollback(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     set_folder_policy(&s, "live", "no-cache").await;
     let (bytes_a, bytes_b) = (fixtures::jpeg(3000, 10), fixtures::jpeg(3000, 11));
     let path = "live/score.jpg";
@@ -1028,9 +1022,8 @@ async fn last_modified_differs_across_rapid_replacements_and_a_rollback() {
 /// never cached. Every `v` is served the current bytes, so if A's old link was fetched while B
 /// was current, Meta holds B under it: the link handed out after the restore must differ from
 /// A's old one.
-#[tokio::test]
-async fn a_rollback_under_max_age_gets_a_link_meta_has_not_cached() {
-    let s = TestServer::start().await;
+async fn a_rollback_under_max_age_gets_a_link_meta_has_not_cached(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     set_folder_policy(&s, "promo", "max-age=3600").await;
     let (bytes_a, bytes_b) = (fixtures::jpeg(4000, 20), fixtures::jpeg(4000, 21));
     let a = upload(&s, "promo/hero.jpg", bytes_a.clone()).await;
@@ -1054,4 +1047,16 @@ async fn a_rollback_under_max_age_gets_a_link_meta_has_not_cached() {
         a2.link,
         d.source,
     );
+}
+
+on_both_backends! {
+    max_age_reuses_the_copy_until_fetched_at_plus_n,
+    no_cache_requests_every_send_and_replaces_only_when_last_modified_changes,
+    no_store_is_never_cached,
+    private_is_never_cached,
+    a_replaced_asset_under_max_age_reaches_the_fetcher_through_its_new_link,
+    a_policy_change_takes_effect_on_the_next_origin_response,
+    an_asset_override_applies_at_once_and_leaves_last_modified_alone,
+    last_modified_differs_across_rapid_replacements_and_a_rollback,
+    a_rollback_under_max_age_gets_a_link_meta_has_not_cached,
 }

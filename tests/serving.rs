@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use common::{TestServer, fixtures};
+use common::{Backend, Storage, TestServer, fixtures};
 use media_origin::policy::CachePolicy;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -28,9 +26,8 @@ async fn set_folder(s: &TestServer, folder: &str, policy: &str) -> reqwest::Resp
         .unwrap()
 }
 
-#[tokio::test]
-async fn each_policy_yields_its_exact_headers() {
-    let s = TestServer::start().await;
+async fn each_policy_yields_its_exact_headers(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let body = fixtures::jpeg(4096, 7);
     let sha = hex::encode(Sha256::digest(&body));
     for (i, policy) in ["max-age=3600", "no-cache", "no-store", "private"]
@@ -78,9 +75,8 @@ async fn each_policy_yields_its_exact_headers() {
     }
 }
 
-#[tokio::test]
-async fn folder_asset_and_default_resolution_on_folder_boundaries() {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
+async fn folder_asset_and_default_resolution_on_folder_boundaries(backend: Backend) {
+    let dir = Storage::new(backend).await;
     let s = TestServer::start_with(dir, |c| {
         c.cache.default = CachePolicy::MaxAge(600);
         c.cache
@@ -206,9 +202,8 @@ async fn folder_asset_and_default_resolution_on_folder_boundaries() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn invalid_policies_are_refused_with_the_accepted_forms() {
-    let s = TestServer::start().await;
+async fn invalid_policies_are_refused_with_the_accepted_forms(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     s.upload("a.jpg", "image/jpeg", fixtures::jpeg(100, 1))
         .await;
     for bad in [
@@ -287,9 +282,8 @@ async fn invalid_policies_are_refused_with_the_accepted_forms() {
     );
 }
 
-#[tokio::test]
-async fn runtime_policies_and_validators_survive_a_restart() {
-    let s = TestServer::start().await;
+async fn runtime_policies_and_validators_survive_a_restart(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let rec = s
         .upload("promo/a.jpg", "image/jpeg", fixtures::jpeg(1000, 3))
         .await;
@@ -312,9 +306,8 @@ async fn runtime_policies_and_validators_survive_a_restart() {
     assert_eq!(other["etag"], etag.as_str());
 }
 
-#[tokio::test]
-async fn last_modified_strictly_increases_across_rapid_replacements_and_restores() {
-    let s = TestServer::start().await;
+async fn last_modified_strictly_increases_across_rapid_replacements_and_restores(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let a = fixtures::jpeg(500, 1);
     let b = fixtures::jpeg(500, 2);
     let mut seen = Vec::new();
@@ -362,8 +355,8 @@ async fn last_modified_strictly_increases_across_rapid_replacements_and_restores
 }
 
 /// A 1000-byte asset with known validators, for the conditional and range cases.
-async fn conditional_fixture() -> (TestServer, Vec<u8>, String, String) {
-    let s = TestServer::start().await;
+async fn conditional_fixture(backend: Backend) -> (TestServer, Vec<u8>, String, String) {
+    let s = TestServer::start_on(backend).await;
     let body = fixtures::pdf(1000, 9);
     let rec = s
         .upload("doc.pdf?cache=max-age=60", "application/pdf", body.clone())
@@ -383,9 +376,8 @@ fn shift(date: &str, secs: i64) -> String {
     httpdate::fmt_http_date(t)
 }
 
-#[tokio::test]
-async fn conditional_requests_follow_rfc_9110_order() {
-    let (s, body, etag, lm) = conditional_fixture().await;
+async fn conditional_requests_follow_rfc_9110_order(backend: Backend) {
+    let (s, body, etag, lm) = conditional_fixture(backend).await;
     let weak = format!("W/{etag}");
     let list = format!("\"a\", {etag}, \"b\"");
     let later = shift(&lm, 10);
@@ -479,10 +471,9 @@ enum Expect {
     Unsatisfiable,
 }
 
-#[tokio::test]
-async fn byte_ranges_follow_rfc_9110() {
+async fn byte_ranges_follow_rfc_9110(backend: Backend) {
     use Expect::*;
-    let (s, body, etag, lm) = conditional_fixture().await;
+    let (s, body, etag, lm) = conditional_fixture(backend).await;
     let weak = format!("W/{etag}");
     let other_date = shift(&lm, -10);
     let cases: Vec<(&str, Option<&str>, Expect)> = vec![
@@ -564,9 +555,8 @@ async fn byte_ranges_follow_rfc_9110() {
     assert_eq!(header(&r, "content-length"), "1000");
 }
 
-#[tokio::test]
-async fn head_has_exactly_the_headers_of_get() {
-    let s = TestServer::start().await;
+async fn head_has_exactly_the_headers_of_get(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     s.upload(
         "v.mp4?cache=no-cache",
         "video/mp4",
@@ -589,9 +579,8 @@ async fn head_has_exactly_the_headers_of_get() {
     assert_eq!(get.bytes().await.unwrap().len(), 70_000);
 }
 
-#[tokio::test]
-async fn unknown_paths_methods_and_bad_paths() {
-    let s = TestServer::start().await;
+async fn unknown_paths_methods_and_bad_paths(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     s.upload("a.jpg", "image/jpeg", fixtures::jpeg(100, 1))
         .await;
     let r = s.get(&s.media("missing.jpg")).await;
@@ -636,14 +625,29 @@ async fn unknown_paths_methods_and_bad_paths() {
     );
 }
 
-#[tokio::test]
-async fn readyz_reports_storage_down_while_healthz_stays_up() {
-    let s = TestServer::start().await;
+async fn readyz_reports_storage_down_while_healthz_stays_up(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     assert_eq!(s.get(&s.url("/readyz")).await.status(), StatusCode::OK);
-    std::fs::remove_dir_all(s.root()).unwrap();
+    match backend {
+        Backend::Local => std::fs::remove_dir_all(s.root()).unwrap(),
+        Backend::S3 => s.storage.s3().stop().await,
+    }
     assert_eq!(
         s.get(&s.url("/readyz")).await.status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(s.get(&s.url("/healthz")).await.status(), StatusCode::OK);
+}
+
+on_both_backends! {
+    each_policy_yields_its_exact_headers,
+    folder_asset_and_default_resolution_on_folder_boundaries,
+    invalid_policies_are_refused_with_the_accepted_forms,
+    runtime_policies_and_validators_survive_a_restart,
+    last_modified_strictly_increases_across_rapid_replacements_and_restores,
+    conditional_requests_follow_rfc_9110_order,
+    byte_ranges_follow_rfc_9110,
+    head_has_exactly_the_headers_of_get,
+    unknown_paths_methods_and_bad_paths,
+    readyz_reports_storage_down_while_healthz_stays_up,
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{TOKEN, TestServer, fixtures};
+use common::{Backend, TOKEN, TestServer, fixtures};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
@@ -274,9 +274,8 @@ fn same_ignoring_policies(before: &[String], after: &[String]) -> bool {
 
 // ---- 1. rejections ------------------------------------------------------------------------
 
-#[tokio::test]
-async fn unsupported_declared_type_is_415_and_stores_nothing() {
-    let s = TestServer::start().await;
+async fn unsupported_declared_type_is_415_and_stores_nothing(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let before = s.files();
     let msg = expect_error(
         s.put("promo/anim.gif", "image/gif", gif(2_000)).await,
@@ -297,9 +296,8 @@ async fn unsupported_declared_type_is_415_and_stores_nothing() {
     assert_serves(&s, "promo/anim.gif", None).await;
 }
 
-#[tokio::test]
-async fn declared_type_that_contradicts_the_bytes_is_422() {
-    let s = TestServer::start().await;
+async fn declared_type_that_contradicts_the_bytes_is_422(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let before = s.files();
     let cases: [(&str, &str, Vec<u8>, &str); 3] = [
         ("a.jpg", "image/jpeg", fixtures::png(3_000, 1), "image/png"),
@@ -332,9 +330,8 @@ async fn declared_type_that_contradicts_the_bytes_is_422() {
     assert_eq!(s.files(), before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn oversize_with_content_length_is_413_before_the_body_is_read() {
-    let s = TestServer::start().await;
+async fn oversize_with_content_length_is_413_before_the_body_is_read(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let before = s.files();
 
     // Only the head is sent: the answer must come without waiting for a single body byte.
@@ -382,9 +379,8 @@ async fn oversize_with_content_length_is_413_before_the_body_is_read() {
     assert_serves(&s, "big.bin", None).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn oversize_streamed_without_length_or_type_is_413() {
-    let s = TestServer::start().await;
+async fn oversize_streamed_without_length_or_type_is_413(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let before = s.files();
     for declared in [None, Some("image/jpeg")] {
         let bytes = fixtures::jpeg(IMAGE_MAX + 1, 4);
@@ -404,9 +400,8 @@ async fn oversize_streamed_without_length_or_type_is_413() {
     assert_serves(&s, "streamed.jpg", None).await;
 }
 
-#[tokio::test]
-async fn static_sticker_over_100_kb_is_413() {
-    let s = TestServer::start().await;
+async fn static_sticker_over_100_kb_is_413(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let before = s.files();
     let msg = expect_error(
         s.put(
@@ -442,9 +437,8 @@ async fn static_sticker_over_100_kb_is_413() {
     assert_serves(&s, "stickers/ok.webp", Some(&ok)).await;
 }
 
-#[tokio::test]
-async fn empty_body_is_422() {
-    let s = TestServer::start().await;
+async fn empty_body_is_422(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let before = s.files();
     expect_error(
         s.put("empty.jpg", "image/jpeg", Vec::new()).await,
@@ -462,9 +456,8 @@ async fn empty_body_is_422() {
     assert_serves(&s, "empty.jpg", None).await;
 }
 
-#[tokio::test]
-async fn unrecognised_binary_without_type_is_415() {
-    let s = TestServer::start().await;
+async fn unrecognised_binary_without_type_is_415(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let before = s.files();
     for declared in [None, Some("application/octet-stream")] {
         let body = fixtures::noise(10_000, 7);
@@ -478,9 +471,8 @@ async fn unrecognised_binary_without_type_is_415() {
     assert_serves(&s, "blob.bin", None).await;
 }
 
-#[tokio::test]
-async fn invalid_paths_are_400_and_store_nothing() {
-    let s = TestServer::start().await;
+async fn invalid_paths_are_400_and_store_nothing(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let before = s.files();
     let long = "a".repeat(300);
     let targets = [
@@ -507,9 +499,8 @@ async fn invalid_paths_are_400_and_store_nothing() {
     }
 }
 
-#[tokio::test]
-async fn invalid_cache_query_is_400() {
-    let s = TestServer::start().await;
+async fn invalid_cache_query_is_400(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let before = s.files();
     for query in [
         "cache=forever",
@@ -541,9 +532,8 @@ async fn invalid_cache_query_is_400() {
     assert_serves(&s, "a.jpg", None).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn rejected_replacement_keeps_the_old_asset() {
-    let s = TestServer::start().await;
+async fn rejected_replacement_keeps_the_old_asset(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let old = fixtures::jpeg(20_000, 10);
     s.upload("promo/banner.jpg", "image/jpeg", old.clone())
         .await;
@@ -625,9 +615,8 @@ async fn rejected_replacement_keeps_the_old_asset() {
 
 // ---- 2. accepted uploads ------------------------------------------------------------------
 
-#[tokio::test]
-async fn put_creates_with_201_and_replaces_with_200() {
-    let s = TestServer::start().await;
+async fn put_creates_with_201_and_replaces_with_200(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let first = fixtures::jpeg(10_000, 20);
     let r = s.put("promo/a.jpg", "image/jpeg", first.clone()).await;
     assert_eq!(r.status(), 201);
@@ -669,9 +658,8 @@ async fn put_creates_with_201_and_replaces_with_200() {
     assert_serves(&s, "promo/a.jpg", Some(&first)).await;
 }
 
-#[tokio::test]
-async fn missing_content_type_is_taken_from_the_bytes_and_extension() {
-    let s = TestServer::start().await;
+async fn missing_content_type_is_taken_from_the_bytes_and_extension(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let cases = [
         ("logo.png", fixtures::png(4_000, 30), "image/png", "image"),
         (
@@ -704,9 +692,8 @@ async fn missing_content_type_is_taken_from_the_bytes_and_extension() {
     }
 }
 
-#[tokio::test]
-async fn ogg_opus_is_stored_and_served_as_audio_ogg_codecs_opus() {
-    let s = TestServer::start().await;
+async fn ogg_opus_is_stored_and_served_as_audio_ogg_codecs_opus(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     for (path, declared) in [
         ("voice/a.ogg", Some("audio/ogg")),
         ("voice/b.opus", Some("audio/opus")),
@@ -741,9 +728,8 @@ async fn ogg_opus_is_stored_and_served_as_audio_ogg_codecs_opus() {
     }
 }
 
-#[tokio::test]
-async fn pdf_is_a_document_sent_with_its_file_name() {
-    let s = TestServer::start().await;
+async fn pdf_is_a_document_sent_with_its_file_name(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let bytes = fixtures::pdf(30_000, 50);
     let rec = s
         .upload("legal/terms.pdf", "application/pdf", bytes.clone())
@@ -772,9 +758,8 @@ async fn pdf_is_a_document_sent_with_its_file_name() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn exactly_at_the_size_limit_is_accepted() {
-    let s = TestServer::start().await;
+async fn exactly_at_the_size_limit_is_accepted(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let bytes = fixtures::jpeg(IMAGE_MAX, 60);
     let r = s.put("big/exact.jpg", "image/jpeg", bytes.clone()).await;
     assert_eq!(r.status(), 201);
@@ -802,9 +787,8 @@ async fn exactly_at_the_size_limit_is_accepted() {
 }
 
 /// UTF-8 text longer than the sniffing window (64 KiB) is a document like any other.
-#[tokio::test]
-async fn utf8_text_longer_than_the_sniff_window_is_a_document() {
-    let s = TestServer::start().await;
+async fn utf8_text_longer_than_the_sniff_window_is_a_document(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     // Two-byte characters that happen to end exactly at byte 65536.
     let text = "é".repeat(40_000).into_bytes();
     assert_eq!(text[65_535], 0xA9);
@@ -819,9 +803,8 @@ async fn utf8_text_longer_than_the_sniff_window_is_a_document() {
 /// The same, but with a character straddling the end of the sniffing window: the server
 /// decides the type from the first 64 KiB as if the upload ended there, so the cut character
 /// looks like invalid UTF-8 and the text is refused as binary.
-#[tokio::test]
-async fn utf8_text_with_a_character_across_the_sniff_window_is_a_document() {
-    let s = TestServer::start().await;
+async fn utf8_text_with_a_character_across_the_sniff_window_is_a_document(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let mut text = b"x".to_vec();
     text.extend("é".repeat(40_000).as_bytes());
     assert_eq!(
@@ -843,9 +826,8 @@ async fn utf8_text_with_a_character_across_the_sniff_window_is_a_document() {
 
 // ---- 3. multipart forms -------------------------------------------------------------------
 
-#[tokio::test]
-async fn form_upload_with_path() {
-    let s = TestServer::start().await;
+async fn form_upload_with_path(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let bytes = fixtures::pdf(20_000, 70);
     let form = Form::new().text("path", "legal/terms.pdf").part(
         "file",
@@ -871,9 +853,8 @@ async fn form_upload_with_path() {
     assert_serves(&s, "legal/terms.pdf", Some(&bytes2)).await;
 }
 
-#[tokio::test]
-async fn form_upload_with_folder_keeps_the_file_name() {
-    let s = TestServer::start().await;
+async fn form_upload_with_folder_keeps_the_file_name(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let bytes = fixtures::jpeg(9_000, 72);
     let form = Form::new().text("folder", "promo/2024").part(
         "file",
@@ -900,9 +881,8 @@ async fn form_upload_with_folder_keeps_the_file_name() {
     assert_serves(&s, "promo/logo.png", Some(&bytes)).await;
 }
 
-#[tokio::test]
-async fn form_upload_with_cache() {
-    let s = TestServer::start().await;
+async fn form_upload_with_cache(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let bytes = fixtures::jpeg(9_000, 74);
     let form = Form::new()
         .text("path", "promo/sale.jpg")
@@ -935,9 +915,8 @@ async fn form_upload_with_cache() {
     assert_eq!(rec["policy_source"], "asset");
 }
 
-#[tokio::test]
-async fn form_field_order_does_not_matter() {
-    let s = TestServer::start().await;
+async fn form_field_order_does_not_matter(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let a = fixtures::jpeg(7_000, 75);
     let file_first = Form::new()
         .part("file", file_part(a.clone(), "a.jpg", Some("image/jpeg")))
@@ -967,9 +946,8 @@ async fn form_field_order_does_not_matter() {
     assert_serves(&s, "order/c.jpg", Some(&c)).await;
 }
 
-#[tokio::test]
-async fn invalid_forms_are_400_and_store_nothing() {
-    let s = TestServer::start().await;
+async fn invalid_forms_are_400_and_store_nothing(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let jpeg = || file_part(fixtures::jpeg(6_000, 78), "x.jpg", Some("image/jpeg"));
     let cases: Vec<(&str, Form, &str)> = vec![
         (
@@ -1069,9 +1047,8 @@ async fn invalid_forms_are_400_and_store_nothing() {
     assert_serves(&s, "x.jpg", None).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn malformed_multipart_is_400_and_leaves_nothing() {
-    let s = TestServer::start().await;
+async fn malformed_multipart_is_400_and_leaves_nothing(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let part_head = |boundary: &str, ctype: &str| {
         format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"path\"\r\n\r\ndocs/x.pdf\r\n\
@@ -1193,9 +1170,8 @@ async fn malformed_multipart_is_400_and_leaves_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn rejected_file_in_a_form_stores_nothing() {
-    let s = TestServer::start().await;
+async fn rejected_file_in_a_form_stores_nothing(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let before = s.files();
     let cases: Vec<(Form, u16, &str)> = vec![
         (
@@ -1259,9 +1235,8 @@ async fn rejected_file_in_a_form_stores_nothing() {
 
 // ---- 4. interrupted uploads ---------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn upload_cut_off_mid_body_leaves_nothing() {
-    let s = TestServer::start().await;
+async fn upload_cut_off_mid_body_leaves_nothing(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let before = s.files();
 
     // Small cut: 100 KB of a declared 2 MB.
@@ -1345,9 +1320,8 @@ async fn upload_cut_off_mid_body_leaves_nothing() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn replacement_cut_off_mid_body_keeps_the_old_asset() {
-    let s = TestServer::start().await;
+async fn replacement_cut_off_mid_body_keeps_the_old_asset(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let old = fixtures::pdf(50_000, 92);
     s.upload("docs/menu.pdf", "application/pdf", old.clone())
         .await;
@@ -1399,11 +1373,10 @@ async fn replacement_cut_off_mid_body_keeps_the_old_asset() {
 
 // ---- 5. concurrency -----------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_puts_to_one_path_leave_exactly_one_complete_upload() {
+async fn concurrent_puts_to_one_path_leave_exactly_one_complete_upload(backend: Backend) {
     // Commits to one path are serialised and each waits for a later second (Last-Modified
     // must move forward without running ahead of Date), so this takes about 16 s.
-    let s = TestServer::start().await;
+    let s = TestServer::start_on(backend).await;
     let bodies: Vec<Vec<u8>> = (0..16)
         .map(|i| fixtures::jpeg(40_000 + i * 1_111, 100 + i as u64))
         .collect();
@@ -1452,9 +1425,8 @@ async fn concurrent_puts_to_one_path_leave_exactly_one_complete_upload() {
     assert!(files_under(&s, "tmp/").is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn readers_during_replacements_see_complete_bodies_matching_their_etag() {
-    let s = TestServer::start().await;
+async fn readers_during_replacements_see_complete_bodies_matching_their_etag(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let bodies: Vec<Vec<u8>> = (0..10)
         .map(|i| fixtures::jpeg(150_000 + i * 37_001, 200 + i as u64))
         .collect();
@@ -1513,9 +1485,8 @@ async fn readers_during_replacements_see_complete_bodies_matching_their_etag() {
 /// After a replacement has been answered, the next GET on the same server serves it, even
 /// when GETs that started before the replacement (on a cold record cache, as after a restart
 /// or once the cache TTL ran out) finish after it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
-async fn a_replacement_is_served_by_the_next_get_despite_racing_readers() {
-    let s = TestServer::start().await;
+async fn a_replacement_is_served_by_the_next_get_despite_racing_readers(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let n = 60;
     for i in 0..n {
         s.upload(
@@ -1554,9 +1525,8 @@ async fn a_replacement_is_served_by_the_next_get_despite_racing_readers() {
 
 // ---- 6. a large document ------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn twenty_megabyte_document_round_trips() {
-    let s = TestServer::start().await;
+async fn twenty_megabyte_document_round_trips(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let bytes = fixtures::pdf(20_000_000, 300);
     let want = sha256(&bytes);
     let r = s
@@ -1599,9 +1569,8 @@ async fn twenty_megabyte_document_round_trips() {
 
 /// Sizes at and just past the multipart write's part sizes (5 MiB now, 8 MiB before) land
 /// byte-exact.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn documents_around_the_storage_part_size_round_trip() {
-    let s = TestServer::start().await;
+async fn documents_around_the_storage_part_size_round_trip(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     const MIB: usize = 1024 * 1024;
     for (i, len) in [5 * MIB - 1, 5 * MIB, 5 * MIB + 1, 8 * MIB, 10 * MIB + 1]
         .into_iter()
@@ -1615,4 +1584,38 @@ async fn documents_around_the_storage_part_size_round_trip() {
         assert_serves(&s, &path, Some(&bytes)).await;
     }
     assert!(files_under(&s, "tmp/").is_empty());
+}
+
+on_both_backends! {
+    unsupported_declared_type_is_415_and_stores_nothing,
+    declared_type_that_contradicts_the_bytes_is_422,
+    oversize_with_content_length_is_413_before_the_body_is_read,
+    oversize_streamed_without_length_or_type_is_413,
+    static_sticker_over_100_kb_is_413,
+    empty_body_is_422,
+    unrecognised_binary_without_type_is_415,
+    invalid_paths_are_400_and_store_nothing,
+    invalid_cache_query_is_400,
+    rejected_replacement_keeps_the_old_asset,
+    put_creates_with_201_and_replaces_with_200,
+    missing_content_type_is_taken_from_the_bytes_and_extension,
+    ogg_opus_is_stored_and_served_as_audio_ogg_codecs_opus,
+    pdf_is_a_document_sent_with_its_file_name,
+    exactly_at_the_size_limit_is_accepted,
+    utf8_text_longer_than_the_sniff_window_is_a_document,
+    utf8_text_with_a_character_across_the_sniff_window_is_a_document,
+    form_upload_with_path,
+    form_upload_with_folder_keeps_the_file_name,
+    form_upload_with_cache,
+    form_field_order_does_not_matter,
+    invalid_forms_are_400_and_store_nothing,
+    malformed_multipart_is_400_and_leaves_nothing,
+    rejected_file_in_a_form_stores_nothing,
+    upload_cut_off_mid_body_leaves_nothing,
+    replacement_cut_off_mid_body_keeps_the_old_asset,
+    concurrent_puts_to_one_path_leave_exactly_one_complete_upload,
+    readers_during_replacements_see_complete_bodies_matching_their_etag,
+    a_replacement_is_served_by_the_next_get_despite_racing_readers,
+    twenty_megabyte_document_round_trips,
+    documents_around_the_storage_part_size_round_trip,
 }

@@ -115,8 +115,13 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Body(_) => Self::bad_request("upload_interrupted", e.to_string()),
             StoreError::NotFound => Self::not_found("no asset at this path"),
-            StoreError::Backend(ref source) => {
-                tracing::error!(error = %source, "storage backend error");
+            StoreError::Conflict => Self::new(
+                StatusCode::CONFLICT,
+                "concurrent_write",
+                "another writer kept changing this object; try again",
+            ),
+            StoreError::Backend(_) | StoreError::Timeout { .. } => {
+                tracing::error!(error = %e, "storage backend error");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage_unavailable",

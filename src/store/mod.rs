@@ -21,6 +21,9 @@
 //! uploaded again within one second still gets a later `Last-Modified` than before.
 
 pub mod path;
+pub mod probe;
+pub mod s3;
+mod upload;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -28,24 +31,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
-use object_store::{GetOptions, GetRange, ObjectStore, PutPayload};
+use object_store::{
+    GetOptions, GetRange, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
+use crate::config::{Backend, StorageSettings};
 use crate::media_kind::{self, Kind, MediaError, MediaType};
 use crate::policy::{CachePolicy, PolicySet};
 pub use path::{AssetPath, PathError};
-
-/// Size of the parts an upload is written in (S3's minimum part size); also what a small upload
-/// is buffered up to before it becomes a multipart upload.
-const WRITE_CHUNK: usize = 5 * 1024 * 1024;
-/// Parts in flight at once: with [`WRITE_CHUNK`], bounds an upload's buffers to about 15 MiB.
-const WRITE_CONCURRENCY: usize = 2;
+use upload::{MARKER_SUFFIX, Multipart, PART_SIZE, PARTS_IN_FLIGHT, PartWriter, TmpWriter};
 /// How many records a listing reads at once.
 const LIST_CONCURRENCY: usize = 16;
 /// How long a tombstone is kept: long enough that a re-upload lands in a later second.
@@ -74,6 +75,17 @@ pub enum StoreError {
     /// The storage backend failed.
     #[error("storage backend error: {0}")]
     Backend(#[from] object_store::Error),
+    /// The storage backend did not answer in time.
+    #[error("storage backend timed out after {after:?} while {operation}")]
+    Timeout {
+        /// What was being done.
+        operation: &'static str,
+        /// The bound that ran out.
+        after: Duration,
+    },
+    /// Another instance wrote the same object between our read and our write; read again.
+    #[error("a concurrent write to the same object won")]
+    Conflict,
     /// A stored record could not be decoded.
     #[error("stored record {key} is unreadable: {reason}")]
     Corrupt {
@@ -195,9 +207,23 @@ pub struct Store {
 }
 
 struct Inner {
+    /// Records, policies, listings, small writes.
     objects: Arc<dyn ObjectStore>,
+    /// Blob downloads and uploads (on S3, a client without a whole-request timeout).
+    blobs: Arc<dyn ObjectStore>,
+    /// S3's multipart API; `None` on the local backend.
+    multipart: Option<Arc<Multipart>>,
     /// Set for the local backend, whose staging files are cleaned up by walking the directory.
     local_root: Option<PathBuf>,
+    /// Other instances may write to the same bucket: record and policy writes are conditional,
+    /// and only stale temporaries are cleaned up.
+    shared: bool,
+    /// S3: bound on a download's first byte and on each gap between chunks.
+    blob_timeout: Option<Duration>,
+    /// S3: bound on a server-side copy.
+    transfer_timeout: Option<Duration>,
+    /// S3: temporaries older than this belong to no live upload.
+    stale_uploads: Duration,
     records: moka::sync::Cache<String, Option<Arc<AssetRecord>>>,
     /// Counts record writes; a cache fill only lands if none finished during its read.
     record_writes: Mutex<u64>,
@@ -227,7 +253,86 @@ fn blob_key(sha256: &str) -> Key {
 
 const POLICIES_KEY: &str = "policies.json";
 
+/// How often a conditional write is tried before giving up to another instance's writes.
+const MAX_CONFLICTS: usize = 16;
+
+/// Run a read-modify-write (an `async` block) until it lands over what it read: another
+/// instance may write between the read and the write.
+macro_rules! retry_conflicts {
+    ($attempt:expr) => {{
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match $attempt.await {
+                Err(StoreError::Conflict) if tries < MAX_CONFLICTS => {
+                    tracing::debug!(tries, "lost a write race; reading again");
+                }
+                result => break result,
+            }
+        }
+    }};
+}
+
+/// What a conditional write expects to find.
+#[derive(Debug, Clone)]
+enum Expect {
+    /// Nothing at the key.
+    Absent,
+    /// The object as it was read.
+    Version(UpdateVersion),
+}
+
+/// The options that make a write land only over what was read (S3 `If-None-Match: *` or
+/// `If-Match: <etag>`), so two instances cannot both read the same state and write over each
+/// other. The local backend is one process, serialised by its own locks.
+fn put_options(shared: bool, expect: &Expect) -> PutOptions {
+    let mode = match (shared, expect) {
+        (false, _) => PutMode::Overwrite,
+        (true, Expect::Absent) => PutMode::Create,
+        (true, Expect::Version(v)) => PutMode::Update(v.clone()),
+    };
+    PutOptions::from(mode)
+}
+
+fn conflict_or(e: object_store::Error) -> StoreError {
+    match e {
+        object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. } => {
+            StoreError::Conflict
+        }
+        e => StoreError::Backend(e),
+    }
+}
+
+/// A stored object with the version it was read at.
+struct Versioned<T> {
+    value: T,
+    expect: Expect,
+}
+
 impl Store {
+    /// Open the backend the settings name, with the default policy and config folder rules.
+    pub fn open(
+        settings: &StorageSettings,
+        default: CachePolicy,
+        config_rules: BTreeMap<String, CachePolicy>,
+    ) -> Result<Self, StoreError> {
+        let ttl = Duration::from_millis(settings.cache_ttl_ms);
+        match settings.backend {
+            Backend::Local => Self::local(&settings.path, ttl, default, config_rules),
+            Backend::S3 => {
+                let s3 = s3::connect(settings)?;
+                let mut store = Self::build(s3.objects, s3.blobs, None, ttl, default, config_rules);
+                let inner = Arc::get_mut(&mut store.inner).expect("just built");
+                inner.multipart = Some(s3.multipart);
+                inner.shared = true;
+                inner.blob_timeout = Some(s3.timeout);
+                inner.transfer_timeout = Some(s3.transfer_timeout);
+                inner.stale_uploads = Duration::from_secs(settings.stale_upload_secs);
+                Ok(store)
+            }
+        }
+    }
+
     /// A store over the local directory `root` (created if missing).
     pub fn local(
         root: &std::path::Path,
@@ -241,9 +346,10 @@ impl Store {
                 source: format!("cannot create storage directory {}: {e}", root.display()).into(),
             })
         })?;
-        let objects = Arc::new(LocalFileSystem::new_with_prefix(root)?);
+        let objects: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(root)?);
         let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
-        Ok(Self::new(
+        Ok(Self::build(
+            Arc::clone(&objects),
             objects,
             Some(root),
             cache_ttl,
@@ -252,9 +358,9 @@ impl Store {
         ))
     }
 
-    /// A store over any object store.
-    pub fn new(
+    fn build(
         objects: Arc<dyn ObjectStore>,
+        blobs: Arc<dyn ObjectStore>,
         local_root: Option<PathBuf>,
         cache_ttl: Duration,
         default: CachePolicy,
@@ -272,7 +378,13 @@ impl Store {
         Self {
             inner: Arc::new(Inner {
                 objects,
+                blobs,
+                multipart: None,
                 local_root,
+                shared: false,
+                blob_timeout: None,
+                transfer_timeout: None,
+                stale_uploads: Duration::ZERO,
                 records,
                 record_writes: Mutex::new(0),
                 cache_ttl,
@@ -307,18 +419,41 @@ impl Store {
     // ---- reading -----------------------------------------------------------------------------
 
     async fn load_record(&self, path: &str) -> Result<Option<AssetRecord>, StoreError> {
-        let key = record_key(path);
-        match self.inner.objects.get(&key).await {
+        Ok(self.load_versioned_record(path).await?.value)
+    }
+
+    async fn load_versioned_record(
+        &self,
+        path: &str,
+    ) -> Result<Versioned<Option<AssetRecord>>, StoreError> {
+        self.load_json(&record_key(path)).await
+    }
+
+    /// Read a JSON object and the version it was read at; `None` when there is none.
+    async fn load_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &Key,
+    ) -> Result<Versioned<Option<T>>, StoreError> {
+        match self.inner.objects.get(key).await {
             Ok(got) => {
+                let expect = Expect::Version(UpdateVersion {
+                    e_tag: got.meta.e_tag.clone(),
+                    version: got.meta.version.clone(),
+                });
                 let bytes = got.bytes().await?;
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| StoreError::Corrupt {
-                        key: key.to_string(),
-                        reason: e.to_string(),
-                    })
+                let value = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                    key: key.to_string(),
+                    reason: e.to_string(),
+                })?;
+                Ok(Versioned {
+                    value: Some(value),
+                    expect,
+                })
             }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(object_store::Error::NotFound { .. }) => Ok(Versioned {
+                value: None,
+                expect: Expect::Absent,
+            }),
             Err(e) => Err(e.into()),
         }
     }
@@ -355,18 +490,30 @@ impl Store {
         Ok(live)
     }
 
-    /// Stream the bytes of a blob, optionally only `range` (half-open).
+    /// Stream the bytes of a blob, optionally only `range` (half-open): a range asks the
+    /// backend for those bytes only. On S3 the first byte, and every gap between chunks, is
+    /// bounded by the timeout, so a stalled S3 ends the response rather than holding it open.
     pub async fn open_blob(
         &self,
         sha256: &str,
         range: Option<std::ops::Range<u64>>,
-    ) -> Result<impl Stream<Item = Result<Bytes, object_store::Error>> + use<>, StoreError> {
+    ) -> Result<BoxStream<'static, Result<Bytes, object_store::Error>>, StoreError> {
         let opts = GetOptions {
             range: range.map(GetRange::Bounded),
             ..GetOptions::default()
         };
-        let got = self.inner.objects.get_opts(&blob_key(sha256), opts).await?;
-        Ok(got.into_stream())
+        let key = blob_key(sha256);
+        let get = self.inner.blobs.get_opts(&key, opts);
+        let Some(limit) = self.inner.blob_timeout else {
+            return Ok(get.await?.into_stream().boxed());
+        };
+        let got = tokio::time::timeout(limit, get)
+            .await
+            .map_err(|_| StoreError::Timeout {
+                operation: "opening a blob",
+                after: limit,
+            })??;
+        Ok(idle_bounded(got.into_stream(), limit))
     }
 
     /// One page of the live assets whose path starts with `prefix`, in path order, after
@@ -425,20 +572,21 @@ impl Store {
         E: std::fmt::Display,
     {
         let tmp = Key::from(format!("tmp/{}", uuid::Uuid::new_v4()));
-        let mut writer =
-            BufWriter::with_capacity(Arc::clone(&self.inner.objects), tmp.clone(), WRITE_CHUNK)
-                .with_max_concurrency(WRITE_CONCURRENCY);
+        let mut writer = match &self.inner.multipart {
+            Some(multipart) => TmpWriter::Parts(PartWriter::new(
+                Arc::clone(&self.inner.blobs),
+                Arc::clone(multipart),
+                tmp.clone(),
+            )),
+            None => TmpWriter::Buffered(
+                BufWriter::with_capacity(Arc::clone(&self.inner.blobs), tmp.clone(), PART_SIZE)
+                    .with_max_concurrency(PARTS_IN_FLIGHT),
+            ),
+        };
         let written = match write_validated(&mut writer, body, hints).await {
-            Ok(done) => writer.shutdown().await.map(|()| done).map_err(|e| {
-                StoreError::Backend(object_store::Error::Generic {
-                    store: "upload",
-                    source: Box::new(e),
-                })
-            }),
+            Ok(done) => writer.finish().await.map(|()| done),
             Err(e) => {
-                if let Err(abort) = writer.abort().await {
-                    tracing::warn!(error = %abort, "aborting a failed upload");
-                }
+                writer.abort().await;
                 Err(e)
             }
         };
@@ -487,48 +635,97 @@ impl Store {
         let lock = self.path_lock(path.as_str());
         let _held = lock.lock().await;
         let _gate = self.inner.gc_gate.read().await;
-        let previous = match self.load_record(path.as_str()).await {
-            Ok(p) => p,
-            Err(e) => {
-                self.delete_quietly(&staged.tmp).await;
-                return Err(e);
+        let blob = blob_key(&staged.sha256);
+        let mut placed = false;
+        let result = retry_conflicts!(async {
+            let previous = self.load_versioned_record(path.as_str()).await?;
+            if !placed {
+                self.place_blob(&staged.tmp, &blob).await?;
+                placed = true;
             }
-        };
-        // Rename even when the blob exists: the same bytes land again, and the fresh
-        // modification time keeps garbage collection off it.
-        if let Err(e) = self
-            .inner
-            .objects
-            .rename(&staged.tmp, &blob_key(&staged.sha256))
-            .await
-        {
-            self.delete_quietly(&staged.tmp).await;
-            return Err(e.into());
+            let now = wait_for_a_later_second(previous.value.as_ref()).await;
+            let live_previous = previous.value.as_ref().filter(|p| !p.deleted);
+            let record = AssetRecord {
+                path: path.as_str().to_owned(),
+                sha256: staged.sha256.clone(),
+                size: staged.size,
+                content_type: staged.media.content_type.clone(),
+                last_modified: next_last_modified(previous.value.as_ref(), now),
+                cache_control: cache.or(live_previous.and_then(|p| p.cache_control)),
+                filename: filename.unwrap_or(path.file_name()).to_owned(),
+                uploaded_at: now,
+                deleted: false,
+            };
+            let created = live_previous.is_none();
+            let record = self.write_record(record, &previous.expect).await?;
+            Ok(Committed { record, created })
+        });
+        if result.is_ok() && self.inner.shared {
+            self.ensure_blob(&staged.tmp, &blob).await;
         }
-        let now = wait_for_a_later_second(previous.as_ref()).await;
-        let live_previous = previous.as_ref().filter(|p| !p.deleted);
-        let record = AssetRecord {
-            path: path.as_str().to_owned(),
-            sha256: staged.sha256,
-            size: staged.size,
-            content_type: staged.media.content_type,
-            last_modified: next_last_modified(previous.as_ref(), now),
-            cache_control: cache.or(live_previous.and_then(|p| p.cache_control)),
-            filename: filename.unwrap_or(path.file_name()).to_owned(),
-            uploaded_at: now,
-            deleted: false,
-        };
-        let created = live_previous.is_none();
-        let record = self.write_record(record).await?;
-        Ok(Committed { record, created })
+        // On the local backend a placed upload was renamed away; everywhere else it goes now.
+        if !(placed && self.inner.local_root.is_some()) {
+            self.delete_quietly(&staged.tmp).await;
+        }
+        result
     }
 
-    async fn write_record(&self, record: AssetRecord) -> Result<Arc<AssetRecord>, StoreError> {
+    /// Put the staged bytes at their blob key. Rename (or copy) even when the blob exists: the
+    /// fresh modification time keeps garbage collection off it. S3 has no rename, so the copy
+    /// is kept and the temporary object deleted after the record is written (see
+    /// [`Self::ensure_blob`]).
+    async fn place_blob(&self, tmp: &Key, blob: &Key) -> Result<(), StoreError> {
+        if !self.inner.shared {
+            return Ok(self.inner.objects.rename(tmp, blob).await?);
+        }
+        let copy = self.inner.blobs.copy(tmp, blob);
+        match self.inner.transfer_timeout {
+            Some(limit) => {
+                tokio::time::timeout(limit, copy)
+                    .await
+                    .map_err(|_| StoreError::Timeout {
+                        operation: "copying an upload into place",
+                        after: limit,
+                    })??
+            }
+            None => copy.await?,
+        }
+        Ok(())
+    }
+
+    /// Another instance's garbage collection may have listed the blob as unreferenced just
+    /// before our copy refreshed it and deleted it just after: look once more now the record
+    /// is written, and put the bytes back from the temporary object if they are gone.
+    async fn ensure_blob(&self, tmp: &Key, blob: &Key) {
+        match self.inner.blobs.head(blob).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => {
+                tracing::warn!(%blob, "a blob vanished while it was committed; copying it again");
+                if let Err(e) = self.place_blob(tmp, blob).await {
+                    tracing::error!(%blob, error = %e, "could not restore a committed blob");
+                }
+            }
+            Err(e) => tracing::warn!(%blob, error = %e, "could not confirm a committed blob"),
+        }
+    }
+
+    /// Write a record over the version `expect` names; [`StoreError::Conflict`] when another
+    /// instance wrote first.
+    async fn write_record(
+        &self,
+        record: AssetRecord,
+        expect: &Expect,
+    ) -> Result<Arc<AssetRecord>, StoreError> {
         let json = serde_json::to_vec_pretty(&record).expect("a record always serialises");
         self.inner
             .objects
-            .put(&record_key(&record.path), PutPayload::from(json))
-            .await?;
+            .put_opts(
+                &record_key(&record.path),
+                PutPayload::from(json),
+                put_options(self.inner.shared, expect),
+            )
+            .await
+            .map_err(conflict_or)?;
         let live = (!record.deleted).then(|| Arc::new(record.clone()));
         {
             let mut writes = self
@@ -550,46 +747,43 @@ impl Store {
     ) -> Result<Arc<AssetRecord>, StoreError> {
         let lock = self.path_lock(path.as_str());
         let _held = lock.lock().await;
-        let mut record = self
-            .load_record(path.as_str())
-            .await?
-            .filter(|r| !r.deleted)
-            .ok_or(StoreError::NotFound)?;
-        record.cache_control = cache;
-        self.write_record(record).await
+        retry_conflicts!(async {
+            let current = self.load_versioned_record(path.as_str()).await?;
+            let mut record = current
+                .value
+                .filter(|r| !r.deleted)
+                .ok_or(StoreError::NotFound)?;
+            record.cache_control = cache;
+            self.write_record(record, &current.expect).await
+        })
     }
 
     /// Delete the asset at `path`: from then on its public URL answers 404.
     pub async fn delete(&self, path: &AssetPath) -> Result<(), StoreError> {
         let lock = self.path_lock(path.as_str());
         let _held = lock.lock().await;
-        let mut record = self
-            .load_record(path.as_str())
-            .await?
-            .filter(|r| !r.deleted)
-            .ok_or(StoreError::NotFound)?;
-        let now = wait_for_a_later_second(Some(&record)).await;
-        record.last_modified = next_last_modified(Some(&record), now);
-        record.deleted = true;
-        self.write_record(record).await?;
+        retry_conflicts!(async {
+            let current = self.load_versioned_record(path.as_str()).await?;
+            let mut record = current
+                .value
+                .filter(|r| !r.deleted)
+                .ok_or(StoreError::NotFound)?;
+            let now = wait_for_a_later_second(Some(&record)).await;
+            record.last_modified = next_last_modified(Some(&record), now);
+            record.deleted = true;
+            self.write_record(record, &current.expect).await
+        })?;
         Ok(())
     }
 
     // ---- policies ----------------------------------------------------------------------------
 
-    async fn load_policy_file(&self) -> Result<PolicyFile, StoreError> {
-        let key = Key::from(POLICIES_KEY);
-        match self.inner.objects.get(&key).await {
-            Ok(got) => {
-                let bytes = got.bytes().await?;
-                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                    key: POLICIES_KEY.into(),
-                    reason: e.to_string(),
-                })
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(PolicyFile::default()),
-            Err(e) => Err(e.into()),
-        }
+    async fn load_policy_file(&self) -> Result<Versioned<PolicyFile>, StoreError> {
+        let got = self.load_json(&Key::from(POLICIES_KEY)).await?;
+        Ok(Versioned {
+            value: got.value.unwrap_or_default(),
+            expect: got.expect,
+        })
     }
 
     fn install_policies(&self, api: BTreeMap<String, CachePolicy>) -> Arc<PolicySet> {
@@ -613,7 +807,7 @@ impl Store {
             }
         }
         match self.load_policy_file().await {
-            Ok(file) => self.install_policies(file.folders),
+            Ok(file) => self.install_policies(file.value.folders),
             Err(e) => {
                 tracing::warn!(error = %e, "could not refresh folder policies; keeping the last known");
                 Arc::clone(&self.inner.policies.lock().expect("policy cache").set)
@@ -629,27 +823,39 @@ impl Store {
         policy: Option<CachePolicy>,
     ) -> Result<bool, StoreError> {
         let _held = self.inner.policy_write.lock().await;
-        let mut file = self.load_policy_file().await?;
-        let existed = match policy {
-            Some(p) => file.folders.insert(folder.to_owned(), p).is_some(),
-            None => file.folders.remove(folder).is_some(),
-        };
-        if policy.is_some() || existed {
-            let json = serde_json::to_vec_pretty(&file).expect("policies always serialise");
-            self.inner
-                .objects
-                .put(&Key::from(POLICIES_KEY), PutPayload::from(json))
-                .await?;
-        }
-        self.install_policies(file.folders);
-        Ok(existed)
+        retry_conflicts!(async {
+            let Versioned {
+                value: mut file,
+                expect,
+            } = self.load_policy_file().await?;
+            let existed = match policy {
+                Some(p) => file.folders.insert(folder.to_owned(), p).is_some(),
+                None => file.folders.remove(folder).is_some(),
+            };
+            if policy.is_some() || existed {
+                let json = serde_json::to_vec_pretty(&file).expect("policies always serialise");
+                self.inner
+                    .objects
+                    .put_opts(
+                        &Key::from(POLICIES_KEY),
+                        PutPayload::from(json),
+                        put_options(self.inner.shared, &expect),
+                    )
+                    .await
+                    .map_err(conflict_or)?;
+            }
+            self.install_policies(file.folders);
+            Ok(existed)
+        })
     }
 
     // ---- housekeeping ------------------------------------------------------------------------
 
-    /// Remove what interrupted uploads left: everything under `tmp/` and, on the local
-    /// backend, the staging files object_store writes beside a destination (`name#N`).
-    /// Run at start, before serving.
+    /// Remove what interrupted uploads left under `tmp/`: temporary objects, and the
+    /// multipart uploads their markers name. On the local backend this process is the only
+    /// writer, so everything goes, with the staging files object_store writes beside a
+    /// destination (`name#N`); run it before serving. On S3 other instances may be uploading
+    /// into the same bucket, so only what is older than `stale_upload_secs` goes.
     pub async fn clean_up_interrupted_uploads(&self) -> Result<usize, StoreError> {
         let mut removed = 0;
         if let Some(root) = &self.inner.local_root {
@@ -658,15 +864,27 @@ impl Store {
                 .await
                 .unwrap_or(0);
         }
+        let stale_before = if self.inner.shared {
+            chrono_cutoff(self.inner.stale_uploads)
+        } else {
+            chrono::DateTime::<chrono::Utc>::MAX_UTC
+        };
         let leftovers: Vec<_> = self
             .inner
             .objects
             .list(Some(&Key::from("tmp")))
+            .try_filter(|m| futures::future::ready(m.last_modified < stale_before))
             .map_ok(|m| m.location)
             .try_collect()
             .await?;
         for key in leftovers {
-            self.delete_quietly(&key).await;
+            if key.as_ref().ends_with(MARKER_SUFFIX)
+                && let Some(multipart) = &self.inner.multipart
+            {
+                multipart.abort_marked(&*self.inner.objects, &key).await?;
+            } else {
+                self.delete_quietly(&key).await;
+            }
             removed += 1;
         }
         Ok(removed)
@@ -703,7 +921,9 @@ impl Store {
                 continue;
             };
             if record.deleted {
-                if record.last_modified + TOMBSTONE_TTL < now {
+                // Another instance may re-upload at this path between our read and our delete,
+                // and S3 has no conditional delete: on a shared bucket tombstones stay.
+                if !self.inner.shared && record.last_modified + TOMBSTONE_TTL < now {
                     self.delete_quietly(&key).await;
                     report.tombstones += 1;
                 }
@@ -732,6 +952,28 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// End a download with an error when no chunk arrives within `limit`.
+fn idle_bounded(
+    stream: BoxStream<'static, Result<Bytes, object_store::Error>>,
+    limit: Duration,
+) -> BoxStream<'static, Result<Bytes, object_store::Error>> {
+    futures::stream::unfold(Some(stream), move |state| async move {
+        let mut stream = state?;
+        match tokio::time::timeout(limit, stream.next()).await {
+            Ok(Some(item)) => Some((item, Some(stream))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(object_store::Error::Generic {
+                    store: "S3",
+                    source: format!("no data from the backend for {limit:?}").into(),
+                }),
+                None,
+            )),
+        }
+    })
+    .boxed()
 }
 
 fn chrono_cutoff(grace: Duration) -> chrono::DateTime<chrono::Utc> {
@@ -809,7 +1051,7 @@ fn remove_staging_files(root: &std::path::Path) -> usize {
 /// Copy `body` into `writer`, hashing it and deciding its type from the first bytes; stops at
 /// the first sign that the upload is unacceptable.
 async fn write_validated<S, E>(
-    writer: &mut BufWriter,
+    writer: &mut TmpWriter,
     mut body: S,
     hints: UploadHints<'_>,
 ) -> Result<(String, u64, MediaType), StoreError>

@@ -1,41 +1,127 @@
-//! Test harness: the real server on port 0 over a temporary storage directory, a reqwest
-//! client, and small media fixtures with real magic bytes.
+//! Test harness: the real server on port 0 over a temporary storage directory or a real S3
+//! protocol server's bucket, a reqwest client, and small media fixtures with real magic bytes.
 #![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use media_origin::Server;
-use media_origin::config::{Secret, Settings};
+use media_origin::config::{self, Secret, Settings};
 use reqwest::{Client, Method, RequestBuilder, Response};
+pub use s3::S3Server;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const TOKEN: &str = "test-admin-token";
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    S3,
+}
+
+/// Generate, for each named `async fn(Backend)`, one test per backend: `local::<name>` and
+/// `s3::<name>`. One suite, two backends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Local).await
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::S3).await
+                }
+            )*
+        }
+    };
+}
+
+/// Where a test's assets live; outlives servers, so restarts and second instances share it.
+pub struct Storage {
+    pub backend: Backend,
+    /// Local: the storage root. S3: the admin token file's directory.
+    pub dir: tempfile::TempDir,
+    pub s3: Option<Arc<S3Server>>,
+}
+
+impl Storage {
+    pub async fn new(backend: Backend) -> Arc<Self> {
+        let s3 = match backend {
+            Backend::Local => None,
+            Backend::S3 => Some(S3Server::start().await),
+        };
+        Arc::new(Self {
+            backend,
+            dir: tempfile::tempdir().unwrap(),
+            s3,
+        })
+    }
+
+    /// The directory whose files are the stored objects, by key: the local root, or the
+    /// S3 server's bucket directory.
+    pub fn root(&self) -> PathBuf {
+        match &self.s3 {
+            Some(s3) => s3.bucket_dir(),
+            None => self.dir.path().to_owned(),
+        }
+    }
+
+    pub fn s3(&self) -> &S3Server {
+        self.s3.as_deref().expect("an S3 test")
+    }
+
+    /// Point `settings` at this storage.
+    pub fn configure(&self, settings: &mut Settings) {
+        settings.storage.path = self.dir.path().to_owned();
+        if let Some(s3) = &self.s3 {
+            let st = &mut settings.storage;
+            st.backend = config::Backend::S3;
+            st.bucket = Some(s3::BUCKET.into());
+            st.region = Some("us-east-1".into());
+            st.endpoint = Some(s3.endpoint());
+            st.allow_http = true;
+            st.access_key_id = Some(s3::ACCESS_KEY.into());
+            st.secret_access_key = Some(Secret::new(s3::SECRET_KEY));
+        }
+    }
+}
 
 /// A running server. `stop` shuts it down gracefully; the storage directory outlives it so a
 /// test can start another server over the same data.
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
     pub base: String,
-    pub storage: Arc<tempfile::TempDir>,
+    pub storage: Arc<Storage>,
     pub client: Client,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestServer {
+    /// A server on the local backend.
     pub async fn start() -> Self {
-        Self::start_with(Arc::new(tempfile::tempdir().unwrap()), |_| {}).await
+        Self::start_on(Backend::Local).await
     }
 
-    pub async fn start_with(
-        storage: Arc<tempfile::TempDir>,
-        customize: impl FnOnce(&mut Settings),
-    ) -> Self {
+    pub async fn start_on(backend: Backend) -> Self {
+        Self::start_with(Storage::new(backend).await, |_| {}).await
+    }
+
+    pub async fn start_with(storage: Arc<Storage>, customize: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = Settings::default();
         settings.server.bind = "127.0.0.1:0".parse().unwrap();
-        settings.storage.path = storage.path().to_owned();
+        storage.configure(&mut settings);
         settings.admin.token = Some(Secret::new(TOKEN));
         customize(&mut settings);
         settings.validate().unwrap();
@@ -72,8 +158,9 @@ impl TestServer {
         }
     }
 
+    /// The directory whose files are the stored objects (see [`Storage::root`]).
     pub fn root(&self) -> PathBuf {
-        self.storage.path().to_owned()
+        self.storage.root()
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
@@ -129,7 +216,7 @@ impl TestServer {
 
     /// Every file under the storage root, relative, sorted: what a failure must not change.
     pub fn files(&self) -> Vec<String> {
-        files_under(self.storage.path())
+        files_under(&self.root())
     }
 }
 

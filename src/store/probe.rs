@@ -1,0 +1,1 @@
+//! `media-origin check-storage`: try a storage configuration end to end.
