@@ -30,6 +30,13 @@ enum Command {
         #[arg(long)]
         storage: Option<PathBuf>,
     },
+    /// Check the storage configuration end to end: list, write, read back, delete a probe
+    /// object. Exits 0 when storage works, 1 when it does not, 2 on a bad configuration.
+    CheckStorage {
+        /// Config file (default: ./config.toml when present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Parse the command line and run it.
@@ -37,6 +44,13 @@ pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
+        Command::CheckStorage { config } => match Settings::load(config.as_deref()) {
+            Ok(settings) => check_storage(&settings).await,
+            Err(e) => {
+                eprintln!("media-origin: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Serve {
             config,
             bind,
@@ -74,9 +88,31 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn check_storage(settings: &Settings) -> ExitCode {
+    println!(
+        "checking storage: {}",
+        crate::store::probe::describe(&settings.storage)
+    );
+    let steps = crate::store::probe::check(&settings.storage).await;
+    for step in &steps {
+        match &step.outcome {
+            Ok(()) => println!("  ok    {}", step.name),
+            Err(reason) => println!("  FAIL  {}: {reason}", step.name),
+        }
+    }
+    if steps.iter().all(|s| s.outcome.is_ok()) {
+        println!("storage works");
+        ExitCode::SUCCESS
+    } else {
+        println!("storage does not work");
+        ExitCode::FAILURE
+    }
+}
+
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,tower_http=warn,object_store=warn")
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

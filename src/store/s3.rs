@@ -127,12 +127,14 @@ fn builder(
 /// searched for the codes S3 answers with (the same on AWS and S3-compatible stores).
 pub fn explain(error: &(dyn std::error::Error + 'static), settings: &StorageSettings) -> String {
     let mut text = error.to_string();
+    let mut root = text.clone();
     let mut timed_out = false;
     let mut unreachable = false;
     let mut cause = error.source();
     while let Some(e) = cause {
+        root = e.to_string();
         text.push_str(": ");
-        text.push_str(&e.to_string());
+        text.push_str(&root);
         if let Some(http) = e.downcast_ref::<object_store::client::HttpError>() {
             match http.kind() {
                 object_store::client::HttpErrorKind::Connect => unreachable = true,
@@ -152,7 +154,7 @@ pub fn explain(error: &(dyn std::error::Error + 'static), settings: &StorageSett
         format!("the bucket {bucket:?} does not exist at {endpoint}")
     } else if has("SignatureDoesNotMatch") {
         "bad credentials: the secret access key does not match the access key ID".to_owned()
-    } else if has("InvalidAccessKeyId") {
+    } else if has("InvalidAccessKeyId") || has("NotSignedUp") {
         "bad credentials: the access key ID is unknown to this endpoint".to_owned()
     } else if has("ExpiredToken") || has("InvalidToken") {
         "bad credentials: the session token has expired or is invalid".to_owned()
@@ -183,9 +185,27 @@ pub fn explain(error: &(dyn std::error::Error + 'static), settings: &StorageSett
             settings.timeout_ms
         )
     } else {
-        return format!("S3 request failed: {text}");
+        return format!("S3 request failed: {}", detail(&text, &root));
     };
-    format!("{plain} ({text})")
+    format!("{plain} ({})", detail(&text, &root))
+}
+
+/// The most telling part of an error: S3's own code and message when it sent them, else the
+/// innermost cause.
+fn detail(text: &str, root: &str) -> String {
+    let between = |open: &str, close: &str| {
+        let start = text.find(open)? + open.len();
+        let len = text[start..].find(close)?;
+        Some(text[start..start + len].to_owned())
+    };
+    match (
+        between("<Code>", "</Code>"),
+        between("<Message>", "</Message>"),
+    ) {
+        (Some(code), Some(message)) => format!("S3 said {code}: {message}"),
+        (Some(code), None) => format!("S3 said {code}"),
+        _ => root.to_owned(),
+    }
 }
 
 #[cfg(test)]
