@@ -364,6 +364,65 @@ mod tests {
     }
 
     #[test]
+    fn environment_alone_switches_a_stock_config_to_s3() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "config.toml",
+                "[storage]\nbackend = \"local\"\npath = \"storage\"\n",
+            )?;
+            jail.set_env("MEDIA_ORIGIN__STORAGE__BACKEND", "s3");
+            jail.set_env("MEDIA_ORIGIN__STORAGE__BUCKET", "media");
+            jail.set_env("MEDIA_ORIGIN__STORAGE__REGION", "eu-west-1");
+            jail.set_env("MEDIA_ORIGIN__STORAGE__ENDPOINT", "http://minio:9000/");
+            jail.set_env("MEDIA_ORIGIN__STORAGE__ALLOW_HTTP", "true");
+            jail.set_env("MEDIA_ORIGIN__STORAGE__PREFIX", "/prod/");
+            jail.set_env("MEDIA_ORIGIN__STORAGE__SECRET_ACCESS_KEY", "s3cr3t");
+            jail.set_env("MEDIA_ORIGIN__STORAGE__TIMEOUT_MS", "1500");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            let st = &s.storage;
+            assert_eq!(st.backend, Backend::S3);
+            assert_eq!(st.bucket.as_deref(), Some("media"));
+            assert_eq!(st.region.as_deref(), Some("eu-west-1"));
+            assert_eq!(st.endpoint.as_deref(), Some("http://minio:9000"));
+            assert!(st.allow_http && st.path_style);
+            assert_eq!(st.prefix.as_deref(), Some("prod"));
+            assert_eq!(st.timeout_ms, 1500);
+            assert_eq!(st.secret_access_key.as_ref().unwrap().expose(), "s3cr3t");
+            assert!(!format!("{s:?}").contains("s3cr3t"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn incomplete_s3_settings_are_refused_with_the_missing_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MEDIA_ORIGIN__STORAGE__BACKEND", "s3");
+            let e = Settings::load(None).unwrap_err().to_string();
+            assert!(e.contains("needs storage.bucket"), "{e}");
+            jail.set_env("MEDIA_ORIGIN__STORAGE__BUCKET", "media");
+            jail.set_env("MEDIA_ORIGIN__STORAGE__ENDPOINT", "http://minio:9000");
+            let e = Settings::load(None).unwrap_err().to_string();
+            assert!(e.contains("allow_http"), "{e}");
+            jail.set_env("MEDIA_ORIGIN__STORAGE__ENDPOINT", "minio:9000");
+            let e = Settings::load(None).unwrap_err().to_string();
+            assert!(e.contains("must start with http:// or https://"), "{e}");
+            jail.set_env("MEDIA_ORIGIN__STORAGE__ENDPOINT", "https://minio:9000");
+            jail.set_env("MEDIA_ORIGIN__STORAGE__PREFIX", "a/../b");
+            assert!(Settings::load(None).is_err());
+            jail.set_env("MEDIA_ORIGIN__STORAGE__PREFIX", "a/b");
+            assert_eq!(
+                Settings::load(None)
+                    .map_err(|e| e.to_string())?
+                    .storage
+                    .prefix
+                    .as_deref(),
+                Some("a/b")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn bad_values_are_refused_at_load() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("config.toml", "[cache]\ndefault = \"public\"\n")?;
