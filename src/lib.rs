@@ -127,6 +127,17 @@ impl Server {
                         Ok(report) => tracing::info!(?report, "garbage collection done"),
                         Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
                     }
+                    // On a shared bucket the start-up clean-up may only take stale leftovers;
+                    // the rest become stale while the server runs.
+                    if store.is_shared() {
+                        match store.clean_up_interrupted_uploads().await {
+                            Ok(0) => {}
+                            Ok(removed) => tracing::info!(removed, "removed stale uploads"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cleaning up stale uploads failed")
+                            }
+                        }
+                    }
                 }
             })
         });

@@ -1,16 +1,20 @@
-//! Housekeeping over a real storage directory: what interrupted uploads leave is removed at
-//! start, and blobs no record references are collected after their grace period, never the
-//! ones still in use.
+//! Housekeeping over real storage: what interrupted uploads leave is removed at start (on S3,
+//! after a real crash of the binary mid-upload, the multipart upload too), and blobs no record
+//! references are collected after their grace period, never the ones still in use.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use common::{TestServer, fixtures};
+use common::{Backend, Storage, TOKEN, TestServer, fixtures};
+use media_origin::config::Settings;
 use media_origin::policy::CachePolicy;
 use media_origin::store::Store;
 use reqwest::StatusCode;
+use tokio::io::AsyncWriteExt;
 
 #[tokio::test]
 async fn start_up_removes_leftovers_of_interrupted_uploads() {
@@ -41,9 +45,8 @@ async fn start_up_removes_leftovers_of_interrupted_uploads() {
     );
 }
 
-#[tokio::test]
-async fn garbage_collection_removes_only_unreferenced_blobs_past_their_grace() {
-    let s = TestServer::start().await;
+async fn garbage_collection_removes_only_unreferenced_blobs_past_their_grace(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
     let old = s
         .upload("a.jpg", "image/jpeg", fixtures::jpeg(1000, 1))
         .await;
@@ -70,13 +73,10 @@ async fn garbage_collection_removes_only_unreferenced_blobs_past_their_grace() {
         let sha = rec["sha256"].as_str().unwrap();
         format!("blobs/sha256/{}/{sha}", &sha[..2])
     };
-    let store = Store::local(
-        &root,
-        Duration::from_millis(10),
-        CachePolicy::NoCache,
-        BTreeMap::new(),
-    )
-    .unwrap();
+    // A second store over the same storage: what a collector on another instance sees.
+    let mut settings = Settings::default();
+    s.storage.configure(&mut settings);
+    let store = Store::open(&settings.storage, CachePolicy::NoCache, BTreeMap::new()).unwrap();
     // Within the grace period nothing goes.
     let report = store
         .collect_garbage(Duration::from_secs(3600))
@@ -97,6 +97,107 @@ async fn garbage_collection_removes_only_unreferenced_blobs_past_their_grace() {
     }
     assert_eq!(
         s.get(&s.media("d.jpg")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+on_both_backends! {
+    garbage_collection_removes_only_unreferenced_blobs_past_their_grace,
+}
+
+/// Poll `cond` every 20 ms for up to 10 s.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_s3_upload_killed_with_the_server_is_cleaned_up_once_stale() {
+    let storage = Storage::new(Backend::S3).await;
+    let s3 = storage.s3();
+    // The real binary, over the bucket, configured from the environment alone.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_media-origin"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .current_dir(storage.dir.path())
+        .env("RUST_LOG", "info")
+        .env("MEDIA_ORIGIN_ADMIN_TOKEN", TOKEN)
+        .env("MEDIA_ORIGIN__STORAGE__BACKEND", "s3")
+        .env("MEDIA_ORIGIN__STORAGE__BUCKET", common::s3::BUCKET)
+        .env("MEDIA_ORIGIN__STORAGE__ENDPOINT", s3.endpoint())
+        .env("MEDIA_ORIGIN__STORAGE__ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", common::s3::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", common::s3::SECRET_KEY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("addr=").nth(1) {
+                let _ = tx.send(rest.split_whitespace().next().unwrap().to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+
+    // 12 MB announced, 8 MB sent: the first 5 MiB part is uploaded, then the server dies.
+    let body = fixtures::pdf(12 << 20, 9);
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "PUT /api/assets/big.pdf HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/pdf\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&body[..8 << 20]).await.unwrap();
+    let tmp = |root: &std::path::Path| -> Vec<String> {
+        common::files_under(root)
+            .into_iter()
+            .filter(|f| f.starts_with("tmp/"))
+            .collect()
+    };
+    eventually("a marked multipart upload", || {
+        !s3.pending_multipart_uploads().is_empty()
+            && tmp(&storage.root())
+                .iter()
+                .any(|f| f.ends_with(".multipart"))
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL: no clean-up of its own
+    child.wait().unwrap();
+    drop(tcp);
+    let left = s3.pending_multipart_uploads();
+    assert!(!left.is_empty());
+
+    // Another instance starting now cannot tell a crashed upload from one in flight on a third
+    // instance: young leftovers stay.
+    let s = TestServer::start_with(std::sync::Arc::clone(&storage), |_| {}).await;
+    assert_eq!(s3.pending_multipart_uploads(), left);
+    assert!(!tmp(&storage.root()).is_empty());
+    s.stop().await;
+    // Once older than stale_upload_secs, the clean-up at start aborts the upload and removes
+    // the marker.
+    let s = TestServer::start_with(std::sync::Arc::clone(&storage), |c| {
+        c.storage.stale_upload_secs = 0;
+    })
+    .await;
+    assert_eq!(s3.pending_multipart_uploads(), Vec::<String>::new());
+    assert_eq!(tmp(&storage.root()), Vec::<String>::new());
+    assert_eq!(
+        s.admin(reqwest::Method::GET, "/assets/big.pdf")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get(&s.media("big.pdf")).await.status(),
         StatusCode::NOT_FOUND
     );
 }

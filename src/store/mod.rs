@@ -400,6 +400,12 @@ impl Store {
         }
     }
 
+    /// True when other instances may share the storage (S3): writes are conditional, and
+    /// only stale temporaries are cleaned up.
+    pub fn is_shared(&self) -> bool {
+        self.inner.shared
+    }
+
     /// Answers when the backend answers: what `/readyz` reports.
     pub async fn check_ready(&self) -> Result<(), StoreError> {
         // The local backend answers a listing of a missing root with nothing at all, so look
