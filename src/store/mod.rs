@@ -745,6 +745,19 @@ impl Store {
         Ok(live.unwrap_or_else(|| Arc::new(record)))
     }
 
+    /// The live record at `path`, uncached, with the version it was read at.
+    async fn load_live_record(
+        &self,
+        path: &AssetPath,
+    ) -> Result<(AssetRecord, Expect), StoreError> {
+        let current = self.load_versioned_record(path.as_str()).await?;
+        let record = current
+            .value
+            .filter(|r| !r.deleted)
+            .ok_or(StoreError::NotFound)?;
+        Ok((record, current.expect))
+    }
+
     /// Set or clear an asset's own policy override. Content and `Last-Modified` are unchanged.
     pub async fn set_override(
         &self,
@@ -754,13 +767,9 @@ impl Store {
         let lock = self.path_lock(path.as_str());
         let _held = lock.lock().await;
         retry_conflicts!(async {
-            let current = self.load_versioned_record(path.as_str()).await?;
-            let mut record = current
-                .value
-                .filter(|r| !r.deleted)
-                .ok_or(StoreError::NotFound)?;
+            let (mut record, expect) = self.load_live_record(path).await?;
             record.cache_control = cache;
-            self.write_record(record, &current.expect).await
+            self.write_record(record, &expect).await
         })
     }
 
@@ -769,15 +778,11 @@ impl Store {
         let lock = self.path_lock(path.as_str());
         let _held = lock.lock().await;
         retry_conflicts!(async {
-            let current = self.load_versioned_record(path.as_str()).await?;
-            let mut record = current
-                .value
-                .filter(|r| !r.deleted)
-                .ok_or(StoreError::NotFound)?;
+            let (mut record, expect) = self.load_live_record(path).await?;
             let now = wait_for_a_later_second(Some(&record)).await;
             record.last_modified = next_last_modified(Some(&record), now);
             record.deleted = true;
-            self.write_record(record, &current.expect).await
+            self.write_record(record, &expect).await
         })?;
         Ok(())
     }
