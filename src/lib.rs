@@ -63,12 +63,12 @@ impl Server {
             ),
             Backend::S3 => "configuring the S3 client".to_owned(),
         })?;
-        let removed = store
-            .clean_up_interrupted_uploads()
-            .await
-            .context("cleaning up interrupted uploads")?;
-        if removed > 0 {
-            tracing::info!(removed, "removed leftovers of interrupted uploads");
+        // Not fatal: an instance must be able to start while S3 is down (its /readyz says so,
+        // and it recovers by itself); on S3 the collection loop sweeps again later.
+        match store.clean_up_interrupted_uploads().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed leftovers of interrupted uploads"),
+            Err(e) => tracing::warn!(error = %e, "could not clean up interrupted uploads"),
         }
         let token = admin_token(settings)?;
         let listener = TcpListener::bind(settings.server.bind)

@@ -184,6 +184,30 @@ async fn an_unreachable_endpoint_is_named() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_region_is_named() {
+    let s3 = S3Server::start().await;
+    s3.set_region("eu-central-1");
+    let (code, out) = check(&s3_env(&s3)).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "  FAIL  list the bucket: wrong region: the bucket \"media\" is not in \"us-east-1\"; \
+             set storage.region to the bucket's region (S3 said AuthorizationHeaderMalformed: \
+             The authorization header is malformed; the region 'us-east-1' is wrong; expecting \
+             'eu-central-1')"
+        ),
+        "{out}"
+    );
+    let (code, out) = check(&with(
+        s3_env(&s3),
+        "MEDIA_ORIGIN__STORAGE__REGION",
+        "eu-central-1",
+    ))
+    .await;
+    assert_eq!(code, 0, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_configuration_exits_2_with_the_reason() {
     let (code, err) = check(&[("MEDIA_ORIGIN__STORAGE__BACKEND", "s3".into())]).await;
     assert_eq!(code, 2);

@@ -265,7 +265,11 @@ macro_rules! retry_conflicts {
             tries += 1;
             match $attempt.await {
                 Err(StoreError::Conflict) if tries < MAX_CONFLICTS => {
-                    tracing::debug!(tries, "lost a write race; reading again");
+                    // Back off a random few milliseconds, more after each loss, so writers
+                    // racing on one object spread out instead of colliding again.
+                    let jitter = rand::random_range(0..=10 * tries as u64);
+                    tracing::debug!(tries, jitter, "lost a write race; reading again");
+                    tokio::time::sleep(Duration::from_millis(jitter)).await;
                 }
                 result => break result,
             }

@@ -274,8 +274,11 @@ impl PartWriter {
 
     async fn abort(mut self) -> Result<(), StoreError> {
         self.settled = true;
+        // Wait for cancelled parts to let go of their requests before aborting the upload, so
+        // fewer of them can land after the abort.
         for handle in self.in_flight.drain(..) {
             handle.abort();
+            let _ = handle.await;
         }
         let Some(id) = self.upload.take() else {
             return Ok(());

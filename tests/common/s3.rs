@@ -34,7 +34,15 @@ pub struct S3Request {
 #[derive(Default)]
 struct Faults {
     delay: Mutex<Duration>,
+    /// When set, requests signed for another region are refused the way AWS refuses them.
+    region: Mutex<Option<String>>,
     log: Mutex<Vec<S3Request>>,
+    /// S3 decides a conditional write atomically, and a read returns an object's bytes and
+    /// ETag as of one instant. s3s-fs does neither: it checks `If-Match` / `If-None-Match` and
+    /// then writes, and it renames the new bytes into place before it saves their ETag, so two
+    /// racing conditional writes could both pass, and a read could pair old bytes with the new
+    /// ETag. Conditional writes therefore run one at a time and never beside a read.
+    consistency: tokio::sync::RwLock<()>,
 }
 
 pub struct S3Server {
@@ -77,6 +85,7 @@ impl S3Server {
                 let Ok((socket, _)) = listener.accept().await else {
                     continue;
                 };
+                let _ = socket.set_nodelay(true);
                 let service = service.clone();
                 let faults = Arc::clone(&faults);
                 let handler = hyper::service::service_fn(
@@ -88,6 +97,9 @@ impl S3Server {
                             if !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
                             }
+                            if let Some(refusal) = wrong_region(&faults, &req) {
+                                return Ok(refusal);
+                            }
                             let method = req.method().to_string();
                             let target = req
                                 .uri()
@@ -97,6 +109,23 @@ impl S3Server {
                                 .headers()
                                 .get("range")
                                 .map(|v| v.to_str().unwrap_or("?").to_owned());
+                            let conditional = req.method() == hyper::Method::PUT
+                                && (req.headers().contains_key("if-match")
+                                    || req.headers().contains_key("if-none-match"));
+                            let reading =
+                                matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD);
+                            // Held until the answer is ready (a body streams from a file
+                            // already open).
+                            let _exclusive = if conditional {
+                                Some(faults.consistency.write().await)
+                            } else {
+                                None
+                            };
+                            let _shared = if reading {
+                                Some(faults.consistency.read().await)
+                            } else {
+                                None
+                            };
                             let response = hyper::service::Service::call(&service, req).await;
                             if let Ok(r) = &response {
                                 faults.log.lock().unwrap().push(S3Request {
@@ -147,6 +176,12 @@ impl S3Server {
         self.serve(listener);
     }
 
+    /// Live in `region`: requests signed for any other region get AWS's answer,
+    /// `400 AuthorizationHeaderMalformed` (s3s-fs itself accepts every region).
+    pub fn set_region(&self, region: &str) {
+        *self.faults.region.lock().unwrap() = Some(region.to_owned());
+    }
+
     /// Hold every request this long before answering it.
     pub fn set_delay(&self, delay: Duration) {
         *self.faults.delay.lock().unwrap() = delay;
@@ -178,4 +213,31 @@ impl S3Server {
             .filter(|n| n.starts_with(".upload"))
             .collect()
     }
+}
+
+/// AWS's answer to a request signed for the wrong region: the credential scope of a SigV4
+/// `Authorization` header is `<key>/<date>/<region>/s3/aws4_request`.
+fn wrong_region(
+    faults: &Faults,
+    req: &hyper::Request<hyper::body::Incoming>,
+) -> Option<hyper::Response<s3s::Body>> {
+    let expected = faults.region.lock().unwrap().clone()?;
+    let auth = req.headers().get("authorization")?.to_str().ok()?;
+    let scope = auth.split("Credential=").nth(1)?.split(',').next()?;
+    let region = scope.split('/').nth(2)?;
+    if region == expected {
+        return None;
+    }
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AuthorizationHeaderMalformed</Code>\
+         <Message>The authorization header is malformed; the region '{region}' is wrong; \
+         expecting '{expected}'</Message><Region>{expected}</Region></Error>"
+    );
+    Some(
+        hyper::Response::builder()
+            .status(400)
+            .header("content-type", "application/xml")
+            .body(s3s::Body::from(body))
+            .unwrap(),
+    )
 }
