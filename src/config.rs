@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::policy::CachePolicy;
 use crate::store::path::parse_folder;
 
+/// The environment variable that holds the Cloud API access token.
+pub const WHATSAPP_TOKEN_ENV: &str = "WHATSAPP_ACCESS_TOKEN";
 /// The environment variable that holds the admin API token.
 pub const ADMIN_TOKEN_ENV: &str = "MEDIA_ORIGIN_ADMIN_TOKEN";
 /// Prefix of the environment variables that override config keys.
@@ -57,6 +59,78 @@ pub struct Settings {
     pub admin: AdminSettings,
     /// `[cache]`
     pub cache: CacheSettings,
+    /// `[whatsapp]`
+    pub whatsapp: WhatsAppSettings,
+}
+
+/// `[whatsapp]`: the Cloud API Media endpoint, for `id`-based sends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WhatsAppSettings {
+    /// The Graph API origin (overridable for tests and proxies).
+    pub graph_url: String,
+    /// The Graph API version in every path.
+    pub api_version: String,
+    /// The business phone numbers media is uploaded for; the first is the default. Accepts a
+    /// list or a comma-separated string (handy in `MEDIA_ORIGIN__WHATSAPP__PHONE_NUMBER_IDS`).
+    #[serde(deserialize_with = "phone_number_ids")]
+    pub phone_number_ids: Vec<String>,
+    /// The access token; prefer the `WHATSAPP_ACCESS_TOKEN` environment variable.
+    pub access_token: Option<Secret>,
+    /// How long an uploaded media ID is reused, in days. Meta keeps uploads 30 days; the
+    /// default leaves a margin so an ID is never handed out about to expire.
+    pub reuse_days: u64,
+    /// Delete the old media IDs at Meta when an asset is replaced or deleted.
+    pub delete_replaced: bool,
+    /// How long one Graph API request may take, in milliseconds.
+    pub timeout_ms: u64,
+    /// How long an upload may take in all, retries and their waits included, in milliseconds.
+    pub retry_budget_ms: u64,
+    /// At most this many retries of a transient failure.
+    pub max_retries: u32,
+}
+
+impl Default for WhatsAppSettings {
+    fn default() -> Self {
+        Self {
+            graph_url: "https://graph.facebook.com".into(),
+            api_version: "v23.0".into(),
+            phone_number_ids: Vec::new(),
+            access_token: None,
+            reuse_days: 27,
+            delete_replaced: false,
+            timeout_ms: 60_000,
+            retry_budget_ms: 120_000,
+            max_retries: 5,
+        }
+    }
+}
+
+fn phone_number_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<Id>),
+        One(Id),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    let ids = match Raw::deserialize(d)? {
+        Raw::List(ids) => ids,
+        Raw::One(id) => vec![id],
+    };
+    Ok(ids
+        .into_iter()
+        .flat_map(|id| match id {
+            Id::Text(s) => s.split(',').map(|p| p.trim().to_owned()).collect(),
+            Id::Number(n) => vec![n.to_string()],
+        })
+        .filter(|s| !s.is_empty())
+        .collect())
 }
 
 /// `[server]`: where to listen and what URLs to hand out.
@@ -232,6 +306,11 @@ impl Settings {
         {
             settings.admin.token = Some(Secret::new(token.trim()));
         }
+        if let Ok(token) = std::env::var(WHATSAPP_TOKEN_ENV)
+            && !token.trim().is_empty()
+        {
+            settings.whatsapp.access_token = Some(Secret::new(token.trim()));
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -246,6 +325,29 @@ impl Settings {
         }
         self.cache.folders = folders;
         self.storage.validate()?;
+        let wa = &mut self.whatsapp;
+        wa.graph_url = wa.graph_url.trim().trim_end_matches('/').to_owned();
+        if !(wa.graph_url.starts_with("http://") || wa.graph_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "whatsapp.graph_url {:?} must start with http:// or https://",
+                wa.graph_url
+            )));
+        }
+        if let Some(bad) = wa
+            .phone_number_ids
+            .iter()
+            .find(|id| !id.chars().all(|c| c.is_ascii_digit()))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "whatsapp.phone_number_ids: {bad:?} is not a phone number ID (digits only)"
+            )));
+        }
+        if wa.reuse_days == 0 || wa.reuse_days >= 30 {
+            return Err(ConfigError::Invalid(
+                "whatsapp.reuse_days must be between 1 and 29: Meta keeps uploaded media 30 days"
+                    .into(),
+            ));
+        }
         if let Some(base) = &self.server.public_base_url {
             let base = base.trim().trim_end_matches('/');
             if base.is_empty() {

@@ -10,6 +10,7 @@
 //! - [`media_kind`]: WhatsApp's kinds, exact MIME types, size limits, byte sniffing.
 //! - [`store`]: assets on an object store: blobs, records, path validation.
 //! - [`http`]: public serving, the admin API, auth, errors.
+//! - [`whatsapp`]: media IDs at the Cloud API Media endpoint, for `id`-based sends.
 //! - [`cli`]: the command line.
 //!
 //! [`Server::bind`] builds the whole application from settings; `main` and the integration tests
@@ -21,6 +22,7 @@ pub mod http;
 pub mod media_kind;
 pub mod policy;
 pub mod store;
+pub mod whatsapp;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,6 +53,14 @@ pub struct Server {
 impl Server {
     /// Open the store, clean up what interrupted uploads left, and bind the listener.
     pub async fn bind(settings: &Settings) -> anyhow::Result<Self> {
+        Self::bind_with_clock(settings, whatsapp::Clock::system()).await
+    }
+
+    /// [`Server::bind`] with the clock media-ID expiry is judged by (tests shift it).
+    pub async fn bind_with_clock(
+        settings: &Settings,
+        clock: whatsapp::Clock,
+    ) -> anyhow::Result<Self> {
         let store = Store::open(
             &settings.storage,
             settings.cache.default,
@@ -93,6 +103,7 @@ impl Server {
                 store,
                 admin_token: http::auth::AdminToken::new(&token),
                 public_base: Arc::from(public_base),
+                whatsapp: whatsapp::WhatsApp::new(&settings.whatsapp, clock),
             },
             gc_interval: Duration::from_secs(settings.storage.gc_interval_secs),
             gc_grace: Duration::from_secs(settings.storage.gc_grace_secs),

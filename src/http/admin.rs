@@ -5,6 +5,7 @@
 //! operator can see why Meta caches an asset the way it does.
 
 use std::pin::pin;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -43,6 +44,8 @@ pub fn routes() -> Router<AppState> {
                 .delete(delete_asset),
         )
         .route("/policies", get(list_policies))
+        .route("/whatsapp/media", axum::routing::post(whatsapp_media))
+        .route("/whatsapp/refresh", axum::routing::post(whatsapp_refresh))
         .route(
             "/policies/{*folder}",
             axum::routing::put(put_policy).delete(delete_policy),
@@ -67,6 +70,20 @@ pub struct AssetView {
     filename: String,
     uploaded_at: String,
     message: Value,
+    /// The same message by media ID, for the default phone number, while its ID is valid.
+    message_by_id: Option<Value>,
+    /// Media IDs by phone number ID.
+    whatsapp: std::collections::BTreeMap<String, MediaIdView>,
+}
+
+/// A media ID as the admin API shows it.
+#[derive(Debug, Serialize)]
+struct MediaIdView {
+    media_id: String,
+    uploaded_at: String,
+    expires_at: String,
+    /// Still valid for the asset's current bytes.
+    valid: bool,
 }
 
 impl Serialize for Kind {
@@ -92,10 +109,40 @@ fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetView {
         media["filename"] = json!(r.filename);
     }
     let kind_name = kind.map_or("document", Kind::as_str);
+    let by_id = |id: &str| {
+        let mut media = json!({"id": id});
+        if kind == Some(Kind::Document) {
+            media["filename"] = json!(r.filename);
+        }
+        json!({"type": kind_name, kind_name: media})
+    };
+    let wa = &state.whatsapp;
+    let message_by_id = wa
+        .default_phone()
+        .and_then(|phone| r.whatsapp.get(phone))
+        .filter(|m| wa.is_valid(m, &r.sha256))
+        .map(|m| by_id(&m.media_id));
+    let whatsapp = r
+        .whatsapp
+        .iter()
+        .map(|(phone, m)| {
+            (
+                phone.clone(),
+                MediaIdView {
+                    media_id: m.media_id.clone(),
+                    uploaded_at: crate::http_date(m.uploaded_at),
+                    expires_at: crate::http_date(m.expires_at),
+                    valid: wa.is_valid(m, &r.sha256),
+                },
+            )
+        })
+        .collect();
     AssetView {
         path: r.path.clone(),
         url,
         message: json!({"type": kind_name, kind_name: media}),
+        message_by_id,
+        whatsapp,
         link,
         kind,
         content_type: r.content_type.clone(),
@@ -128,6 +175,9 @@ fn parse_cache(value: Option<&str>) -> Result<Option<CachePolicy>, ApiError> {
 #[serde(deny_unknown_fields)]
 struct PutQuery {
     cache: Option<String>,
+    /// Also upload to the Media API (default phone number).
+    #[serde(default)]
+    whatsapp: bool,
 }
 
 async fn put_asset(
@@ -163,25 +213,67 @@ async fn put_asset(
         filename: Some(path.file_name()),
     };
     let staged = state.store.stage(body.into_data_stream(), hints).await?;
-    commit(&state, &path, staged, cache, None).await
+    commit(&state, &path, staged, cache, None, query.whatsapp).await
 }
 
+/// Make the staged upload the asset, then, when asked, get it a media ID. The asset is stored
+/// whatever the Media API says: its answer (`whatsapp_upload`) or error (`whatsapp_error`)
+/// rides along with the record.
 async fn commit(
     state: &AppState,
     path: &AssetPath,
     staged: Staged,
     cache: Option<CachePolicy>,
     filename: Option<&str>,
+    whatsapp: bool,
 ) -> Result<Response, ApiError> {
     let done = state.store.commit(path, staged, cache, filename).await?;
     tracing::info!(path = %path, sha256 = %done.record.sha256, size = done.record.size, created = done.created, "asset stored");
+    state.whatsapp.forget(done.dropped_media_ids);
+    let mut record = done.record;
+    let mut extra = None;
+    if whatsapp {
+        extra = Some(
+            match state.whatsapp.ensure(&state.store, path, None, false).await {
+                Ok(outcome) => {
+                    record = Arc::clone(&outcome.record);
+                    ("whatsapp_upload", media_outcome(&outcome))
+                }
+                Err(e) => ("whatsapp_error", error_json(ApiError::from(e))),
+            },
+        );
+    }
     let policies = state.store.policies().await;
     let status = if done.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(view(state, &policies, &done.record))).into_response())
+    let mut body = json!(view(state, &policies, &record));
+    if let Some((key, value)) = extra {
+        body[key] = value;
+    }
+    Ok((status, Json(body)).into_response())
+}
+
+/// The `error` object an [`ApiError`] would be sent as, with its status.
+fn error_json(e: ApiError) -> Value {
+    let status = e.status.as_u16();
+    let mut object = e.extra.map(|m| *m).unwrap_or_default();
+    object.insert("code".into(), json!(e.code));
+    object.insert("message".into(), json!(e.message));
+    object.insert("status".into(), json!(status));
+    Value::Object(object)
+}
+
+fn media_outcome(o: &crate::whatsapp::Outcome) -> Value {
+    json!({
+        "phone_number_id": o.phone_number_id,
+        "media_id": o.media.media_id,
+        "reused": o.reused,
+        "uploaded_at": crate::http_date(o.media.uploaded_at),
+        "expires_at": crate::http_date(o.media.expires_at),
+    })
 }
 
 /// Read a small text field of a form, refusing one longer than [`MAX_FORM_FIELD`].
@@ -216,7 +308,7 @@ async fn upload_form(
 ) -> Result<Response, ApiError> {
     let mut form = form.map_err(|e| ApiError::bad_request("malformed_multipart", e.body_text()))?;
     let mut staged: Option<(Staged, Option<String>)> = None;
-    let mut fields: [Option<String>; 3] = Default::default();
+    let mut fields: [Option<String>; 4] = Default::default();
     let result: Result<(), ApiError> = async {
         while let Some(field) = form
             .next_field()
@@ -245,10 +337,14 @@ async fn upload_form(
                 "path" => 0,
                 "folder" => 1,
                 "cache" => 2,
+                "whatsapp" => 3,
                 other => {
                     return Err(ApiError::bad_request(
                         "invalid_form",
-                        format!("unknown form field {other:?}; expected file, path, folder, cache"),
+                        format!(
+                            "unknown form field {other:?}; expected file, path, folder, cache, \
+                             whatsapp"
+                        ),
                     ));
                 }
             };
@@ -259,8 +355,18 @@ async fn upload_form(
     .await;
     let decided =
         result.and_then(|()| {
-            let [path, folder, cache] = &fields;
+            let [path, folder, cache, whatsapp] = &fields;
             let cache = parse_cache(cache.as_deref().filter(|c| !c.is_empty()))?;
+            let whatsapp = match whatsapp.as_deref() {
+                None | Some("" | "false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(ApiError::bad_request(
+                        "invalid_form",
+                        format!("whatsapp must be true or false, not {other:?}"),
+                    ));
+                }
+            };
             let Some((_, filename)) = &staged else {
                 return Err(ApiError::bad_request(
                     "invalid_form",
@@ -293,15 +399,15 @@ async fn upload_form(
                         ));
                     }
                 };
-            Ok((path, cache))
+            Ok((path, cache, whatsapp))
         });
     match (decided, staged) {
-        (Ok((path, cache)), Some((s, filename))) => {
+        (Ok((path, cache, whatsapp)), Some((s, filename))) => {
             let name = filename
                 .as_deref()
                 .map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n))
                 .filter(|n| !n.is_empty());
-            commit(&state, &path, s, cache, name).await
+            commit(&state, &path, s, cache, name, whatsapp).await
         }
         (Err(e), Some((s, _))) => {
             state.store.discard(s).await;
@@ -398,8 +504,9 @@ fn cache_control_field(
 
 async fn delete_asset(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let path = path_from_uri(&uri, "/assets/")?;
-    state.store.delete(&path).await?;
+    let media_ids = state.store.delete(&path).await?;
     tracing::info!(path = %path, "asset deleted");
+    state.whatsapp.forget(media_ids);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -456,4 +563,79 @@ async fn delete_policy(State(state): State<AppState>, uri: Uri) -> Result<Respon
     Err(ApiError::not_found(format!(
         "no API rule for folder {folder:?}"
     )))
+}
+
+// ---- WhatsApp media IDs -------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MediaRequest {
+    path: String,
+    phone_number_id: Option<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /api/whatsapp/media`: a media ID for an asset, reused while valid.
+async fn whatsapp_media(
+    State(state): State<AppState>,
+    body: Result<Json<MediaRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::bad_request("invalid_json", e.body_text()))?;
+    let path = AssetPath::parse(&req.path)?;
+    let outcome = state
+        .whatsapp
+        .ensure(
+            &state.store,
+            &path,
+            req.phone_number_id.as_deref(),
+            req.force,
+        )
+        .await?;
+    let policies = state.store.policies().await;
+    let asset = view(&state, &policies, &outcome.record);
+    let kind = outcome.record.kind().map_or("document", Kind::as_str);
+    let mut media = json!({"id": outcome.media.media_id});
+    if outcome.record.kind() == Some(Kind::Document) {
+        media["filename"] = json!(outcome.record.filename);
+    }
+    let mut body = media_outcome(&outcome);
+    body["path"] = json!(path.as_str());
+    body["message"] = json!({"type": kind, kind: media});
+    body["asset"] = json!(asset);
+    Ok(Json(body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    #[serde(default)]
+    prefix: String,
+    phone_number_id: Option<String>,
+    /// Refresh IDs that expire within this many seconds (default: 3 days).
+    #[serde(default = "default_within")]
+    expiring_within_secs: u64,
+}
+
+fn default_within() -> u64 {
+    3 * 86_400
+}
+
+/// `POST /api/whatsapp/refresh`: new media IDs for every asset under `prefix` whose ID is
+/// missing, stale or expiring within the given time; a summary of what happened.
+async fn whatsapp_refresh(
+    State(state): State<AppState>,
+    body: Result<Json<RefreshRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::bad_request("invalid_json", e.body_text()))?;
+    let report = state
+        .whatsapp
+        .refresh(
+            &state.store,
+            &req.prefix,
+            req.phone_number_id.as_deref(),
+            req.expiring_within_secs,
+        )
+        .await?;
+    Ok(Json(report).into_response())
 }

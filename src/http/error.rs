@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::media_kind::MediaError;
 use crate::policy::PolicyError;
 use crate::store::{PathError, StoreError};
+use crate::whatsapp::{ClientError, WaError};
 
 /// How long a client should wait before retrying when storage is unavailable.
 const RETRY_AFTER_SECS: &str = "5";
@@ -26,7 +27,9 @@ pub struct ApiError {
     /// What went wrong, for a person.
     pub message: String,
     /// One extra header (`Allow`, `WWW-Authenticate`, `Retry-After`).
-    pub header: Option<(HeaderName, HeaderValue)>,
+    pub header: Option<Box<(HeaderName, HeaderValue)>>,
+    /// More members of the error object, e.g. Meta's own error.
+    pub extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl ApiError {
@@ -37,12 +40,21 @@ impl ApiError {
             code,
             message: message.into(),
             header: None,
+            extra: None,
         }
     }
 
     /// Add a header.
     pub fn with_header(mut self, name: HeaderName, value: &'static str) -> Self {
-        self.header = Some((name, HeaderValue::from_static(value)));
+        self.header = Some(Box::new((name, HeaderValue::from_static(value))));
+        self
+    }
+
+    /// Add a member to the error object.
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.extra
+            .get_or_insert_default()
+            .insert(key.to_owned(), value);
         self
     }
 
@@ -78,9 +90,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let mut error = self.extra.map(|m| *m).unwrap_or_default();
+        error.insert("code".into(), json!(self.code));
+        error.insert("message".into(), json!(self.message));
+        let body = Json(json!({ "error": error }));
         let mut response = (self.status, body).into_response();
-        if let Some((name, value)) = self.header {
+        if let Some((name, value)) = self.header.map(|h| *h) {
             response.headers_mut().insert(name, value);
         }
         response
@@ -115,6 +130,9 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Body(_) => Self::bad_request("upload_interrupted", e.to_string()),
             StoreError::NotFound => Self::not_found("no asset at this path"),
+            StoreError::Replaced => {
+                Self::new(StatusCode::CONFLICT, "asset_replaced", e.to_string())
+            }
             StoreError::Conflict => Self::new(
                 StatusCode::CONFLICT,
                 "concurrent_write",
@@ -132,6 +150,51 @@ impl From<StoreError> for ApiError {
             StoreError::Corrupt { .. } => {
                 tracing::error!(error = %e, "corrupt stored data");
                 Self::internal()
+            }
+        }
+    }
+}
+
+impl From<WaError> for ApiError {
+    fn from(e: WaError) -> Self {
+        let code = crate::whatsapp::error_code(&e);
+        match e {
+            WaError::Store(s) => s.into(),
+            WaError::NotConfigured(_) => {
+                Self::new(StatusCode::NOT_IMPLEMENTED, code, e.to_string())
+            }
+            WaError::UnknownPhone(_) => Self::bad_request(code, e.to_string()),
+            WaError::Refused(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string()),
+            WaError::Client(ref c) => {
+                let c = &**c;
+                let status = match c {
+                    ClientError::Transport {
+                        timed_out: true, ..
+                    } => StatusCode::GATEWAY_TIMEOUT,
+                    ClientError::Meta { .. } if code == "whatsapp_rate_limited" => {
+                        StatusCode::TOO_MANY_REQUESTS
+                    }
+                    ClientError::Source(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                let mut error =
+                    Self::new(status, code, e.to_string()).with("attempts", json!(c.attempts()));
+                if let ClientError::Meta {
+                    error: meta,
+                    status,
+                    ..
+                } = c
+                {
+                    let mut meta = json!(meta);
+                    meta["http_status"] = json!(status);
+                    error = error.with("meta", meta);
+                }
+                if status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::SERVICE_UNAVAILABLE
+                {
+                    error = error.with_header(header::RETRY_AFTER, RETRY_AFTER_SECS);
+                }
+                error
             }
         }
     }

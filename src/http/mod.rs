@@ -32,6 +32,8 @@ pub struct AppState {
     pub admin_token: auth::AdminToken,
     /// Scheme, host and prefix for the URLs handed out, without a trailing slash.
     pub public_base: Arc<str>,
+    /// Media IDs at the Cloud API.
+    pub whatsapp: crate::whatsapp::WhatsApp,
 }
 
 /// The whole application.

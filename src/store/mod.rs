@@ -86,6 +86,9 @@ pub enum StoreError {
     /// Another instance wrote the same object between our read and our write; read again.
     #[error("a concurrent write to the same object won")]
     Conflict,
+    /// The asset's bytes changed while an operation on the old ones ran.
+    #[error("the asset was replaced meanwhile; try again")]
+    Replaced,
     /// A stored record could not be decoded.
     #[error("stored record {key} is unreadable: {reason}")]
     Corrupt {
@@ -119,6 +122,22 @@ pub struct AssetRecord {
     /// A tombstone: the asset was deleted at `last_modified`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// Media IDs of these bytes at the Cloud API, by business phone number ID.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub whatsapp: BTreeMap<String, MediaId>,
+}
+
+/// A media ID the Cloud API Media endpoint gave for an asset's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaId {
+    /// The ID to send in `{"image": {"id": ...}}`.
+    pub media_id: String,
+    /// The bytes it was uploaded with: an ID is only valid for the asset while they match.
+    pub sha256: String,
+    /// When it was uploaded (epoch seconds).
+    pub uploaded_at: u64,
+    /// When it stops being reused (epoch seconds).
+    pub expires_at: u64,
 }
 
 impl AssetRecord {
@@ -169,6 +188,8 @@ pub struct Committed {
     pub record: Arc<AssetRecord>,
     /// True when the path held no asset before.
     pub created: bool,
+    /// Media IDs of the bytes this commit replaced, no longer in the record.
+    pub dropped_media_ids: Vec<MediaId>,
 }
 
 /// A page of a listing.
@@ -665,10 +686,25 @@ impl Store {
                 filename: filename.unwrap_or(path.file_name()).to_owned(),
                 uploaded_at: now,
                 deleted: false,
+                whatsapp: BTreeMap::new(),
             };
             let created = live_previous.is_none();
+            // Media IDs stay valid for the same bytes uploaded again; the others go.
+            let (kept, dropped): (BTreeMap<_, _>, BTreeMap<_, _>) = live_previous
+                .map(|p| p.whatsapp.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .partition(|(_, m)| m.sha256 == staged.sha256);
+            let record = AssetRecord {
+                whatsapp: kept,
+                ..record
+            };
             let record = self.write_record(record, &previous.expect).await?;
-            Ok(Committed { record, created })
+            Ok(Committed {
+                record,
+                created,
+                dropped_media_ids: dropped.into_values().collect(),
+            })
         });
         if result.is_ok() && self.inner.shared {
             self.ensure_blob(&staged.tmp, &blob).await;
@@ -777,8 +813,9 @@ impl Store {
         })
     }
 
-    /// Delete the asset at `path`: from then on its public URL answers 404.
-    pub async fn delete(&self, path: &AssetPath) -> Result<(), StoreError> {
+    /// Delete the asset at `path`: from then on its public URL answers 404. Returns the media
+    /// IDs it had.
+    pub async fn delete(&self, path: &AssetPath) -> Result<Vec<MediaId>, StoreError> {
         let lock = self.path_lock(path.as_str());
         let _held = lock.lock().await;
         retry_conflicts!(async {
@@ -786,9 +823,32 @@ impl Store {
             let now = wait_for_a_later_second(Some(&record)).await;
             record.last_modified = next_last_modified(Some(&record), now);
             record.deleted = true;
-            self.write_record(record, &expect).await
-        })?;
-        Ok(())
+            let media = std::mem::take(&mut record.whatsapp);
+            self.write_record(record, &expect).await?;
+            Ok(media.into_values().collect())
+        })
+    }
+
+    /// Keep `media` as the asset's media ID for `phone`, if the asset still holds the bytes it
+    /// was uploaded with. Returns the new record and the ID it replaced.
+    pub async fn attach_media_id(
+        &self,
+        path: &AssetPath,
+        phone: &str,
+        media: MediaId,
+    ) -> Result<(Arc<AssetRecord>, Option<MediaId>), StoreError> {
+        let lock = self.path_lock(path.as_str());
+        let _held = lock.lock().await;
+        retry_conflicts!(async {
+            let (mut record, expect) = self.load_live_record(path).await?;
+            if record.sha256 != media.sha256 {
+                // Replaced while the upload ran: the ID names bytes the path no longer has.
+                return Err(StoreError::Replaced);
+            }
+            let previous = record.whatsapp.insert(phone.to_owned(), media.clone());
+            let record = self.write_record(record, &expect).await?;
+            Ok((record, previous))
+        })
     }
 
     // ---- policies ----------------------------------------------------------------------------
@@ -1132,6 +1192,7 @@ mod tests {
             filename: "a".into(),
             uploaded_at: lm,
             deleted: false,
+            whatsapp: BTreeMap::new(),
         };
         assert_eq!(next_last_modified(None, 100), 100);
         assert_eq!(next_last_modified(Some(&rec(50)), 100), 100);

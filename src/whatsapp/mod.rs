@@ -1,0 +1,367 @@
+//! Media IDs at the WhatsApp Cloud API, for `id`-based sends.
+//!
+//! A send by `id` skips Meta's fetch of the `link`, and with it the fetcher's failures; the price
+//! is an upload per business phone number, valid 30 days. This module uploads an asset's bytes
+//! (streamed from storage) to the Media endpoint, keeps the ID in the asset's record with its
+//! expiry, and hands it out again while it is valid for the same bytes. Replaced bytes or an
+//! expired ID mean a new upload. The store never sees Meta; the HTTP layer never sees retries.
+
+pub mod client;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::config::WhatsAppSettings;
+use crate::media_kind;
+use crate::store::{AssetPath, AssetRecord, MediaId, Store, StoreError, unix_now};
+pub use client::{ClientError, GraphClient, GraphError};
+
+/// Wall-clock seconds for expiry decisions, shiftable in tests (IDs live for weeks).
+#[derive(Clone, Default)]
+pub struct Clock(Arc<AtomicI64>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Self::default()
+    }
+
+    /// Now, in epoch seconds.
+    pub fn now(&self) -> u64 {
+        unix_now().saturating_add_signed(self.0.load(Ordering::Relaxed))
+    }
+
+    /// Move this clock `secs` ahead of the system clock (tests).
+    pub fn advance(&self, secs: i64) {
+        self.0.fetch_add(secs, Ordering::Relaxed);
+    }
+}
+
+/// Why a media ID could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum WaError {
+    /// No access token or no phone number configured.
+    #[error("WhatsApp uploads are not configured: {0}")]
+    NotConfigured(&'static str),
+    /// A phone number ID that is not configured.
+    #[error("phone number ID {0:?} is not one of whatsapp.phone_number_ids")]
+    UnknownPhone(String),
+    /// Meta would refuse these bytes: refused before any request.
+    #[error("{0}")]
+    Refused(String),
+    /// The Graph API failed.
+    #[error(transparent)]
+    Client(Box<ClientError>),
+    /// Storage failed (or the asset is missing or was replaced).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ClientError> for WaError {
+    fn from(e: ClientError) -> Self {
+        WaError::Client(Box::new(e))
+    }
+}
+
+/// A media ID handed out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The phone number it is valid for.
+    pub phone_number_id: String,
+    /// The ID and its dates.
+    #[serde(flatten)]
+    pub media: MediaId,
+    /// True when an ID uploaded before was handed out again.
+    pub reused: bool,
+    /// The asset's record, with the ID in it.
+    #[serde(skip)]
+    pub record: Arc<AssetRecord>,
+}
+
+/// The Media API side of the server: cheap to clone.
+#[derive(Clone)]
+pub struct WhatsApp {
+    inner: Arc<Inner>,
+}
+
+type UploadLock = Arc<tokio::sync::Mutex<()>>;
+
+struct Inner {
+    client: Option<GraphClient>,
+    phones: Vec<String>,
+    reuse_secs: u64,
+    delete_replaced: bool,
+    clock: Clock,
+    /// One upload at a time per (path, phone): concurrent asks share the first one's ID.
+    locks: Mutex<HashMap<(String, String), UploadLock>>,
+}
+
+impl WhatsApp {
+    /// From settings; without a token or phone numbers every call answers `NotConfigured`.
+    pub fn new(settings: &WhatsAppSettings, clock: Clock) -> Self {
+        let client = settings
+            .access_token
+            .clone()
+            .map(|token| GraphClient::new(settings, token));
+        Self {
+            inner: Arc::new(Inner {
+                client,
+                phones: settings.phone_number_ids.clone(),
+                reuse_secs: settings.reuse_days * 86_400,
+                delete_replaced: settings.delete_replaced,
+                clock,
+                locks: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The default phone number ID (the first configured).
+    pub fn default_phone(&self) -> Option<&str> {
+        self.inner.phones.first().map(String::as_str)
+    }
+
+    /// Whether `media` may be handed out for a record with `sha256`, now.
+    pub fn is_valid(&self, media: &MediaId, sha256: &str) -> bool {
+        media.sha256 == sha256 && media.expires_at > self.inner.clock.now()
+    }
+
+    fn client(&self) -> Result<&GraphClient, WaError> {
+        let client = self.inner.client.as_ref().ok_or(WaError::NotConfigured(
+            "set the WHATSAPP_ACCESS_TOKEN environment variable",
+        ))?;
+        if self.inner.phones.is_empty() {
+            return Err(WaError::NotConfigured(
+                "set whatsapp.phone_number_ids (MEDIA_ORIGIN__WHATSAPP__PHONE_NUMBER_IDS)",
+            ));
+        }
+        Ok(client)
+    }
+
+    fn phone<'a>(&'a self, asked: Option<&'a str>) -> Result<&'a str, WaError> {
+        match asked {
+            None => Ok(self.default_phone().expect("checked by client()")),
+            Some(p) if self.inner.phones.iter().any(|c| c == p) => Ok(p),
+            Some(p) => Err(WaError::UnknownPhone(p.to_owned())),
+        }
+    }
+
+    /// A valid media ID for the asset at `path` on `phone` (default: the first number):
+    /// the kept one while it is valid for the current bytes, else a new upload. `force`
+    /// uploads anew regardless.
+    pub async fn ensure(
+        &self,
+        store: &Store,
+        path: &AssetPath,
+        phone: Option<&str>,
+        force: bool,
+    ) -> Result<Outcome, WaError> {
+        let client = self.client()?;
+        let phone = self.phone(phone)?.to_owned();
+        let lock = {
+            let mut locks = self.inner.locks.lock().expect("upload locks");
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+            Arc::clone(
+                locks
+                    .entry((path.as_str().to_owned(), phone.clone()))
+                    .or_default(),
+            )
+        };
+        let _held = lock.lock().await;
+        let record = store.record(path).await?.ok_or(StoreError::NotFound)?;
+        if !force
+            && let Some(kept) = record.whatsapp.get(&phone)
+            && self.is_valid(kept, &record.sha256)
+        {
+            return Ok(Outcome {
+                phone_number_id: phone,
+                media: kept.clone(),
+                reused: true,
+                record,
+            });
+        }
+        refuse_what_meta_would(&record)?;
+        let sha = record.sha256.clone();
+        let open = || {
+            let store = store.clone();
+            let sha = sha.clone();
+            async move {
+                store
+                    .open_blob(&sha, None)
+                    .await
+                    .map(|s| s.boxed())
+                    .map_err(|e| e.to_string())
+            }
+        };
+        let media_id = client
+            .upload(
+                &phone,
+                &record.content_type,
+                &record.filename,
+                record.size,
+                open,
+            )
+            .await?;
+        let now = self.inner.clock.now();
+        let media = MediaId {
+            media_id,
+            sha256: sha,
+            uploaded_at: now,
+            expires_at: now + self.inner.reuse_secs,
+        };
+        tracing::info!(path = %path, phone, media_id = %media.media_id, "uploaded to the Media API");
+        let (record, replaced) = store.attach_media_id(path, &phone, media.clone()).await?;
+        if let Some(old) = replaced
+            && old.media_id != media.media_id
+        {
+            self.forget(vec![old]);
+        }
+        Ok(Outcome {
+            phone_number_id: phone,
+            media,
+            reused: false,
+            record,
+        })
+    }
+
+    /// Media IDs no longer in use (replaced bytes, deleted asset, re-upload): deleted at Meta
+    /// in the background when `whatsapp.delete_replaced` is set.
+    pub fn forget(&self, ids: Vec<MediaId>) {
+        if !self.inner.delete_replaced || ids.is_empty() {
+            return;
+        }
+        let Some(client) = self.inner.client.clone() else {
+            return;
+        };
+        tokio::spawn(async move {
+            for id in ids {
+                match client.delete(&id.media_id).await {
+                    Ok(()) => tracing::info!(media_id = %id.media_id, "deleted at the Media API"),
+                    Err(e) => {
+                        tracing::warn!(media_id = %id.media_id, error = %e, "could not delete a media ID")
+                    }
+                }
+            }
+        });
+    }
+
+    /// Give every asset under `prefix` a media ID on `phone` valid for at least `within_secs`
+    /// more: reuse those that are, upload the rest.
+    pub async fn refresh(
+        &self,
+        store: &Store,
+        prefix: &str,
+        phone: Option<&str>,
+        within_secs: u64,
+    ) -> Result<RefreshReport, WaError> {
+        self.client()?;
+        let phone = self.phone(phone)?.to_owned();
+        let mut report = RefreshReport {
+            phone_number_id: phone.clone(),
+            ..RefreshReport::default()
+        };
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = store.list(prefix, cursor.as_deref(), 500).await?;
+            for record in &page.records {
+                let fresh_enough = record.whatsapp.get(&phone).is_some_and(|m| {
+                    m.sha256 == record.sha256 && m.expires_at > self.inner.clock.now() + within_secs
+                });
+                if fresh_enough {
+                    report.reused.push(record.path.clone());
+                    continue;
+                }
+                let path = AssetPath::parse(&record.path).map_err(|e| {
+                    WaError::Refused(format!("stored path {:?} is invalid: {e}", record.path))
+                })?;
+                match self.ensure(store, &path, Some(&phone), true).await {
+                    Ok(done) => report.uploaded.push(RefreshedId {
+                        path: record.path.clone(),
+                        media_id: done.media.media_id,
+                        expires_at: done.media.expires_at,
+                    }),
+                    Err(e) => report.failed.push(RefreshFailure {
+                        path: record.path.clone(),
+                        code: error_code(&e),
+                        message: e.to_string(),
+                    }),
+                }
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// The stable code of an error, as the admin API reports it.
+pub fn error_code(e: &WaError) -> &'static str {
+    match e {
+        WaError::NotConfigured(_) => "whatsapp_not_configured",
+        WaError::UnknownPhone(_) => "unknown_phone_number",
+        WaError::Refused(_) => "whatsapp_would_refuse",
+        WaError::Client(c) => c.code(),
+        WaError::Store(StoreError::NotFound) => "not_found",
+        WaError::Store(StoreError::Replaced) => "asset_replaced",
+        WaError::Store(_) => "storage_unavailable",
+    }
+}
+
+/// Meta refuses types outside its list and sizes over the kind's limit: so do we, first.
+fn refuse_what_meta_would(record: &AssetRecord) -> Result<(), WaError> {
+    let Some(kind) = media_kind::kind_of(&record.content_type) else {
+        return Err(WaError::Refused(format!(
+            "{} is not a type the Media API accepts",
+            record.content_type
+        )));
+    };
+    if record.size == 0 || record.size > kind.max_size() {
+        return Err(WaError::Refused(format!(
+            "{} bytes is outside the Media API's limit for a {} ({} bytes)",
+            record.size,
+            kind.as_str(),
+            kind.max_size()
+        )));
+    }
+    Ok(())
+}
+
+/// What a bulk refresh did.
+#[derive(Debug, Default, Serialize)]
+pub struct RefreshReport {
+    /// The phone number refreshed for.
+    pub phone_number_id: String,
+    /// Assets given a new ID.
+    pub uploaded: Vec<RefreshedId>,
+    /// Assets whose ID stays valid long enough.
+    pub reused: Vec<String>,
+    /// Assets that could not be uploaded, and why.
+    pub failed: Vec<RefreshFailure>,
+}
+
+/// One asset given a new ID.
+#[derive(Debug, Serialize)]
+pub struct RefreshedId {
+    /// The asset.
+    pub path: String,
+    /// The new ID.
+    pub media_id: String,
+    /// Its expiry (epoch seconds).
+    pub expires_at: u64,
+}
+
+/// One asset that failed.
+#[derive(Debug, Serialize)]
+pub struct RefreshFailure {
+    /// The asset.
+    pub path: String,
+    /// Stable code.
+    pub code: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
