@@ -2,6 +2,7 @@
 //! protocol server's bucket, a reqwest client, and small media fixtures with real magic bytes.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod graph;
 pub mod s3;
 
 use std::path::{Path, PathBuf};
@@ -104,6 +105,8 @@ pub struct TestServer {
     pub base: String,
     pub storage: Arc<Storage>,
     pub client: Client,
+    /// The clock media-ID expiry is judged by: `clock.advance(secs)` moves it.
+    pub clock: media_origin::whatsapp::Clock,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -125,7 +128,10 @@ impl TestServer {
         settings.admin.token = Some(Secret::new(TOKEN));
         customize(&mut settings);
         settings.validate().unwrap();
-        let server = Server::bind(&settings).await.expect("server binds");
+        let clock = media_origin::whatsapp::Clock::system();
+        let server = Server::bind_with_clock(&settings, clock.clone())
+            .await
+            .expect("server binds");
         let addr = server.local_addr();
         let base = server.public_base().to_owned();
         let (tx, rx) = oneshot::channel::<()>();
@@ -137,6 +143,7 @@ impl TestServer {
             base,
             storage,
             client: Client::builder().no_proxy().build().unwrap(),
+            clock,
             shutdown: Some(tx),
             handle: Some(handle),
         }

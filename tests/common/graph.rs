@@ -1,0 +1,957 @@
+//! A fake of Meta's Graph API Media endpoints (WHATSAPP_MEDIA.md §4), started in-process on
+//! loopback port 0: upload (`POST /{version}/{phone_number_id}/media`), retrieve
+//! (`GET /{version}/{media_id}`) and delete (`DELETE /{version}/{media_id}`).
+//!
+//! It checks what Meta checks, in Meta's order, and answers with Meta's error JSON:
+//! the version, the bearer token (401, code 190), the phone number (code 100, subcode 33), a
+//! `multipart/form-data` body with a boundary, the `messaging_product`, `type` and `file`
+//! fields, the media type (declared `type`, the file part's own content type and the bytes'
+//! signature must agree, and be one of Meta's supported types) and the size limit of its kind
+//! (code 131053). Uploads are streamed, hashed and counted, never kept.
+//!
+//! Faults are queued with [`GraphServer::push_fault`] and consumed one per upload request,
+//! before any check. Every request is logged with the status it got. The access token is never
+//! logged or echoed: inspection sees `Authorization` headers redacted.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::Response;
+use futures::StreamExt;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use rand::Rng;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+/// A token, version and phone number id tests can share.
+pub const GRAPH_TOKEN: &str = "EAAGtestGraphAccessToken0123456789";
+pub const GRAPH_VERSION: &str = "v23.0";
+pub const PHONE_NUMBER_ID: &str = "106540352242922";
+
+/// The largest request body read (the largest media, documents, are 100 MB).
+pub const BODY_LIMIT: usize = 120 * 1024 * 1024;
+
+/// Meta's supported upload types (WHATSAPP_MEDIA.md §3), in the order its error lists them.
+pub const SUPPORTED_TYPES: &[&str] = &[
+    "audio/aac",
+    "audio/mp4",
+    "audio/mpeg",
+    "audio/amr",
+    "audio/ogg",
+    "application/vnd.ms-powerpoint",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/pdf",
+    "text/plain",
+    "application/vnd.ms-excel",
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "video/mp4",
+    "video/3gpp",
+];
+
+/// One failure to answer an upload request with, instead of processing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 429 with `Retry-After` (when given) and error code 4,
+    /// "(#4) Application request limit reached".
+    Http429 { retry_after: Option<u64> },
+    /// An error JSON with this code (and subcode) at this HTTP status, e.g. throughput limits
+    /// as Meta sends them: `Code { code: 130429, subcode: None, http_status: 400 }` or 80007.
+    Code {
+        code: i64,
+        subcode: Option<i64>,
+        http_status: u16,
+    },
+    /// HTTP 500, code 1, "An unknown error occurred", `is_transient: true`.
+    Status500,
+    /// HTTP 503, code 2, "Service temporarily unavailable", `is_transient: true`.
+    Status503,
+    /// Wait this long before reading the request, then process it normally (a client with a
+    /// shorter timeout sees a timeout).
+    Hang(Duration),
+    /// HTTP 200, `application/json`, body `{"id":` (truncated).
+    MalformedJson,
+}
+
+/// A successful upload as the fake received it.
+#[derive(Debug, Clone)]
+pub struct ReceivedUpload {
+    pub phone_number_id: String,
+    pub media_id: String,
+    /// The `type` form field, verbatim.
+    pub type_field: String,
+    /// The `file` part's filename.
+    pub filename: String,
+    /// The `file` part's own `Content-Type`, verbatim.
+    pub part_content_type: String,
+    /// Bytes received in the `file` part.
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the bytes received.
+    pub sha256: String,
+    /// Whether the request carried the right `Authorization: Bearer` header (always true for a
+    /// recorded upload, which passed the check).
+    pub authorization_seen: bool,
+    /// The request's headers, in order, names lowercase; `authorization` reads `<redacted>`.
+    pub headers: Vec<(String, String)>,
+}
+
+impl ReceivedUpload {
+    /// The first value of a request header (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    phones: HashSet<String>,
+    uploads: Vec<ReceivedUpload>,
+    /// media id → index in `uploads`, for live (not deleted) media.
+    live: HashMap<String, usize>,
+    deleted: Vec<String>,
+    faults: VecDeque<Fault>,
+    log: Vec<(String, String, u16)>,
+    next_id: u64,
+    file_size_as_string: bool,
+}
+
+struct Inner {
+    token: String,
+    version: String,
+    base_url: String,
+    attempts: AtomicUsize,
+    state: Mutex<Shared>,
+}
+
+pub struct GraphServer {
+    pub addr: SocketAddr,
+    inner: Arc<Inner>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl GraphServer {
+    /// Serve on `127.0.0.1:0`, accepting `Authorization: Bearer {token}` and paths under
+    /// `/{version}` (e.g. `v23.0`). No phone number exists until [`Self::add_phone_number`].
+    pub async fn start(token: &str, version: &str) -> Arc<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let inner = Arc::new(Inner {
+            token: token.to_owned(),
+            version: version.to_owned(),
+            base_url: format!("http://{addr}"),
+            attempts: AtomicUsize::new(0),
+            state: Mutex::new(Shared {
+                next_id: rand::rng().random_range(100_000_000_000_000..900_000_000_000_000),
+                ..Shared::default()
+            }),
+        });
+        let router = Router::new()
+            .fallback(dispatch)
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .with_state(Arc::clone(&inner));
+        let task = tokio::spawn(async move {
+            let conn_builder = ConnBuilder::new(TokioExecutor::new());
+            // Connections belong to this task: aborting it drops every one of them.
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = socket.set_nodelay(true);
+                let router = router.clone();
+                let handler = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        router.clone().oneshot(req.map(Body::new))
+                    },
+                );
+                let conn = conn_builder
+                    .serve_connection(TokioIo::new(socket), handler)
+                    .into_owned();
+                conns.spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        });
+        Arc::new(Self {
+            addr,
+            inner,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, without the version.
+    pub fn base_url(&self) -> String {
+        self.inner.base_url.clone()
+    }
+
+    /// Let uploads to this phone number id succeed.
+    pub fn add_phone_number(&self, id: &str) {
+        self.state().phones.insert(id.to_owned());
+    }
+
+    /// Answer the next upload request with `fault` (faults queue up, one per request).
+    pub fn push_fault(&self, fault: Fault) {
+        self.state().faults.push_back(fault);
+    }
+
+    /// Queue `fault` for the next `n` upload requests.
+    pub fn push_faults(&self, n: usize, fault: Fault) {
+        let mut st = self.state();
+        for _ in 0..n {
+            st.faults.push_back(fault.clone());
+        }
+    }
+
+    /// Faults queued and not yet consumed.
+    pub fn pending_faults(&self) -> usize {
+        self.state().faults.len()
+    }
+
+    /// Retrieve answers `file_size` as a string (as some Graph versions do) instead of a
+    /// number.
+    pub fn set_file_size_as_string(&self, as_string: bool) {
+        self.state().file_size_as_string = as_string;
+    }
+
+    /// Every successful upload, in order (deleted ones included).
+    pub fn uploads(&self) -> Vec<ReceivedUpload> {
+        self.state().uploads.clone()
+    }
+
+    /// Media ids deleted, in order.
+    pub fn deleted(&self) -> Vec<String> {
+        self.state().deleted.clone()
+    }
+
+    /// Every request answered: (method, path without query, status), faulted and failed ones
+    /// included. A request abandoned before it was answered is logged with status 0.
+    pub fn requests(&self) -> Vec<(String, String, u16)> {
+        self.state().log.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state().log.clear();
+    }
+
+    /// Every `POST /{anything}/{anything}/media` received, faulted or not, whatever the answer.
+    pub fn upload_attempts(&self) -> usize {
+        self.inner.attempts.load(Ordering::SeqCst)
+    }
+
+    /// Stop answering: the listener closes and every open connection is dropped.
+    pub async fn stop(&self) {
+        let task = self.task.lock().unwrap().take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.inner.state.lock().unwrap()
+    }
+}
+
+impl Drop for GraphServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.get_mut().unwrap().take() {
+            task.abort();
+        }
+    }
+}
+
+/// Logs a request when dropped: with its status once answered, with 0 if abandoned.
+struct LogEntry {
+    inner: Arc<Inner>,
+    method: String,
+    path: String,
+    status: u16,
+}
+
+impl Drop for LogEntry {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.inner.state.lock() {
+            st.log.push((
+                std::mem::take(&mut self.method),
+                std::mem::take(&mut self.path),
+                self.status,
+            ));
+        }
+    }
+}
+
+async fn dispatch(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    let mut entry = LogEntry {
+        inner: Arc::clone(&inner),
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
+        status: 0,
+    };
+    let response = route(&inner, req).await;
+    entry.status = response.status().as_u16();
+    response
+}
+
+async fn route(g: &Arc<Inner>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let method = req.method().clone();
+    match (&method, segments.as_slice()) {
+        (&Method::POST, [version, phone, "media"]) => upload(g, version, phone, req).await,
+        (&Method::GET | &Method::DELETE, [version, media_id]) if !media_id.is_empty() => {
+            let (parts, body) = req.into_parts();
+            drain(body).await;
+            if let Err(e) = check_version_and_token(g, version, &path, &parts.headers) {
+                return e.into_response();
+            }
+            let verb = if method == Method::GET {
+                "get"
+            } else {
+                "delete"
+            };
+            let query_phone = parts.uri.query().and_then(|q| {
+                q.split('&').find_map(|kv| {
+                    kv.strip_prefix("phone_number_id=")
+                        .map(|v| v.trim().to_owned())
+                })
+            });
+            let mut st = g.state.lock().unwrap();
+            let Some(&index) = st.live.get(*media_id) else {
+                return GraphError::no_object(verb, media_id).into_response();
+            };
+            if let Some(p) = query_phone
+                && p != st.uploads[index].phone_number_id
+            {
+                return GraphError::no_object(verb, media_id).into_response();
+            }
+            if method == Method::DELETE {
+                st.live.remove(*media_id);
+                st.deleted.push((*media_id).to_owned());
+                return json_response(StatusCode::OK, &json!({ "success": true }));
+            }
+            let u = &st.uploads[index];
+            let file_size = if st.file_size_as_string {
+                Value::String(u.size.to_string())
+            } else {
+                Value::from(u.size)
+            };
+            let body = json!({
+                "messaging_product": "whatsapp",
+                "url": format!(
+                    "{}/whatsapp_business/attachments/?mid={}&ext={}",
+                    g.base_url,
+                    u.media_id,
+                    now_secs()
+                ),
+                "mime_type": u.type_field,
+                "sha256": u.sha256,
+                "file_size": file_size,
+                "id": u.media_id,
+            });
+            json_response(StatusCode::OK, &body)
+        }
+        _ => {
+            let (parts, body) = req.into_parts();
+            drain(body).await;
+            let version = segments.first().copied().unwrap_or("");
+            if let Err(e) = check_version_and_token(g, version, &path, &parts.headers) {
+                return e.into_response();
+            }
+            let object = segments.get(1).copied().unwrap_or("");
+            GraphError::no_object(&method.as_str().to_ascii_lowercase(), object).into_response()
+        }
+    }
+}
+
+fn check_version_and_token(
+    g: &Inner,
+    version: &str,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<(), GraphError> {
+    if version != g.version {
+        return Err(GraphError::unknown_path(path));
+    }
+    let expected = format!("Bearer {}", g.token);
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if given != Some(expected.as_str()) {
+        return Err(GraphError::invalid_token());
+    }
+    Ok(())
+}
+
+/// What the fake keeps of the `file` part while streaming it.
+struct FilePart {
+    filename: Option<String>,
+    content_type: Option<String>,
+    size: u64,
+    sha256: String,
+    /// The first bytes, for the signature.
+    head: Vec<u8>,
+}
+
+const HEAD_LEN: usize = 64;
+
+async fn upload(g: &Arc<Inner>, version: &str, phone: &str, req: Request) -> Response {
+    g.attempts.fetch_add(1, Ordering::SeqCst);
+    let fault = g.state.lock().unwrap().faults.pop_front();
+    match fault {
+        None => {}
+        Some(Fault::Hang(d)) => tokio::time::sleep(d).await,
+        Some(fault) => {
+            drain(req.into_body()).await;
+            return fault_response(fault);
+        }
+    }
+    let path = req.uri().path().to_owned();
+    if let Err(e) = check_version_and_token(g, version, &path, req.headers()) {
+        drain(req.into_body()).await;
+        return e.into_response();
+    }
+    if !g.state.lock().unwrap().phones.contains(phone) {
+        drain(req.into_body()).await;
+        return GraphError::no_object("post", phone).into_response();
+    }
+    if !is_multipart_with_boundary(req.headers()) {
+        drain(req.into_body()).await;
+        return GraphError::param(
+            "(#100) Invalid parameter",
+            "The request is not multipart/form-data with a boundary: upload the file as a \
+             multipart/form-data body.",
+        )
+        .into_response();
+    }
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            let value = if *n == header::AUTHORIZATION {
+                "<redacted>".to_owned()
+            } else {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            };
+            (n.as_str().to_owned(), value)
+        })
+        .collect();
+
+    let mut multipart = match Multipart::from_request(req, &()).await {
+        Ok(m) => m,
+        Err(e) => {
+            return GraphError::param(
+                "(#100) Invalid parameter",
+                &format!("The request is not a valid multipart/form-data body: {e}"),
+            )
+            .into_response();
+        }
+    };
+    let mut product: Option<String> = None;
+    let mut type_field: Option<String> = None;
+    let mut file: Option<FilePart> = None;
+    loop {
+        let mut field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return multipart_error(&e),
+        };
+        let name = field.name().unwrap_or("").to_owned();
+        match name.as_str() {
+            "messaging_product" | "type" => {
+                let text = match field.text().await {
+                    Ok(t) => t,
+                    Err(e) => return multipart_error(&e),
+                };
+                if name == "type" {
+                    type_field = Some(text);
+                } else {
+                    product = Some(text);
+                }
+            }
+            "file" => {
+                let filename = field.file_name().map(str::to_owned);
+                let content_type = field.content_type().map(str::to_owned);
+                let mut hasher = Sha256::new();
+                let mut size = 0u64;
+                let mut head = Vec::with_capacity(HEAD_LEN);
+                loop {
+                    match field.chunk().await {
+                        Ok(Some(chunk)) => {
+                            hasher.update(&chunk);
+                            size += chunk.len() as u64;
+                            if head.len() < HEAD_LEN {
+                                let take = (HEAD_LEN - head.len()).min(chunk.len());
+                                head.extend_from_slice(&chunk[..take]);
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => return multipart_error(&e),
+                    }
+                }
+                file = Some(FilePart {
+                    filename,
+                    content_type,
+                    size,
+                    sha256: hex::encode(hasher.finalize()),
+                    head,
+                });
+            }
+            _ => loop {
+                match field.chunk().await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => return multipart_error(&e),
+                }
+            },
+        }
+    }
+
+    if product.as_deref() != Some("whatsapp") {
+        return GraphError::param(
+            "(#100) The parameter messaging_product is required.",
+            "The parameter messaging_product is required.",
+        )
+        .into_response();
+    }
+    let Some(type_field) = type_field.filter(|t| !t.trim().is_empty()) else {
+        return GraphError::param(
+            "(#100) The parameter type is required.",
+            "The parameter type is required.",
+        )
+        .into_response();
+    };
+    let Some(file) = file else {
+        return GraphError::param(
+            "(#100) The parameter file is required.",
+            "The parameter file is required.",
+        )
+        .into_response();
+    };
+    let Some(filename) = file.filename.filter(|f| !f.is_empty()) else {
+        return GraphError::param(
+            "(#100) Param file must be a file upload",
+            "The file part has no filename: send it as a file, with a filename.",
+        )
+        .into_response();
+    };
+    let Some(part_content_type) = file.content_type.filter(|c| !c.trim().is_empty()) else {
+        return GraphError::param(
+            "(#100) Param file must be a file upload",
+            "The file part has no Content-Type of its own.",
+        )
+        .into_response();
+    };
+
+    // The media type: the part's type must be supported, the declared `type` the same, and
+    // the bytes what both say.
+    let part_type = essence(&part_content_type);
+    let declared = essence(&type_field);
+    if !SUPPORTED_TYPES.contains(&part_type.as_str()) {
+        return GraphError::media(&format!(
+            "Param file must be a file with one of the following types: {}. Received file of \
+             type '{part_type}'.",
+            SUPPORTED_TYPES.join(", ")
+        ))
+        .into_response();
+    }
+    if declared != part_type {
+        return GraphError::media(&format!(
+            "Uploaded media type does not match the declared type: the type parameter is \
+             '{declared}' and the file is of type '{part_type}'."
+        ))
+        .into_response();
+    }
+    let sniffed = sniff(&file.head);
+    let consistent = match sniffed {
+        Some(types) => types.contains(&declared.as_str()),
+        None => !SIGNED_TYPES.contains(&declared.as_str()),
+    };
+    if !consistent {
+        let found = sniffed.map_or("unrecognised content", |t| t[0]);
+        return GraphError::media(&format!(
+            "Uploaded media type does not match the declared type: declared '{declared}', \
+             the file content is {found}."
+        ))
+        .into_response();
+    }
+    if file.size == 0 {
+        return GraphError::media("The uploaded file is empty.").into_response();
+    }
+    let max = size_limit(&declared, &file.head);
+    if file.size > max {
+        return GraphError::media(&format!(
+            "File size {} bytes exceeds the maximum of {max} bytes for media of type \
+             '{declared}'.",
+            file.size
+        ))
+        .into_response();
+    }
+
+    let mut st = g.state.lock().unwrap();
+    st.next_id += rand::rng().random_range(1..1000);
+    let media_id = st.next_id.to_string();
+    let index = st.uploads.len();
+    st.uploads.push(ReceivedUpload {
+        phone_number_id: phone.to_owned(),
+        media_id: media_id.clone(),
+        type_field,
+        filename,
+        part_content_type,
+        size: file.size,
+        sha256: file.sha256,
+        authorization_seen: true,
+        headers,
+    });
+    st.live.insert(media_id.clone(), index);
+    json_response(StatusCode::OK, &json!({ "id": media_id }))
+}
+
+fn is_multipart_with_boundary(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut params = ct.split(';');
+    let is_form = params
+        .next()
+        .is_some_and(|e| e.trim().eq_ignore_ascii_case("multipart/form-data"));
+    is_form
+        && params.any(|p| {
+            let p = p.trim();
+            p.len() > "boundary=".len()
+                && p.get(..9)
+                    .is_some_and(|k| k.eq_ignore_ascii_case("boundary="))
+        })
+}
+
+fn multipart_error(e: &axum::extract::multipart::MultipartError) -> Response {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        GraphError::media(&format!(
+            "File size exceeds the maximum of {BODY_LIMIT} bytes for a request."
+        ))
+        .into_response()
+    } else {
+        GraphError::param(
+            "(#100) Invalid parameter",
+            &format!("The request is not a valid multipart/form-data body: {e}"),
+        )
+        .into_response()
+    }
+}
+
+/// `image/JPEG; x=y` → `image/jpeg`.
+fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Types whose files always start with a signature: declared without it, they are refused.
+const SIGNED_TYPES: &[&str] = &[
+    "image/jpeg",
+    "image/png",
+    "application/pdf",
+    "video/mp4",
+    "video/3gpp",
+    "audio/mp4",
+    "audio/ogg",
+    "image/webp",
+];
+
+/// The types a file's signature allows, the likeliest first; `None` for no known signature.
+fn sniff(head: &[u8]) -> Option<&'static [&'static str]> {
+    if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(&["image/jpeg"])
+    } else if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(&["image/png"])
+    } else if head.starts_with(b"%PDF") {
+        Some(&["application/pdf"])
+    } else if head.len() >= 8 && &head[4..8] == b"ftyp" {
+        Some(&["video/mp4", "video/3gpp", "audio/mp4"])
+    } else if head.starts_with(b"OggS") {
+        Some(&["audio/ogg"])
+    } else if head.len() >= 12 && head.starts_with(b"RIFF") && &head[8..12] == b"WEBP" {
+        Some(&["image/webp"])
+    } else {
+        None
+    }
+}
+
+/// Meta's limit for a type (WHATSAPP_MEDIA.md §3; MB = 1,000,000 bytes). A WebP sticker may
+/// be 500 KB when animated (a VP8X chunk with the animation flag), 100 KB otherwise.
+fn size_limit(declared: &str, head: &[u8]) -> u64 {
+    match declared {
+        "image/webp" => {
+            let animated = head.len() > 20 && &head[12..16] == b"VP8X" && head[20] & 0x02 != 0;
+            if animated { 500_000 } else { 100_000 }
+        }
+        t if t.starts_with("image/") => 5_000_000,
+        t if t.starts_with("audio/") || t.starts_with("video/") => 16_000_000,
+        _ => 100_000_000,
+    }
+}
+
+fn fault_response(fault: Fault) -> Response {
+    match fault {
+        Fault::Http429 { retry_after } => GraphError {
+            http: StatusCode::TOO_MANY_REQUESTS,
+            message: "(#4) Application request limit reached".into(),
+            kind: "OAuthException",
+            code: 4,
+            subcode: None,
+            details: None,
+            transient: Some(true),
+            retry_after,
+        }
+        .into_response(),
+        Fault::Code {
+            code,
+            subcode,
+            http_status,
+        } => {
+            let (message, details) = match code {
+                1 => ("An unknown error occurred".to_owned(), None),
+                2 => ("Service temporarily unavailable".to_owned(), None),
+                4 => ("(#4) Application request limit reached".to_owned(), None),
+                10 => (
+                    "(#10) Application does not have permission for this action".to_owned(),
+                    None,
+                ),
+                100 => ("(#100) Invalid parameter".to_owned(), None),
+                190 => (
+                    "Invalid OAuth access token - Cannot parse access token".to_owned(),
+                    None,
+                ),
+                200 => ("(#200) Permissions error".to_owned(), None),
+                80007 => (
+                    "(#80007) Rate limit hit".to_owned(),
+                    Some("Rate limit of the WhatsApp Business Account reached."),
+                ),
+                130429 => (
+                    "(#130429) Rate limit hit".to_owned(),
+                    Some("Cloud API message throughput has been reached."),
+                ),
+                131053 => (
+                    "(#131053) Media upload error".to_owned(),
+                    Some("Media upload failed (injected fault)."),
+                ),
+                c => (format!("(#{c}) Injected fault"), Some("Injected fault.")),
+            };
+            GraphError {
+                http: StatusCode::from_u16(http_status).unwrap_or(StatusCode::BAD_REQUEST),
+                message,
+                kind: "OAuthException",
+                code,
+                subcode,
+                details: details.map(str::to_owned),
+                transient: matches!(code, 1 | 2 | 4).then_some(true),
+                retry_after: None,
+            }
+            .into_response()
+        }
+        Fault::Status500 => GraphError {
+            http: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "An unknown error occurred".into(),
+            kind: "OAuthException",
+            code: 1,
+            subcode: None,
+            details: None,
+            transient: Some(true),
+            retry_after: None,
+        }
+        .into_response(),
+        Fault::Status503 => GraphError {
+            http: StatusCode::SERVICE_UNAVAILABLE,
+            message: "Service temporarily unavailable".into(),
+            kind: "OAuthException",
+            code: 2,
+            subcode: None,
+            details: None,
+            transient: Some(true),
+            retry_after: None,
+        }
+        .into_response(),
+        Fault::MalformedJson => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json; charset=UTF-8")
+            .body(Body::from(r#"{"id":"#))
+            .unwrap(),
+        Fault::Hang(_) => unreachable!("a hang delays the request, it does not answer it"),
+    }
+}
+
+/// A Graph API error, as Meta writes it.
+struct GraphError {
+    http: StatusCode,
+    message: String,
+    kind: &'static str,
+    code: i64,
+    subcode: Option<i64>,
+    /// `error_data.details` (with `messaging_product: whatsapp`).
+    details: Option<String>,
+    transient: Option<bool>,
+    retry_after: Option<u64>,
+}
+
+impl GraphError {
+    fn invalid_token() -> Self {
+        Self {
+            http: StatusCode::UNAUTHORIZED,
+            message: "Invalid OAuth access token - Cannot parse access token".into(),
+            kind: "OAuthException",
+            code: 190,
+            subcode: None,
+            details: None,
+            transient: None,
+            retry_after: None,
+        }
+    }
+
+    fn unknown_path(path: &str) -> Self {
+        Self {
+            http: StatusCode::BAD_REQUEST,
+            message: format!("Unknown path components: {path}"),
+            kind: "OAuthException",
+            code: 2500,
+            subcode: None,
+            details: None,
+            transient: None,
+            retry_after: None,
+        }
+    }
+
+    /// Code 100, subcode 33: the object does not exist (Meta's type here is
+    /// `GraphMethodException`).
+    fn no_object(verb: &str, id: &str) -> Self {
+        Self {
+            http: StatusCode::BAD_REQUEST,
+            message: format!(
+                "Unsupported {verb} request. Object with ID '{id}' does not exist, cannot be \
+                 loaded due to missing permissions, or does not support this operation. Please \
+                 read the Graph API documentation at https://developers.facebook.com/docs/graph-api"
+            ),
+            kind: "GraphMethodException",
+            code: 100,
+            subcode: Some(33),
+            details: None,
+            transient: None,
+            retry_after: None,
+        }
+    }
+
+    /// Code 100, an invalid or missing parameter.
+    fn param(message: &str, details: &str) -> Self {
+        Self {
+            http: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            kind: "OAuthException",
+            code: 100,
+            subcode: None,
+            details: Some(details.into()),
+            transient: None,
+            retry_after: None,
+        }
+    }
+
+    /// Code 131053, a media upload error.
+    fn media(details: &str) -> Self {
+        Self {
+            http: StatusCode::BAD_REQUEST,
+            message: "(#131053) Media upload error".into(),
+            kind: "OAuthException",
+            code: 131053,
+            subcode: None,
+            details: Some(details.into()),
+            transient: None,
+            retry_after: None,
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let trace = trace_id();
+        let mut error = json!({
+            "message": self.message,
+            "type": self.kind,
+            "code": self.code,
+        });
+        if let Some(s) = self.subcode {
+            error["error_subcode"] = s.into();
+        }
+        if let Some(t) = self.transient {
+            error["is_transient"] = t.into();
+        }
+        if let Some(d) = self.details {
+            error["error_data"] = json!({ "messaging_product": "whatsapp", "details": d });
+        }
+        error["fbtrace_id"] = trace.clone().into();
+        let mut response = json_response(self.http, &json!({ "error": error }));
+        let h = response.headers_mut();
+        h.insert("x-fb-trace-id", trace.parse().unwrap());
+        if self.http == StatusCode::UNAUTHORIZED {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                format!(
+                    "OAuth \"Facebook Platform\" \"invalid_token\" \"{}\"",
+                    self.message
+                )
+                .parse()
+                .unwrap(),
+            );
+        }
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, secs.into());
+        }
+        response
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json; charset=UTF-8")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn trace_id() -> String {
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(27)
+        .map(char::from)
+        .collect()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Read and discard a request body, so the client always gets to read the answer.
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    while let Some(Ok(_)) = stream.next().await {}
+}

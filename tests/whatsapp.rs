@@ -1,0 +1,402 @@
+//! Media IDs over the whole path: the admin API uploads to a faithful fake of Meta's Graph API
+//! (tests/common/graph.rs checks version, token, multipart fields, bytes and type), keeps the ID
+//! with the asset, reuses it, uploads again after expiry or new bytes, retries what Meta's table
+//! says is transient and reports Meta's error details for the rest.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::graph::{Fault, GraphServer};
+use common::{Backend, Storage, TestServer, fixtures};
+use media_origin::config::Secret;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const META_TOKEN: &str = "EAAG-test-access-token-0123456789";
+const VERSION: &str = "v23.0";
+const PHONE: &str = "106540352242922";
+const OTHER_PHONE: &str = "106540352242999";
+
+async fn graph() -> Arc<GraphServer> {
+    let g = GraphServer::start(META_TOKEN, VERSION).await;
+    g.add_phone_number(PHONE);
+    g.add_phone_number(OTHER_PHONE);
+    g
+}
+
+async fn start(
+    backend: Backend,
+    g: &GraphServer,
+    tweak: impl FnOnce(&mut media_origin::config::Settings),
+) -> TestServer {
+    let base = g.base_url();
+    TestServer::start_with(Storage::new(backend).await, move |c| {
+        c.whatsapp.graph_url = base;
+        c.whatsapp.api_version = VERSION.into();
+        c.whatsapp.phone_number_ids = vec![PHONE.into(), OTHER_PHONE.into()];
+        c.whatsapp.access_token = Some(Secret::new(META_TOKEN));
+        c.whatsapp.timeout_ms = 2000;
+        c.whatsapp.retry_budget_ms = 10_000;
+        tweak(c);
+    })
+    .await
+}
+
+async fn media(s: &TestServer, body: Value) -> (StatusCode, Value) {
+    let r = s
+        .admin(Method::POST, "/whatsapp/media")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert!(
+        !text.contains(META_TOKEN),
+        "the access token leaked: {text}"
+    );
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+fn sha256(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+async fn media_id_is_uploaded_kept_reused_and_renewed(backend: Backend) {
+    let g = graph().await;
+    let s = start(backend, &g, |_| {}).await;
+    let body = fixtures::jpeg(48_000, 1);
+    // Upload with whatsapp=true: stored, and uploaded to the Media API at once.
+    let r = s
+        .admin(Method::PUT, "/assets/promo/banner.jpg?whatsapp=true")
+        .header("content-type", "image/jpeg")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let rec: Value = r.json().await.unwrap();
+    let first = rec["whatsapp_upload"]["media_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(rec["whatsapp_upload"]["reused"], false);
+    assert_eq!(rec["whatsapp_upload"]["phone_number_id"], PHONE);
+    assert_eq!(rec["whatsapp"][PHONE]["media_id"], first.as_str());
+    assert_eq!(rec["whatsapp"][PHONE]["valid"], true);
+    assert_eq!(
+        rec["message_by_id"],
+        json!({"type": "image", "image": {"id": first}})
+    );
+    // What Meta received: the exact type, the bytes, the file name, on the default number.
+    let ups = g.uploads();
+    assert_eq!(ups.len(), 1);
+    assert_eq!(ups[0].phone_number_id, PHONE);
+    assert_eq!(ups[0].type_field, "image/jpeg");
+    assert_eq!(ups[0].part_content_type, "image/jpeg");
+    assert_eq!(ups[0].filename, "banner.jpg");
+    assert_eq!(ups[0].size, body.len() as u64);
+    assert_eq!(ups[0].sha256, sha256(&body));
+    assert!(
+        ups[0]
+            .header("content-type")
+            .unwrap()
+            .starts_with("multipart/form-data; boundary=")
+    );
+
+    // Asked again: the same ID, no request to Meta.
+    let (status, got) = media(&s, json!({"path": "promo/banner.jpg"})).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["media_id"], first.as_str());
+    assert_eq!(got["reused"], true);
+    assert_eq!(
+        got["message"],
+        json!({"type": "image", "image": {"id": first}})
+    );
+    assert_eq!(g.upload_attempts(), 1);
+
+    // Another number gets its own upload.
+    let (_, other) = media(
+        &s,
+        json!({"path": "promo/banner.jpg", "phone_number_id": OTHER_PHONE}),
+    )
+    .await;
+    assert_eq!(other["reused"], false);
+    assert_eq!(g.uploads()[1].phone_number_id, OTHER_PHONE);
+
+    // 28 days on, past the 27-day reuse window: a new upload.
+    s.clock.advance(28 * 86_400);
+    let (_, renewed) = media(&s, json!({"path": "promo/banner.jpg"})).await;
+    assert_eq!(renewed["reused"], false);
+    assert_ne!(renewed["media_id"], first.as_str());
+    assert_eq!(g.upload_attempts(), 3);
+
+    // New bytes at the path: the kept IDs go with the old bytes; the next ask uploads these.
+    let new_body = fixtures::jpeg(30_000, 2);
+    let rec = s
+        .upload("promo/banner.jpg", "image/jpeg", new_body.clone())
+        .await;
+    assert_eq!(rec["whatsapp"], json!({}));
+    assert_eq!(rec["message_by_id"], Value::Null);
+    let (_, fresh) = media(&s, json!({"path": "promo/banner.jpg"})).await;
+    assert_eq!(fresh["reused"], false);
+    assert_eq!(g.uploads().last().unwrap().sha256, sha256(&new_body));
+    // force uploads again even while valid.
+    let (_, forced) = media(&s, json!({"path": "promo/banner.jpg", "force": true})).await;
+    assert_eq!(forced["reused"], false);
+    assert_ne!(forced["media_id"], fresh["media_id"]);
+}
+
+async fn documents_are_sent_by_id_with_their_file_name(backend: Backend) {
+    let g = graph().await;
+    let s = start(backend, &g, |_| {}).await;
+    s.upload(
+        "docs/terms.pdf",
+        "application/pdf",
+        fixtures::pdf(20_000, 3),
+    )
+    .await;
+    let (status, got) = media(&s, json!({"path": "docs/terms.pdf"})).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(
+        got["message"],
+        json!({"type": "document", "document": {"id": got["media_id"], "filename": "terms.pdf"}})
+    );
+    assert_eq!(g.uploads()[0].type_field, "application/pdf");
+    assert_eq!(g.uploads()[0].filename, "terms.pdf");
+}
+
+on_both_backends! {
+    media_id_is_uploaded_kept_reused_and_renewed,
+    documents_are_sent_by_id_with_their_file_name,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transient_failures_are_retried_honouring_retry_after() {
+    let g = graph().await;
+    let s = start(Backend::Local, &g, |_| {}).await;
+    s.upload("a.png", "image/png", fixtures::png(10_000, 4))
+        .await;
+    g.push_fault(Fault::Http429 {
+        retry_after: Some(1),
+    });
+    g.push_fault(Fault::Status500);
+    g.push_fault(Fault::Code {
+        code: 130429,
+        subcode: None,
+        http_status: 400,
+    });
+    let started = Instant::now();
+    let (status, got) = media(&s, json!({"path": "a.png"})).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["reused"], false);
+    assert_eq!(g.upload_attempts(), 4);
+    assert_eq!(g.uploads().len(), 1);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn permanent_errors_stop_at_once_with_metas_details() {
+    let g = graph().await;
+    let s = start(Backend::Local, &g, |_| {}).await;
+    s.upload("a.png", "image/png", fixtures::png(10_000, 4))
+        .await;
+    for (code, ours) in [
+        (100, "whatsapp_invalid_parameter"),
+        (131053, "whatsapp_media_upload_error"),
+        (190, "whatsapp_access_token_invalid"),
+    ] {
+        let before = g.upload_attempts();
+        g.push_fault(Fault::Code {
+            code,
+            subcode: Some(2494010),
+            http_status: 400,
+        });
+        let (status, got) = media(&s, json!({"path": "a.png"})).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{got}");
+        assert_eq!(got["error"]["code"], ours, "{got}");
+        assert_eq!(got["error"]["meta"]["code"], code, "{got}");
+        assert_eq!(got["error"]["meta"]["error_subcode"], 2494010, "{got}");
+        assert!(got["error"]["meta"]["fbtrace_id"].is_string(), "{got}");
+        assert_eq!(got["error"]["attempts"], 1);
+        assert_eq!(g.upload_attempts(), before + 1, "{code} was retried");
+    }
+    // Malformed JSON on a 200 is not retried: the upload may have landed.
+    g.push_fault(Fault::MalformedJson);
+    let before = g.upload_attempts();
+    let (status, got) = media(&s, json!({"path": "a.png"})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(got["error"]["code"], "whatsapp_bad_response");
+    assert_eq!(g.upload_attempts(), before + 1);
+    // Nothing was kept.
+    let rec = s.admin_json(Method::GET, "/assets/a.png").await;
+    assert_eq!(rec["whatsapp"], json!({}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wrong_token_is_reported_and_never_echoed() {
+    let g = graph().await;
+    let s = start(Backend::Local, &g, |c| {
+        c.whatsapp.access_token = Some(Secret::new("EAAG-wrong-token"));
+    })
+    .await;
+    s.upload("a.png", "image/png", fixtures::png(10_000, 4))
+        .await;
+    let r = s
+        .admin(Method::POST, "/whatsapp/media")
+        .json(&json!({"path": "a.png"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("EAAG-wrong-token"), "{text}");
+    let got: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(got["error"]["code"], "whatsapp_access_token_invalid");
+    assert_eq!(got["error"]["meta"]["code"], 190);
+    assert_eq!(got["error"]["meta"]["http_status"], 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn timeouts_and_exhausted_rate_limits_are_bounded() {
+    let g = graph().await;
+    let s = start(Backend::Local, &g, |c| {
+        c.whatsapp.timeout_ms = 300;
+        c.whatsapp.max_retries = 1;
+    })
+    .await;
+    s.upload("a.png", "image/png", fixtures::png(10_000, 4))
+        .await;
+    g.push_faults(2, Fault::Hang(Duration::from_secs(3)));
+    let started = Instant::now();
+    let (status, got) = media(&s, json!({"path": "a.png"})).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{got}");
+    assert_eq!(got["error"]["code"], "whatsapp_timeout");
+    assert_eq!(got["error"]["attempts"], 2);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    g.push_faults(
+        2,
+        Fault::Code {
+            code: 4,
+            subcode: None,
+            http_status: 400,
+        },
+    );
+    let (status, got) = media(&s, json!({"path": "a.png"})).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{got}");
+    assert_eq!(got["error"]["code"], "whatsapp_rate_limited");
+    assert_eq!(got["error"]["attempts"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refused_locally_unconfigured_and_unknown_numbers() {
+    let g = graph().await;
+    let s = start(Backend::Local, &g, |_| {}).await;
+    let (status, got) = media(&s, json!({"path": "nothing.png"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{got}");
+    s.upload("a.png", "image/png", fixtures::png(10_000, 4))
+        .await;
+    let (status, got) = media(&s, json!({"path": "a.png", "phone_number_id": "999"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(got["error"]["code"], "unknown_phone_number");
+    let (status, got) = media(&s, json!({"pth": "a.png"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(got["error"]["code"], "invalid_json");
+    assert_eq!(g.upload_attempts(), 0);
+    let bare = TestServer::start().await;
+    bare.upload("a.png", "image/png", fixtures::png(10_000, 4))
+        .await;
+    let (status, got) = media(&bare, json!({"path": "a.png"})).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(got["error"]["code"], "whatsapp_not_configured");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bulk_refresh_uploads_what_expires_and_reports_the_rest() {
+    let g = graph().await;
+    let s = start(Backend::Local, &g, |_| {}).await;
+    for (i, name) in ["a.png", "b.png", "c.png"].iter().enumerate() {
+        s.upload(
+            &format!("promo/{name}"),
+            "image/png",
+            fixtures::png(5_000, i as u64),
+        )
+        .await;
+    }
+    s.upload("other/d.png", "image/png", fixtures::png(5_000, 9))
+        .await;
+    media(&s, json!({"path": "promo/a.png"})).await;
+    let refresh = |within: u64| {
+        let s = &s;
+        async move {
+            let r = s
+                .admin(Method::POST, "/whatsapp/refresh")
+                .json(&json!({"prefix": "promo/", "expiring_within_secs": within}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let report = refresh(86_400).await;
+    assert_eq!(report["reused"], json!(["promo/a.png"]));
+    let uploaded: Vec<&str> = report["uploaded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(uploaded, ["promo/b.png", "promo/c.png"]);
+    assert_eq!(report["failed"], json!([]));
+    assert_eq!(g.uploads().len(), 3);
+    // 25 days on, everything expires within 3 days: all three again, one failing.
+    s.clock.advance(25 * 86_400);
+    g.push_fault(Fault::Code {
+        code: 131053,
+        subcode: None,
+        http_status: 400,
+    });
+    let report = refresh(3 * 86_400).await;
+    assert_eq!(report["uploaded"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["failed"][0]["path"], "promo/a.png");
+    assert_eq!(report["failed"][0]["code"], "whatsapp_media_upload_error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replaced_and_deleted_assets_drop_their_ids_at_meta_when_configured() {
+    let g = graph().await;
+    let s = start(Backend::Local, &g, |c| c.whatsapp.delete_replaced = true).await;
+    s.upload("a.png", "image/png", fixtures::png(5_000, 1))
+        .await;
+    let (_, first) = media(&s, json!({"path": "a.png"})).await;
+    s.upload("a.png", "image/png", fixtures::png(5_000, 2))
+        .await;
+    let (_, second) = media(&s, json!({"path": "a.png"})).await;
+    let status = s
+        .admin(Method::DELETE, "/assets/a.png")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let want = vec![
+        first["media_id"].as_str().unwrap().to_owned(),
+        second["media_id"].as_str().unwrap().to_owned(),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while g.deleted() != want {
+        assert!(
+            Instant::now() < deadline,
+            "deleted at Meta: {:?}",
+            g.deleted()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
