@@ -525,6 +525,41 @@ mod tests {
     }
 
     #[test]
+    fn whatsapp_settings_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "MEDIA_ORIGIN__WHATSAPP__PHONE_NUMBER_IDS",
+                "106540352242922, 1065",
+            );
+            jail.set_env("MEDIA_ORIGIN__WHATSAPP__API_VERSION", "v24.0");
+            jail.set_env("MEDIA_ORIGIN__WHATSAPP__GRAPH_URL", "http://127.0.0.1:9/");
+            jail.set_env("WHATSAPP_ACCESS_TOKEN", "EAAG-secret");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.whatsapp.phone_number_ids, ["106540352242922", "1065"]);
+            assert_eq!(s.whatsapp.api_version, "v24.0");
+            assert_eq!(s.whatsapp.graph_url, "http://127.0.0.1:9");
+            assert_eq!(
+                s.whatsapp.access_token.as_ref().unwrap().expose(),
+                "EAAG-secret"
+            );
+            assert!(!format!("{s:?}").contains("EAAG-secret"));
+            jail.create_file(
+                "config.toml",
+                "[whatsapp]\nphone_number_ids = [106540352242922, \"7\"]\n",
+            )?;
+            jail.clear_env();
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.whatsapp.phone_number_ids, ["106540352242922", "7"]);
+            jail.set_env("MEDIA_ORIGIN__WHATSAPP__REUSE_DAYS", "30");
+            assert!(Settings::load(None).is_err());
+            jail.set_env("MEDIA_ORIGIN__WHATSAPP__REUSE_DAYS", "20");
+            jail.set_env("MEDIA_ORIGIN__WHATSAPP__PHONE_NUMBER_IDS", "+1 555 0100");
+            assert!(Settings::load(None).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
     fn bad_values_are_refused_at_load() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("config.toml", "[cache]\ndefault = \"public\"\n")?;
