@@ -1,34 +1,16 @@
 //! The binary as an operator runs it: `media-origin serve` with config file, flags and
 //! environment overrides, and a graceful stop on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Child, Command};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_media-origin");
 
 /// Start the binary and wait for the address it logs as serving.
 fn spawn(cmd: &mut Command) -> (Child, String) {
-    let mut child = cmd
-        .env("RUST_LOG", "info")
-        .env_remove("MEDIA_ORIGIN_ADMIN_TOKEN")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap().to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server logs its address");
-    (child, addr)
+    common::spawn_binary(cmd.env_remove("MEDIA_ORIGIN_ADMIN_TOKEN"))
 }
 
 fn sigterm(child: &Child) {

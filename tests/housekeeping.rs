@@ -5,8 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Backend, Storage, TOKEN, TestServer, fixtures};
@@ -119,31 +118,18 @@ async fn an_s3_upload_killed_with_the_server_is_cleaned_up_once_stale() {
     let storage = Storage::new(Backend::S3).await;
     let s3 = storage.s3();
     // The real binary, over the bucket, configured from the environment alone.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_media-origin"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .current_dir(storage.dir.path())
-        .env("RUST_LOG", "info")
-        .env("MEDIA_ORIGIN_ADMIN_TOKEN", TOKEN)
-        .env("MEDIA_ORIGIN__STORAGE__BACKEND", "s3")
-        .env("MEDIA_ORIGIN__STORAGE__BUCKET", common::s3::BUCKET)
-        .env("MEDIA_ORIGIN__STORAGE__ENDPOINT", s3.endpoint())
-        .env("MEDIA_ORIGIN__STORAGE__ALLOW_HTTP", "true")
-        .env("AWS_ACCESS_KEY_ID", common::s3::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", common::s3::SECRET_KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap().to_owned());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+    let (mut child, addr) = common::spawn_binary(
+        Command::new(env!("CARGO_BIN_EXE_media-origin"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .current_dir(storage.dir.path())
+            .env("MEDIA_ORIGIN_ADMIN_TOKEN", TOKEN)
+            .env("MEDIA_ORIGIN__STORAGE__BACKEND", "s3")
+            .env("MEDIA_ORIGIN__STORAGE__BUCKET", common::s3::BUCKET)
+            .env("MEDIA_ORIGIN__STORAGE__ENDPOINT", s3.endpoint())
+            .env("MEDIA_ORIGIN__STORAGE__ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", common::s3::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", common::s3::SECRET_KEY),
+    );
 
     // 12 MB announced, 8 MB sent: the first 5 MiB part is uploaded, then the server dies.
     let body = fixtures::pdf(12 << 20, 9);
