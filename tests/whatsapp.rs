@@ -8,23 +8,19 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::graph::{Fault, GraphServer};
+use common::graph::{Fault, GRAPH_TOKEN, GraphServer, OTHER_PHONE_NUMBER_ID, PHONE_NUMBER_ID};
 use common::{Backend, Storage, TestServer, fixtures};
 use media_origin::config::Secret;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const META_TOKEN: &str = "EAAG-test-access-token-0123456789";
-const VERSION: &str = "v23.0";
-const PHONE: &str = "106540352242922";
-const OTHER_PHONE: &str = "106540352242999";
+const META_TOKEN: &str = GRAPH_TOKEN;
+const PHONE: &str = PHONE_NUMBER_ID;
+const OTHER_PHONE: &str = OTHER_PHONE_NUMBER_ID;
 
 async fn graph() -> Arc<GraphServer> {
-    let g = GraphServer::start(META_TOKEN, VERSION).await;
-    g.add_phone_number(PHONE);
-    g.add_phone_number(OTHER_PHONE);
-    g
+    GraphServer::start_default().await
 }
 
 async fn start(
@@ -32,14 +28,8 @@ async fn start(
     g: &GraphServer,
     tweak: impl FnOnce(&mut media_origin::config::Settings),
 ) -> TestServer {
-    let base = g.base_url();
-    TestServer::start_with(Storage::new(backend).await, move |c| {
-        c.whatsapp.graph_url = base;
-        c.whatsapp.api_version = VERSION.into();
-        c.whatsapp.phone_number_ids = vec![PHONE.into(), OTHER_PHONE.into()];
-        c.whatsapp.access_token = Some(Secret::new(META_TOKEN));
-        c.whatsapp.timeout_ms = 2000;
-        c.whatsapp.retry_budget_ms = 10_000;
+    TestServer::start_with(Storage::new(backend).await, |c| {
+        g.configure(c);
         tweak(c);
     })
     .await

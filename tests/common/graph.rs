@@ -38,6 +38,8 @@ use tower::ServiceExt;
 pub const GRAPH_TOKEN: &str = "EAAGtestGraphAccessToken0123456789";
 pub const GRAPH_VERSION: &str = "v23.0";
 pub const PHONE_NUMBER_ID: &str = "106540352242922";
+/// A second business number, for tests of per-number media IDs.
+pub const OTHER_PHONE_NUMBER_ID: &str = "106540352242999";
 
 /// The largest request body read (the largest media, documents, are 100 MB).
 pub const BODY_LIMIT: usize = 120 * 1024 * 1024;
@@ -195,6 +197,26 @@ impl GraphServer {
             inner,
             task: Mutex::new(Some(task)),
         })
+    }
+
+    /// A server for [`GRAPH_TOKEN`] and [`GRAPH_VERSION`] that knows [`PHONE_NUMBER_ID`] and
+    /// [`OTHER_PHONE_NUMBER_ID`]: what the media-ID tests talk to.
+    pub async fn start_default() -> Arc<Self> {
+        let g = Self::start(GRAPH_TOKEN, GRAPH_VERSION).await;
+        g.add_phone_number(PHONE_NUMBER_ID);
+        g.add_phone_number(OTHER_PHONE_NUMBER_ID);
+        g
+    }
+
+    /// Point a server's `[whatsapp]` settings here, with both numbers (the first the default)
+    /// and timeouts short enough for tests.
+    pub fn configure(&self, c: &mut media_origin::config::Settings) {
+        c.whatsapp.graph_url = self.base_url();
+        c.whatsapp.api_version = self.inner.version.clone();
+        c.whatsapp.phone_number_ids = vec![PHONE_NUMBER_ID.into(), OTHER_PHONE_NUMBER_ID.into()];
+        c.whatsapp.access_token = Some(media_origin::config::Secret::new(&self.inner.token));
+        c.whatsapp.timeout_ms = 2000;
+        c.whatsapp.retry_budget_ms = 10_000;
     }
 
     /// `http://127.0.0.1:PORT`, without the version.

@@ -364,24 +364,38 @@ impl TestServer {
 /// Start the real binary (`cmd` names it and its arguments) and wait for the address it logs as
 /// serving. Its stderr is read on a thread for the rest of its life.
 pub fn spawn_binary(cmd: &mut std::process::Command) -> (std::process::Child, String) {
+    let (child, addr, _) = spawn_binary_logged(cmd);
+    (child, addr)
+}
+
+/// Every line the binary writes to stderr, kept as it arrives.
+pub type Logs = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// [`spawn_binary`], keeping the log. `RUST_LOG` is `info` unless the command sets it.
+pub fn spawn_binary_logged(cmd: &mut std::process::Command) -> (std::process::Child, String, Logs) {
     use std::io::{BufRead, BufReader};
+    if !cmd.get_envs().any(|(k, _)| k == "RUST_LOG") {
+        cmd.env("RUST_LOG", "info");
+    }
     let mut child = cmd
-        .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    let logs: Logs = Arc::default();
+    let kept = Arc::clone(&logs);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("addr=").nth(1) {
                 let _ = tx.send(rest.split_whitespace().next().unwrap().to_owned());
             }
+            kept.lock().unwrap().push(line);
         }
     });
     let addr = rx
         .recv_timeout(std::time::Duration::from_secs(30))
         .expect("the server logs its address");
-    (child, addr)
+    (child, addr, logs)
 }

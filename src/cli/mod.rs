@@ -1,4 +1,7 @@
-//! The command line: `media-origin serve` and its overrides.
+//! The command line: `media-origin serve` and its overrides, `check-storage`, and `upload`
+//! (a client of a running server's admin API).
+
+mod upload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +40,9 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Upload files through a running server's admin API and print their links (and, with
+    /// --whatsapp, their media IDs) with the JSON to paste into a message.
+    Upload(upload::UploadArgs),
 }
 
 /// Parse the command line and run it.
@@ -44,6 +50,7 @@ pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
+        Command::Upload(args) => upload::run(args).await,
         Command::CheckStorage { config } => match Settings::load(config.as_deref()) {
             Ok(settings) => check_storage(&settings).await,
             Err(e) => {

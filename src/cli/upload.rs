@@ -1,0 +1,439 @@
+//! `media-origin upload`: send files to a running server through its admin API.
+//!
+//! It goes through the API rather than writing into storage itself because the server is the one
+//! writer that keeps records, policies and media IDs consistent, and the one that decides what a
+//! file's exact MIME type is. On S3 with several instances that is the only safe way in.
+//!
+//! Everything that can be checked before the first byte leaves is checked first (the folder,
+//! each asset path, the cache policy, that every file is readable), so a typo in the last
+//! argument does not leave the first files uploaded and the rest not.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use futures::TryStreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+
+use crate::config::{ADMIN_TOKEN_ENV, Settings};
+use crate::media_kind;
+use crate::policy::CachePolicy;
+use crate::store::AssetPath;
+use crate::store::path::{parse_folder, url_encode};
+
+/// The environment variable naming the server's base URL.
+pub const SERVER_URL_ENV: &str = "MEDIA_ORIGIN_URL";
+/// Files at least this large get a progress bar (when stderr is a terminal).
+const PROGRESS_FROM: u64 = 4 * 1024 * 1024;
+/// Read size when streaming a file to the server.
+const CHUNK: usize = 256 * 1024;
+
+#[derive(Debug, Args)]
+pub struct UploadArgs {
+    /// Files to upload; each keeps its file name inside the folder.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// The folder to upload into, e.g. `promo/2026` (`/` for the top level).
+    #[arg(long = "to", value_name = "FOLDER")]
+    folder: String,
+    /// Cache policy for these assets (`max-age=N`, `no-cache`, `no-store`, `private`),
+    /// overriding the folder's.
+    #[arg(long, value_name = "POLICY")]
+    cache: Option<String>,
+    /// Also upload each asset to the WhatsApp Media API and print its media ID.
+    #[arg(long)]
+    whatsapp: bool,
+    /// The business phone number the media ID is for (default: the server's first).
+    #[arg(long, requires = "whatsapp", value_name = "ID")]
+    phone_number_id: Option<String>,
+    /// The server's base URL (default: the bind address in the config, on loopback).
+    #[arg(long, env = SERVER_URL_ENV, value_name = "URL")]
+    server: Option<String>,
+    /// The admin token (default: the configured one, or the server's generated token file).
+    #[arg(long, env = ADMIN_TOKEN_ENV, hide_env_values = true, value_name = "TOKEN")]
+    token: Option<String>,
+    /// Config file used to find the server and token when they are not given
+    /// (default: ./config.toml when present).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print one JSON object per file instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One file, checked and ready to send.
+struct Planned {
+    file: PathBuf,
+    path: AssetPath,
+    size: u64,
+}
+
+/// Run the command: exit 0 when every file (and media ID) made it, 1 when any did not, 2 when
+/// nothing was sent because the arguments or configuration were wrong.
+pub async fn run(args: UploadArgs) -> ExitCode {
+    let (target, plan) = match prepare(&args) {
+        Ok(ready) => ready,
+        Err(message) => {
+            eprintln!("media-origin upload: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let client = match reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("media-origin upload: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // One cheap request first: a wrong URL or token is reported as such, not as a broken pipe
+    // halfway through the first file (the server answers 401 without reading the body).
+    if let Err(error) = call(
+        client.get(format!("{}/api/policies", target.base)),
+        &target.token,
+    )
+    .await
+    {
+        eprintln!(
+            "media-origin upload: {} at {}: {}",
+            if error["status"] == 401 {
+                "the admin token was refused"
+            } else {
+                "the server cannot be used"
+            },
+            target.base,
+            error["message"].as_str().unwrap_or("failed"),
+        );
+        return ExitCode::from(2);
+    }
+    let mut failed = 0;
+    for item in &plan {
+        let report = upload_one(&client, &target, &args, item).await;
+        if !report.ok {
+            failed += 1;
+        }
+        if args.json {
+            println!("{}", report.json);
+        } else if report.stored {
+            // The asset is there and its link is good, even when its media ID is not.
+            print!("{}", report.text);
+        } else {
+            eprint!("{}", report.text);
+        }
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        if !args.json {
+            eprintln!("media-origin upload: {failed} of {} failed", plan.len());
+        }
+        ExitCode::FAILURE
+    }
+}
+
+/// Where the server is and how to sign in.
+struct Target {
+    base: String,
+    token: String,
+}
+
+fn prepare(args: &UploadArgs) -> Result<(Target, Vec<Planned>), String> {
+    let folder = if args.folder.trim_matches('/').is_empty() {
+        String::new()
+    } else {
+        parse_folder(&args.folder).map_err(|e| format!("--to {:?}: {e}", args.folder))?
+    };
+    if let Some(cache) = &args.cache {
+        cache
+            .parse::<CachePolicy>()
+            .map_err(|e| format!("--cache {cache:?}: {e}"))?;
+    }
+    let mut plan: Vec<Planned> = Vec::with_capacity(args.files.len());
+    let mut problems = Vec::new();
+    for file in &args.files {
+        match check_file(file, &folder) {
+            Ok(item) if plan.iter().any(|p| p.path.as_str() == item.path.as_str()) => {
+                problems.push(format!("{}: {} is named twice", file.display(), item.path));
+            }
+            Ok(item) => plan.push(item),
+            Err(problem) => problems.push(format!("{}: {problem}", file.display())),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(format!(
+            "nothing was uploaded:\n  {}",
+            problems.join("\n  ")
+        ));
+    }
+    Ok((target(args)?, plan))
+}
+
+/// A file the server would accept: readable, a valid asset name, and of a type and size
+/// WhatsApp takes (judged by the same rules the server applies to the bytes).
+fn check_file(file: &Path, folder: &str) -> Result<Planned, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(file).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("the file name is not UTF-8")?;
+    let joined = if folder.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{folder}/{name}")
+    };
+    let path = AssetPath::parse(&joined).map_err(|e| e.to_string())?;
+    let mut head = Vec::with_capacity(media_kind::SNIFF_LEN);
+    std::fs::File::open(file)
+        .and_then(|f| f.take(media_kind::SNIFF_LEN as u64).read_to_end(&mut head))
+        .map_err(|e| e.to_string())?;
+    media_kind::resolve(None, Some(name), &head, meta.len()).map_err(|e| e.to_string())?;
+    Ok(Planned {
+        file: file.to_owned(),
+        path,
+        size: meta.len(),
+    })
+}
+
+/// The server URL and token from the flags or environment, else from the config the server
+/// itself would read.
+fn target(args: &UploadArgs) -> Result<Target, String> {
+    let settings = if args.server.is_none() || args.token.is_none() {
+        Some(Settings::load(args.config.as_deref()).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    let base = match &args.server {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let bind = settings.as_ref().expect("loaded above").server.bind;
+            let ip = match bind.ip() {
+                ip if ip.is_unspecified() && ip.is_ipv4() => std::net::IpAddr::from([127, 0, 0, 1]),
+                ip if ip.is_unspecified() => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+                ip => ip,
+            };
+            format!("http://{}", std::net::SocketAddr::new(ip, bind.port()))
+        }
+    };
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err(format!(
+            "--server {base:?}: give an http:// or https:// URL"
+        ));
+    }
+    let token = match &args.token {
+        Some(token) => token.clone(),
+        None => {
+            let settings = settings.as_ref().expect("loaded above");
+            match &settings.admin.token {
+                Some(token) => token.expose().to_owned(),
+                None => {
+                    let file = settings.token_file();
+                    std::fs::read_to_string(&file)
+                        .ok()
+                        .map(|t| t.trim().to_owned())
+                        .filter(|t| !t.is_empty())
+                        .ok_or_else(|| {
+                            format!(
+                                "no admin token: pass --token or set {ADMIN_TOKEN_ENV} \
+                                 (a server without one writes its generated token to {})",
+                                file.display()
+                            )
+                        })?
+                }
+            }
+        }
+    };
+    Ok(Target { base, token })
+}
+
+/// What became of one file: text for people, JSON for scripts.
+struct Report {
+    /// Everything asked for was done.
+    ok: bool,
+    /// The asset was stored.
+    stored: bool,
+    text: String,
+    json: Value,
+}
+
+async fn upload_one(
+    client: &reqwest::Client,
+    target: &Target,
+    args: &UploadArgs,
+    item: &Planned,
+) -> Report {
+    let path = item.path.as_str();
+    let failed = |error: Value| {
+        let message = error["message"].as_str().unwrap_or("failed").to_owned();
+        let code = error["code"].as_str().unwrap_or("error").to_owned();
+        Report {
+            ok: false,
+            stored: false,
+            text: format!("FAILED {path}: {message} ({code})\n"),
+            json: json!({"path": path, "file": item.file, "error": error}),
+        }
+    };
+    let asset = match put(client, target, args, item).await {
+        Ok(asset) => asset,
+        Err(error) => return failed(error),
+    };
+    let mut text = describe(&asset);
+    let mut out = json!({"path": path, "file": item.file, "asset": asset});
+    let mut ok = true;
+    if args.whatsapp {
+        let mut request = json!({"path": path});
+        if let Some(phone) = &args.phone_number_id {
+            request["phone_number_id"] = json!(phone);
+        }
+        let url = format!("{}/api/whatsapp/media", target.base);
+        match call(client.post(url).json(&request), &target.token).await {
+            Ok(media) => {
+                text.push_str(&describe_media(&media));
+                out["whatsapp"] = media;
+            }
+            Err(error) => {
+                ok = false;
+                text.push_str(&format!(
+                    "  media id:   FAILED: {} ({})\n",
+                    error["message"].as_str().unwrap_or("failed"),
+                    error["code"].as_str().unwrap_or("error"),
+                ));
+                out["whatsapp_error"] = error;
+            }
+        }
+    }
+    Report {
+        ok,
+        stored: true,
+        text,
+        json: out,
+    }
+}
+
+/// `PUT /api/assets/{path}` with the file streamed as the body.
+async fn put(
+    client: &reqwest::Client,
+    target: &Target,
+    args: &UploadArgs,
+    item: &Planned,
+) -> Result<Value, Value> {
+    let file = tokio::fs::File::open(&item.file)
+        .await
+        .map_err(|e| local_error(&item.file, &e))?;
+    let bar = progress_bar(item);
+    let counter = bar.clone();
+    let body = tokio_util::io::ReaderStream::with_capacity(file, CHUNK)
+        .inspect_ok(move |chunk| counter.inc(chunk.len() as u64));
+    let mut url = reqwest::Url::parse(&format!(
+        "{}/api/assets/{}",
+        target.base,
+        url_encode(item.path.as_str())
+    ))
+    .map_err(|e| json!({"code": "bad_url", "message": e.to_string()}))?;
+    if let Some(cache) = &args.cache {
+        url.query_pairs_mut().append_pair("cache", cache);
+    }
+    // No Content-Type: the server decides the exact type from the bytes and the name. The
+    // length lets it refuse a file over the kind's limit before reading it.
+    let request = client
+        .put(url)
+        .header(reqwest::header::CONTENT_LENGTH, item.size)
+        .body(reqwest::Body::wrap_stream(body));
+    let result = call(request, &target.token).await;
+    bar.finish_and_clear();
+    result
+}
+
+/// Send a request with the token and read its JSON answer; an error is the API's `error`
+/// object, or one in the same shape when the server could not be reached or answered oddly.
+async fn call(request: reqwest::RequestBuilder, token: &str) -> Result<Value, Value> {
+    let response = request.bearer_auth(token).send().await.map_err(|e| {
+        json!({"code": "unreachable", "message": format!("the server could not be reached: {}", chain(&e))})
+    })?;
+    let status = response.status();
+    let body: Value = match response.text().await {
+        Ok(text) => serde_json::from_str(&text).unwrap_or_else(|_| json!({"raw": text})),
+        Err(e) => json!({"raw": chain(&e)}),
+    };
+    if status.is_success() {
+        return Ok(body);
+    }
+    let mut error = body
+        .get("error")
+        .filter(|e| e.is_object())
+        .cloned()
+        .unwrap_or_else(
+            || json!({"code": "http_error", "message": format!("the server answered {status}")}),
+        );
+    error["status"] = json!(status.as_u16());
+    Err(error)
+}
+
+fn local_error(file: &Path, e: &std::io::Error) -> Value {
+    json!({"code": "local_file", "message": format!("{}: {e}", file.display())})
+}
+
+/// An error with its causes, which reqwest keeps apart ("error sending request" alone says
+/// nothing useful).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn progress_bar(item: &Planned) -> ProgressBar {
+    if item.size < PROGRESS_FROM {
+        return ProgressBar::hidden();
+    }
+    // The stderr target draws nothing when stderr is not a terminal.
+    let bar = ProgressBar::with_draw_target(Some(item.size), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(item.path.as_str().to_owned());
+    bar
+}
+
+fn describe(asset: &Value) -> String {
+    let s = |key: &str| asset[key].as_str().unwrap_or("").to_owned();
+    format!(
+        "{path}  ({content_type}, {size} bytes)\n  link:       {link}\n  cache:      {cache} ({source})\n  message:    {message}\n",
+        path = s("path"),
+        content_type = s("content_type"),
+        size = asset["size"],
+        link = s("link"),
+        cache = s("cache_control"),
+        source = s("policy_source"),
+        message = asset["message"],
+    )
+}
+
+fn describe_media(media: &Value) -> String {
+    let s = |key: &str| media[key].as_str().unwrap_or("").to_owned();
+    let how = if media["reused"].as_bool() == Some(true) {
+        "reused"
+    } else {
+        "uploaded"
+    };
+    format!(
+        "  media id:   {id} ({how} for phone number {phone}, valid until {expires})\n  by id:      {message}\n",
+        id = s("media_id"),
+        phone = s("phone_number_id"),
+        expires = s("expires_at"),
+        message = media["message"],
+    )
+}

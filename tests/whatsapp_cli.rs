@@ -1,0 +1,427 @@
+//! The binary with WhatsApp: `media-origin upload` against a real server and the fake Graph API
+//! (links, media IDs and the JSON to paste, and what it refuses before sending anything), and the
+//! access token kept out of the server's own logs, however verbose.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::graph::{Fault, GRAPH_TOKEN, GraphServer, OTHER_PHONE_NUMBER_ID, PHONE_NUMBER_ID};
+use common::{Backend, Storage, TOKEN, TestServer, fixtures};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const BIN: &str = env!("CARGO_BIN_EXE_media-origin");
+const META_TOKEN: &str = GRAPH_TOKEN;
+const PHONE: &str = PHONE_NUMBER_ID;
+const OTHER_PHONE: &str = OTHER_PHONE_NUMBER_ID;
+
+async fn graph() -> Arc<GraphServer> {
+    GraphServer::start_default().await
+}
+
+async fn server(g: &GraphServer) -> TestServer {
+    TestServer::start_with(Storage::new(Backend::Local).await, |c| {
+        g.configure(c);
+    })
+    .await
+}
+
+/// `media-origin upload ...` in `dir`, with nothing from the test's own environment that could
+/// point it elsewhere.
+async fn upload(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .arg("upload")
+        .args(args)
+        .env_remove("MEDIA_ORIGIN_ADMIN_TOKEN")
+        .env_remove("MEDIA_ORIGIN_URL")
+        .env_remove("WHATSAPP_ACCESS_TOKEN");
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn sha256(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// The text after `label` on the first line that has it.
+fn field<'a>(text: &'a str, label: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} line in:\n{text}"))
+        .trim()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_prints_link_media_id_and_the_json_to_paste() {
+    let g = graph().await;
+    let s = server(&g).await;
+    let dir = tempfile::tempdir().unwrap();
+    let banner = fixtures::jpeg(48_000, 7);
+    // Large enough to stream in many chunks (and to get a progress bar on a terminal).
+    let video = fixtures::mp4(9_000_000, 8);
+    std::fs::write(dir.path().join("banner.jpg"), &banner).unwrap();
+    std::fs::write(dir.path().join("teaser.mp4"), &video).unwrap();
+
+    let out = upload(
+        dir.path(),
+        &[
+            "banner.jpg",
+            "teaser.mp4",
+            "--to",
+            "promo/2026",
+            "--cache",
+            "max-age=3600",
+            "--whatsapp",
+            "--server",
+            &s.base,
+            "--token",
+            TOKEN,
+        ],
+    )
+    .await;
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+
+    // Meta received both files, whole, with their exact types, on the default number.
+    let ups = g.uploads();
+    assert_eq!(ups.len(), 2, "{text}");
+    assert_eq!(ups[0].phone_number_id, PHONE);
+    assert_eq!(ups[0].type_field, "image/jpeg");
+    assert_eq!(ups[0].sha256, sha256(&banner));
+    assert_eq!(ups[1].type_field, "video/mp4");
+    assert_eq!(ups[1].sha256, sha256(&video));
+
+    // Each file's block: the link, the media ID Meta gave, both messages as JSON.
+    let (first, second) = text.split_at(text.find("promo/2026/teaser.mp4").unwrap());
+    assert!(first.starts_with("promo/2026/banner.jpg  (image/jpeg, 48000 bytes)"));
+    let link = field(first, "link:");
+    assert!(
+        link.starts_with(&format!("{}/media/promo/2026/banner.jpg?v=", s.base)),
+        "{link}"
+    );
+    assert_eq!(field(first, "cache:"), "max-age=3600 (asset)");
+    let id = ups[0].media_id.as_str();
+    assert!(
+        field(first, "media id:").starts_with(&format!(
+            "{id} (uploaded for phone number {PHONE}, valid until "
+        )),
+        "{first}"
+    );
+    let by_link: Value = serde_json::from_str(field(first, "message:")).unwrap();
+    assert_eq!(by_link, json!({"type": "image", "image": {"link": link}}));
+    let by_id: Value = serde_json::from_str(field(first, "by id:")).unwrap();
+    assert_eq!(by_id, json!({"type": "image", "image": {"id": id}}));
+    assert!(field(second, "media id:").starts_with(&ups[1].media_id));
+
+    // The link serves the file's bytes with the asked-for policy.
+    let r = s.get(link).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "max-age=3600");
+    assert_eq!(r.bytes().await.unwrap(), banner);
+    let r = s.get(&s.media("promo/2026/teaser.mp4")).await;
+    assert_eq!(sha256(&r.bytes().await.unwrap()), sha256(&video));
+
+    // Again, as JSON for a script, for the other number: a new ID there; the first number's
+    // ID is kept on the record.
+    let out = upload(
+        dir.path(),
+        &[
+            "banner.jpg",
+            "--to",
+            "/promo/2026/",
+            "--whatsapp",
+            "--phone-number-id",
+            OTHER_PHONE,
+            "--json",
+            "--server",
+            &s.base,
+            "--token",
+            TOKEN,
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(line["path"], "promo/2026/banner.jpg");
+    assert_eq!(line["asset"]["sha256"], sha256(&banner));
+    assert_eq!(line["whatsapp"]["phone_number_id"], OTHER_PHONE);
+    assert_eq!(line["whatsapp"]["reused"], false);
+    assert_eq!(
+        line["whatsapp"]["media_id"],
+        g.uploads()[2].media_id.as_str()
+    );
+    assert_eq!(line["asset"]["whatsapp"][PHONE]["media_id"], id);
+    // Same bytes, same number: reused, nothing more reaches Meta.
+    let out = upload(
+        dir.path(),
+        &[
+            "banner.jpg",
+            "--to",
+            "promo/2026",
+            "--whatsapp",
+            "--json",
+            "--server",
+            &s.base,
+            "--token",
+            TOKEN,
+        ],
+    )
+    .await;
+    let line: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(line["whatsapp"]["reused"], true);
+    assert_eq!(line["whatsapp"]["media_id"], id);
+    assert_eq!(g.upload_attempts(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_finds_server_and_token_in_the_config() {
+    let g = graph().await;
+    let s = server(&g).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "[server]\nbind = \"{}\"\n[admin]\ntoken = \"{TOKEN}\"\n",
+            s.addr
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("note.pdf"), fixtures::pdf(2_000, 1)).unwrap();
+    let out = upload(dir.path(), &["note.pdf", "--to", "/"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let message: Value = serde_json::from_str(field(&text, "message:")).unwrap();
+    assert_eq!(
+        message,
+        json!({"type": "document", "document": {"link": field(&text, "link:"), "filename": "note.pdf"}})
+    );
+    assert_eq!(s.get(&s.media("note.pdf")).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_refuses_before_sending_anything() {
+    let g = graph().await;
+    let s = server(&g).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ok.jpg"), fixtures::jpeg(10_000, 1)).unwrap();
+    // Over the 5 MB image limit, and a type WhatsApp does not take.
+    std::fs::write(dir.path().join("huge.jpg"), fixtures::jpeg(5_000_001, 2)).unwrap();
+    std::fs::write(dir.path().join("tool.exe"), fixtures::noise(3_000, 3)).unwrap();
+    let connect = ["--server", s.base.as_str(), "--token", TOKEN];
+
+    let out = upload(
+        dir.path(),
+        &[
+            &[
+                "ok.jpg",
+                "huge.jpg",
+                "tool.exe",
+                "missing.png",
+                "--to",
+                "promo",
+                "--whatsapp",
+            ][..],
+            &connect[..],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("nothing was uploaded"), "{err}");
+    assert!(
+        err.contains(
+            "huge.jpg: image too large: 5000001 bytes exceeds WhatsApp's limit of 5000000 bytes"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("tool.exe: could not recognise the content"),
+        "{err}"
+    );
+    assert!(err.contains("missing.png: No such file"), "{err}");
+
+    // A bad folder, a bad policy, the same name twice.
+    for (args, expect) in [
+        (vec!["ok.jpg", "--to", "a/../b"], "--to \"a/../b\""),
+        (
+            vec!["ok.jpg", "--to", "a", "--cache", "max-age=soon"],
+            "--cache \"max-age=soon\"",
+        ),
+        (
+            vec!["ok.jpg", "ok.jpg", "--to", "a"],
+            "a/ok.jpg is named twice",
+        ),
+    ] {
+        let out = upload(dir.path(), &[&args[..], &connect[..]].concat()).await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(expect), "{args:?}: {}", stderr(&out));
+    }
+
+    // A wrong token is reported as such, before any file is sent.
+    let out = upload(
+        dir.path(),
+        &[
+            "ok.jpg", "--to", "promo", "--server", &s.base, "--token", "wrong",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("the admin token was refused"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Nothing was stored, nothing reached Meta.
+    let list = s.admin_json(Method::GET, "/assets").await;
+    assert_eq!(list["assets"], json!([]), "{list}");
+    assert_eq!(g.upload_attempts(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_reports_meta_refusal_but_keeps_the_asset() {
+    let g = graph().await;
+    let s = server(&g).await;
+    let dir = tempfile::tempdir().unwrap();
+    let body = fixtures::png(20_000, 4);
+    std::fs::write(dir.path().join("card.png"), &body).unwrap();
+    g.push_fault(Fault::Code {
+        code: 100,
+        subcode: Some(2_494_102),
+        http_status: 400,
+    });
+    let out = upload(
+        dir.path(),
+        &[
+            "card.png",
+            "--to",
+            "cards",
+            "--whatsapp",
+            "--server",
+            &s.base,
+            "--token",
+            TOKEN,
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    // The link is printed; the media ID line says what Meta said, under our stable code.
+    let text = stdout(&out);
+    assert!(
+        field(&text, "link:").contains("/media/cards/card.png?v="),
+        "{text}"
+    );
+    let failure = field(&text, "media id:");
+    assert!(failure.starts_with("FAILED: "), "{failure}");
+    assert!(
+        failure.ends_with("(#100) Invalid parameter (whatsapp_invalid_parameter)"),
+        "{failure}"
+    );
+    assert!(stderr(&out).contains("1 of 1 failed"));
+    let r = s.get(&s.media("cards/card.png")).await;
+    assert_eq!(r.bytes().await.unwrap(), body);
+}
+
+/// The access token must not reach the log at any level, on success, on retries or on Meta's
+/// errors, and neither may the admin token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn access_token_never_appears_in_the_server_log() {
+    let g = graph().await;
+    let dir = tempfile::tempdir().unwrap();
+    let admin_token = "admin-secret-token-9876";
+    let (mut child, addr, logs) = common::spawn_binary_logged(
+        Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["serve", "--storage", "data", "--bind", "127.0.0.1:0"])
+            .env("RUST_LOG", "trace")
+            .env("WHATSAPP_ACCESS_TOKEN", META_TOKEN)
+            .env("MEDIA_ORIGIN_ADMIN_TOKEN", admin_token)
+            .env("MEDIA_ORIGIN__WHATSAPP__GRAPH_URL", g.base_url())
+            .env("MEDIA_ORIGIN__WHATSAPP__PHONE_NUMBER_IDS", PHONE)
+            .env("MEDIA_ORIGIN__WHATSAPP__RETRY_BUDGET_MS", "5000"),
+    );
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let put = |path: &str, body: Vec<u8>| {
+        client
+            .put(format!("http://{addr}/api/assets/{path}?whatsapp=true"))
+            .bearer_auth(admin_token)
+            .body(body)
+            .send()
+    };
+    // A clean upload; one after a 429 and a 500 (retried); one Meta refuses with 190.
+    let r: Value = put("a.jpg", fixtures::jpeg(5_000, 1))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(r["whatsapp_upload"]["media_id"].is_string(), "{r}");
+    g.push_fault(Fault::Http429 {
+        retry_after: Some(0),
+    });
+    g.push_fault(Fault::Status500);
+    let r: Value = put("b.jpg", fixtures::jpeg(5_000, 2))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(r["whatsapp_upload"]["media_id"].is_string(), "{r}");
+    g.push_fault(Fault::Code {
+        code: 190,
+        subcode: Some(463),
+        http_status: 401,
+    });
+    let r = put("c.jpg", fixtures::jpeg(5_000, 3)).await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.contains("access_token_invalid"), "{text}");
+    assert!(!text.contains(META_TOKEN) && !text.contains(admin_token));
+    // A wrong admin token is not echoed either.
+    let r = client
+        .get(format!("http://{addr}/api/assets"))
+        .bearer_auth("guess-1234")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    for _ in 0..100 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    // The reader thread drains stderr to its end once the process is gone.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = logs.lock().unwrap().join("\n");
+    // The log is verbose enough to have shown a token if anything printed one: it has Meta's
+    // error details, the retries, and the client's connections to the Graph API.
+    assert!(logs.contains("fbtrace_id"), "{logs}");
+    assert!(logs.contains("retrying"), "{logs}");
+    assert!(logs.contains("hyper_util::client"), "{logs}");
+    for secret in [META_TOKEN, admin_token, "guess-1234"] {
+        assert!(!logs.contains(secret), "{secret} appears in the log");
+    }
+    g.stop().await;
+}
