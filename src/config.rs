@@ -219,6 +219,12 @@ pub struct StorageSettings {
     /// the clean-up at start and at every garbage collection, in seconds. Other instances may
     /// be uploading into the same bucket, so only old ones are taken.
     pub stale_upload_secs: u64,
+    /// Memory for the bytes of small blobs, in MiB (0: none). Blobs never change, so a cached
+    /// one is served without asking storage; on S3 this is what keeps a hot small asset off the
+    /// network.
+    pub blob_cache_mb: u64,
+    /// The largest blob kept in that memory, in KiB. Larger ones stream from storage.
+    pub blob_cache_object_kb: u64,
 }
 
 impl Default for StorageSettings {
@@ -243,6 +249,8 @@ impl Default for StorageSettings {
             transfer_timeout_ms: 120_000,
             retries: 2,
             stale_upload_secs: 3600,
+            blob_cache_mb: 64,
+            blob_cache_object_kb: 1024,
         }
     }
 }

@@ -99,12 +99,12 @@ impl Server {
         };
         Ok(Self {
             listener,
-            state: AppState {
+            state: AppState::new(http::Shared {
                 store,
                 admin_token: http::auth::AdminToken::new(&token),
                 public_base: Arc::from(public_base),
                 whatsapp: whatsapp::WhatsApp::new(&settings.whatsapp, clock),
-            },
+            }),
             gc_interval: Duration::from_secs(settings.storage.gc_interval_secs),
             gc_grace: Duration::from_secs(settings.storage.gc_grace_secs),
         })

@@ -383,7 +383,7 @@ async fn changes_through_one_instance_show_on_the_other_within_the_cache_ttl() {
 // ---- 2. what is asked of S3 ---------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_hot_asset_costs_no_s3_round_trip_for_its_record() {
+async fn a_hot_asset_costs_no_s3_round_trip_for_its_record_or_bytes() {
     let storage = Storage::new(Backend::S3).await;
     let a = TestServer::start_with(Arc::clone(&storage), |_| {}).await;
     // B has never seen the asset: its first GET must read the record from S3.
@@ -431,13 +431,57 @@ async fn a_hot_asset_costs_no_s3_round_trip_for_its_record() {
         record_gets.len()
     );
     assert!(policy_gets <= allowed, "{policy_gets} policy GETs");
+    // Blobs never change: the small blob's bytes are read once, then served from memory.
+    assert_eq!(blob_gets, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_blob_cache_every_get_reads_the_blob() {
+    let storage = Storage::new(Backend::S3).await;
+    let s = TestServer::start_with(Arc::clone(&storage), |c| c.storage.blob_cache_mb = 0).await;
+    let body = fixtures::png(10_000, 5);
+    s.upload("cold/logo.png", "image/png", body.clone()).await;
+    storage.s3().clear_requests();
+    for _ in 0..5 {
+        let r = s.get(&s.media("cold/logo.png")).await;
+        assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
+    }
+    assert_eq!(s3_blob_gets(&storage).len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn blobs_over_the_cache_object_limit_are_streamed_every_time() {
+    let storage = Storage::new(Backend::S3).await;
+    let s = TestServer::start_with(Arc::clone(&storage), |c| {
+        c.storage.blob_cache_object_kb = 8;
+    })
+    .await;
+    let small = fixtures::png(8 * 1024, 6);
+    let large = fixtures::png(8 * 1024 + 1, 7);
+    s.upload("edge/small.png", "image/png", small.clone()).await;
+    s.upload("edge/large.png", "image/png", large.clone()).await;
+    storage.s3().clear_requests();
+    for _ in 0..3 {
+        for (path, body) in [("edge/small.png", &small), ("edge/large.png", &large)] {
+            let r = s.get(&s.media(path)).await;
+            assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
+        }
+    }
+    let gets = s3_blob_gets(&storage);
+    let of = |b: &[u8]| {
+        gets.iter()
+            .filter(|r| r.target.ends_with(&sha256(b)))
+            .count()
+    };
+    assert_eq!((of(&small), of(&large)), (1, 3), "{gets:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_range_request_asks_s3_only_for_those_bytes() {
     let storage = Storage::new(Backend::S3).await;
     let s = TestServer::start_with(Arc::clone(&storage), |_| {}).await;
-    let body = fixtures::mp4(1_048_576, 4);
+    // Over the 1 MiB blob-cache limit, so every read goes to S3.
+    let body = fixtures::mp4(2_097_152, 4);
     s.upload("clips/intro.mp4", "video/mp4", body.clone()).await;
 
     storage.s3().clear_requests();
@@ -449,7 +493,7 @@ async fn a_range_request_asks_s3_only_for_those_bytes() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(header(&r, "content-range"), "bytes 1000-1999/1048576");
+    assert_eq!(header(&r, "content-range"), "bytes 1000-1999/2097152");
     assert_eq!(header(&r, "content-length"), "1000");
     assert_eq!(header(&r, "content-type"), "video/mp4");
     assert_eq!(header(&r, "etag"), format!("\"{}\"", sha256(&body)));
@@ -470,11 +514,11 @@ async fn a_range_request_asks_s3_only_for_those_bytes() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
-    assert_eq!(header(&r, "content-range"), "bytes 1048076-1048575/1048576");
-    assert_eq!(r.bytes().await.unwrap().as_ref(), &body[1_048_076..]);
+    assert_eq!(header(&r, "content-range"), "bytes 2096652-2097151/2097152");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &body[2_096_652..]);
     let blob_gets = s3_blob_gets(&storage);
     assert_eq!(blob_gets.len(), 1, "{blob_gets:?}");
-    assert_eq!(blob_gets[0].range.as_deref(), Some("bytes=1048076-1048575"));
+    assert_eq!(blob_gets[0].range.as_deref(), Some("bytes=2096652-2097151"));
 
     // A full GET asks for the whole object, without a Range.
     storage.s3().clear_requests();
@@ -590,6 +634,8 @@ async fn slow_s3_is_cut_off_by_the_timeouts() {
     let s = TestServer::start_with(Arc::clone(&storage), |c| {
         c.storage.timeout_ms = 300;
         c.storage.retries = 1;
+        // Bytes from memory would not wait on S3; this is about reads that do.
+        c.storage.blob_cache_mb = 0;
     })
     .await;
     let body = fixtures::jpeg(40_000, 7);

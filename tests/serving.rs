@@ -639,7 +639,70 @@ async fn readyz_reports_storage_down_while_healthz_stays_up(backend: Backend) {
     assert_eq!(s.get(&s.url("/healthz")).await.status(), StatusCode::OK);
 }
 
+/// Bytes come from two places: memory for blobs up to `blob_cache_object_kb`, storage (read in
+/// large chunks on disk) for the rest. Both must serve every range byte for byte, including
+/// ranges that cross the local reader's 256 KiB chunk boundaries and the cache limit itself.
+async fn bytes_are_exact_from_memory_and_from_storage(backend: Backend) {
+    let s = TestServer::start_with(Storage::new(backend).await, |c| {
+        c.storage.blob_cache_object_kb = 64;
+    })
+    .await;
+    let small = fixtures::mp4(64 * 1024, 11); // exactly the limit: kept in memory
+    let large = fixtures::mp4(3_000_000, 12); // streamed
+    s.upload("bytes/small.mp4", "video/mp4", small.clone())
+        .await;
+    s.upload("bytes/large.mp4", "video/mp4", large.clone())
+        .await;
+    for (path, body) in [("bytes/small.mp4", &small), ("bytes/large.mp4", &large)] {
+        let len = body.len();
+        // Twice: the first read fills the cache, the second is served from it.
+        for _ in 0..2 {
+            let r = s.get(&s.media(path)).await;
+            assert_eq!(header(&r, "content-length"), len.to_string());
+            let got = r.bytes().await.unwrap();
+            assert!(
+                got.as_ref() == body.as_slice(),
+                "{path}: whole body differs"
+            );
+            for (range, start, end) in [
+                ("bytes=0-0".to_owned(), 0, 0),
+                ("bytes=262143-262144".to_owned(), 262_143, 262_144),
+                ("bytes=1000-".to_owned(), 1000, len - 1),
+                (
+                    "bytes=-70000".to_owned(),
+                    len.saturating_sub(70_000),
+                    len - 1,
+                ),
+                (format!("bytes={}-{}", len - 1, len + 500), len - 1, len - 1),
+            ] {
+                if start >= len {
+                    continue;
+                }
+                let r = s
+                    .client
+                    .get(s.media(path))
+                    .header("range", &range)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{path} {range}");
+                assert_eq!(
+                    header(&r, "content-range"),
+                    format!("bytes {start}-{end}/{len}"),
+                    "{path} {range}"
+                );
+                let got = r.bytes().await.unwrap();
+                assert!(
+                    got.as_ref() == &body[start..=end],
+                    "{path} {range}: bytes differ"
+                );
+            }
+        }
+    }
+}
+
 on_both_backends! {
+    bytes_are_exact_from_memory_and_from_storage,
     each_policy_yields_its_exact_headers,
     folder_asset_and_default_resolution_on_folder_boundaries,
     invalid_policies_are_refused_with_the_accepted_forms,

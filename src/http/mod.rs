@@ -23,9 +23,27 @@ use crate::media_kind::MAX_UPLOAD_SIZE;
 use crate::store::Store;
 use error::ApiError;
 
-/// What every handler shares: cheap to clone.
+/// What every handler shares. axum clones the state for every request, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Share `shared` with every handler.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     /// The assets.
     pub store: Store,
     /// Digest of the admin token.

@@ -6,6 +6,8 @@
 //! the three headers of the 200 (RFC 9110 §15.4.5). The body streams from storage; only the
 //! bytes a range asks for are read.
 
+use std::borrow::Cow;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -17,7 +19,7 @@ use super::AppState;
 use super::conditional::{Conditions, Outcome, Validators, evaluate};
 use super::error::ApiError;
 use crate::policy::CachePolicy;
-use crate::store::{AssetPath, AssetRecord, StoreError};
+use crate::store::{AssetPath, AssetRecord, BlobBody, StoreError};
 
 /// Prefix of public asset URLs.
 pub const MEDIA_PREFIX: &str = "/media/";
@@ -29,15 +31,19 @@ pub fn routes() -> Router<AppState> {
 
 /// A header's value; several occurrences joined with ", " as RFC 9110 §5.3 allows for lists.
 /// A value that is not visible ASCII becomes "", which every parser treats as malformed.
-fn header_value(headers: &HeaderMap, name: HeaderName) -> Option<String> {
+fn header_value(headers: &HeaderMap, name: HeaderName) -> Option<Cow<'_, str>> {
     let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    let mut out = first.to_str().unwrap_or("").to_owned();
-    for more in values {
+    let first = values.next()?.to_str().unwrap_or("");
+    let Some(second) = values.next() else {
+        // The usual case: one occurrence, borrowed.
+        return Some(Cow::Borrowed(first));
+    };
+    let mut out = first.to_owned();
+    for more in std::iter::once(second).chain(values) {
         out.push_str(", ");
         out.push_str(more.to_str().unwrap_or(""));
     }
-    Some(out)
+    Some(Cow::Owned(out))
 }
 
 async fn serve(
@@ -131,12 +137,15 @@ async fn respond(
             };
             let len = range.map_or(record.size, |(s, e)| e - s + 1);
             let body = if is_get {
-                let stream = state
+                match state
                     .store
-                    .open_blob(&record.sha256, range.map(|(s, e)| s..e + 1))
+                    .blob_body(&record.sha256, record.size, range.map(|(s, e)| s..e + 1))
                     .await
-                    .map_err(|e| blob_error(&record, e))?;
-                Body::from_stream(stream)
+                    .map_err(|e| blob_error(&record, e))?
+                {
+                    BlobBody::Bytes(bytes) => Body::from(bytes),
+                    BlobBody::Stream(stream) => Body::from_stream(stream),
+                }
             } else {
                 Body::empty()
             };

@@ -246,6 +246,10 @@ struct Inner {
     /// S3: temporaries older than this belong to no live upload.
     stale_uploads: Duration,
     records: moka::sync::Cache<String, Option<Arc<AssetRecord>>>,
+    /// Bytes of small blobs by SHA-256, weighed by length (see [`Store::blob_body`]).
+    blob_cache: Option<moka::sync::Cache<String, Bytes>>,
+    /// The largest blob `blob_cache` takes.
+    blob_cache_object_max: u64,
     /// Counts record writes; a cache fill only lands if none finished during its read.
     record_writes: Mutex<u64>,
     cache_ttl: Duration,
@@ -343,7 +347,10 @@ impl Store {
     ) -> Result<Self, StoreError> {
         let ttl = Duration::from_millis(settings.cache_ttl_ms);
         match settings.backend {
-            Backend::Local => Self::local(&settings.path, ttl, default, config_rules),
+            Backend::Local => {
+                Ok(Self::local(&settings.path, ttl, default, config_rules)?
+                    .with_blob_cache(settings))
+            }
             Backend::S3 => {
                 let s3 = s3::connect(settings)?;
                 let mut store = Self::build(s3.objects, s3.blobs, None, ttl, default, config_rules);
@@ -353,9 +360,17 @@ impl Store {
                 inner.blob_timeout = Some(s3.timeout);
                 inner.transfer_timeout = Some(s3.transfer_timeout);
                 inner.stale_uploads = Duration::from_secs(settings.stale_upload_secs);
-                Ok(store)
+                Ok(store.with_blob_cache(settings))
             }
         }
+    }
+
+    /// Size the small-blob memory as the settings say.
+    fn with_blob_cache(mut self, settings: &StorageSettings) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("not shared yet");
+        inner.blob_cache = blob_cache(settings.blob_cache_mb);
+        inner.blob_cache_object_max = settings.blob_cache_object_kb.saturating_mul(1024);
+        self
     }
 
     /// A store over the local directory `root` (created if missing).
@@ -396,6 +411,7 @@ impl Store {
             config: config_rules,
             api: BTreeMap::new(),
         };
+        let defaults = StorageSettings::default();
         let records = moka::sync::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(cache_ttl)
@@ -411,6 +427,8 @@ impl Store {
                 transfer_timeout: None,
                 stale_uploads: Duration::ZERO,
                 records,
+                blob_cache: blob_cache(defaults.blob_cache_mb),
+                blob_cache_object_max: defaults.blob_cache_object_kb * 1024,
                 record_writes: Mutex::new(0),
                 cache_ttl,
                 policies: Mutex::new(CachedPolicies {
@@ -545,6 +563,63 @@ impl Store {
                 after: limit,
             })??;
         Ok(idle_bounded(got.into_stream(), limit))
+    }
+
+    /// The bytes a response sends: the blob of `size` bytes, or `range` (half-open) of it.
+    ///
+    /// Small blobs come from memory once read (blobs are immutable, named by their hash, so a
+    /// cached one is never stale). On the local backend larger ones are read from the file in
+    /// large chunks; object_store's own reader takes 8 KiB per thread-pool hop, which caps a
+    /// download far below what the disk and socket can do.
+    pub async fn blob_body(
+        &self,
+        sha256: &str,
+        size: u64,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<BlobBody, StoreError> {
+        let slice = |whole: &Bytes| match &range {
+            Some(r) => whole.slice(
+                usize::try_from(r.start)
+                    .unwrap_or(usize::MAX)
+                    .min(whole.len())
+                    ..usize::try_from(r.end)
+                        .unwrap_or(usize::MAX)
+                        .min(whole.len()),
+            ),
+            None => whole.clone(),
+        };
+        if let Some(cache) = &self.inner.blob_cache
+            && size <= self.inner.blob_cache_object_max
+        {
+            if let Some(whole) = cache.get(sha256) {
+                return Ok(BlobBody::Bytes(slice(&whole)));
+            }
+            let whole = self.read_whole_blob(sha256, size).await?;
+            cache.insert(sha256.to_owned(), whole.clone());
+            return Ok(BlobBody::Bytes(slice(&whole)));
+        }
+        if let Some(root) = &self.inner.local_root {
+            return local_blob_stream(root, sha256, size, range)
+                .await
+                .map(BlobBody::Stream);
+        }
+        self.open_blob(sha256, range).await.map(BlobBody::Stream)
+    }
+
+    /// All of a small blob, checked against the size its record gives.
+    async fn read_whole_blob(&self, sha256: &str, size: u64) -> Result<Bytes, StoreError> {
+        let mut stream = self.open_blob(sha256, None).await?;
+        let mut whole = bytes::BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+        while let Some(chunk) = stream.next().await {
+            whole.extend_from_slice(&chunk?);
+        }
+        if whole.len() as u64 != size {
+            return Err(StoreError::Corrupt {
+                key: blob_key(sha256).to_string(),
+                reason: format!("{} bytes where the record says {size}", whole.len()),
+            });
+        }
+        Ok(whole.freeze())
     }
 
     /// One page of the live assets whose path starts with `prefix`, in path order, after
@@ -1030,6 +1105,64 @@ impl Store {
 }
 
 /// End a download with an error when no chunk arrives within `limit`.
+/// The response body of a blob: from memory or streamed.
+pub enum BlobBody {
+    /// Already in memory.
+    Bytes(Bytes),
+    /// Read as it is sent.
+    Stream(BoxStream<'static, Result<Bytes, object_store::Error>>),
+}
+
+/// How much a local blob read takes at a time.
+const LOCAL_READ_CHUNK: usize = 256 * 1024;
+
+fn blob_cache(megabytes: u64) -> Option<moka::sync::Cache<String, Bytes>> {
+    (megabytes > 0).then(|| {
+        moka::sync::Cache::builder()
+            .max_capacity(megabytes.saturating_mul(1024 * 1024))
+            .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
+            .build()
+    })
+}
+
+/// A local blob file, or `range` of it, streamed in [`LOCAL_READ_CHUNK`] reads.
+async fn local_blob_stream(
+    root: &std::path::Path,
+    sha256: &str,
+    size: u64,
+    range: Option<std::ops::Range<u64>>,
+) -> Result<BoxStream<'static, Result<Bytes, object_store::Error>>, StoreError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let key = blob_key(sha256);
+    let file_path = root.join(key.as_ref());
+    let io_error = move |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            object_store::Error::NotFound {
+                path: key.to_string(),
+                source: Box::new(e),
+            }
+        } else {
+            object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            }
+        }
+    };
+    let mut file = tokio::fs::File::open(&file_path).await.map_err(&io_error)?;
+    let (start, end) = range.map_or((0, size), |r| (r.start, r.end));
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(&io_error)?;
+    }
+    let reader = file.take(end.saturating_sub(start));
+    Ok(
+        tokio_util::io::ReaderStream::with_capacity(reader, LOCAL_READ_CHUNK)
+            .map_err(io_error)
+            .boxed(),
+    )
+}
+
 fn idle_bounded(
     stream: BoxStream<'static, Result<Bytes, object_store::Error>>,
     limit: Duration,
