@@ -3,10 +3,12 @@
 //!
 //! Faults are injected at the HTTP layer, in front of the S3 service: it can be stopped (every
 //! connection dropped, the port refusing) and started again on the same port, and made slow.
-//! Every request is logged, so a test can check what the server asked S3 for.
+//! Every request is logged, so a test can check what the server asked S3 for (unless logging
+//! is turned off with [`S3Server::set_logging`], as the benchmark's long-running server does).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +39,8 @@ struct Faults {
     /// When set, requests signed for another region are refused the way AWS refuses them.
     region: Mutex<Option<String>>,
     log: Mutex<Vec<S3Request>>,
+    /// Set: requests are not logged (the log would otherwise grow with every request).
+    no_log: AtomicBool,
     /// S3 decides a conditional write atomically, and a read returns an object's bytes and
     /// ETag as of one instant. s3s-fs does neither: it checks `If-Match` / `If-None-Match` and
     /// then writes, and it renames the new bytes into place before it saves their ETag, so two
@@ -127,7 +131,9 @@ impl S3Server {
                                 None
                             };
                             let response = hyper::service::Service::call(&service, req).await;
-                            if let Ok(r) = &response {
+                            if let Ok(r) = &response
+                                && !faults.no_log.load(Ordering::Relaxed)
+                            {
                                 faults.log.lock().unwrap().push(S3Request {
                                     method,
                                     target,
@@ -185,6 +191,12 @@ impl S3Server {
     /// Hold every request this long before answering it.
     pub fn set_delay(&self, delay: Duration) {
         *self.faults.delay.lock().unwrap() = delay;
+    }
+
+    /// Log every request (the default) or none: a server under sustained load, such as the
+    /// benchmark's, turns it off so the log does not grow without bound.
+    pub fn set_logging(&self, on: bool) {
+        self.faults.no_log.store(!on, Ordering::Relaxed);
     }
 
     pub fn requests(&self) -> Vec<S3Request> {
