@@ -2,8 +2,8 @@
 # Side-by-side benchmark: media-origin against nginx serving the same files with the same caching
 # headers, on one CPU core each (core 0), the load generator on the other (core 1).
 #
-#   bash bench/compare.sh                  # from the repo root; DURATION=8 WARMUP=2 by default
-#   DURATION=15 bash bench/compare.sh      # longer measured runs
+#   bash bench/compare.sh                  # from the repo root; DURATION=5 WARMUP=1 ROUNDS=3
+#   ROUNDS=5 DURATION=10 bash bench/compare.sh   # more and longer measured runs
 #   KEEP=1 bash bench/compare.sh           # keep the temp dir (raw wrk outputs, server logs)
 #
 # Installs nginx, wrk (and curl, python3, taskset) from Debian packages when missing, builds the
@@ -21,8 +21,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
 
-DURATION=${DURATION:-8}
-WARMUP=${WARMUP:-2}
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
+# Each scenario runs ROUNDS times, alternating the servers; the table shows medians and the
+# median of the per-round ratios (this machine's speed drifts by 2x within minutes).
+ROUNDS=${ROUNDS:-3}
+ROUND=1
 CONNS=${CONNS:-32}
 # wrk's default 2 s timeout would count slow 16 MB responses as errors and leave them out of the
 # latency figures; a generous one keeps every response measured.
@@ -252,7 +256,7 @@ run_wrk() {
     local scenario=$1 server=$2 url=$3 h=()
     shift 3
     for x in "$@"; do h+=(-H "$x"); done
-    local out="$WORK/wrk/$scenario.$server.txt"
+    local out="$WORK/wrk/$scenario.$server.r$ROUND.txt"
     local pids
     read -r -a pids <<<"${SRV_PIDS[$server]:-}"
     taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" --timeout "$WRK_TIMEOUT" "${h[@]}" "$url" >/dev/null 2>&1 || true
@@ -337,26 +341,34 @@ ETAG_MO=$(header_of "$MO/media/bench/small.jpg" ETag)
 log "1/7 small GET"
 check small 200 nginx "$NGX/media/bench/small.jpg"
 check small 200 mo "$MO/media/bench/small.jpg"
-run_wrk small nginx "$NGX/media/bench/small.jpg"
-run_wrk small mo "$MO/media/bench/small.jpg"
+for ROUND in $(seq "$ROUNDS"); do
+    run_wrk small nginx "$NGX/media/bench/small.jpg"
+    run_wrk small mo "$MO/media/bench/small.jpg"
+done
 
 log "2/7 conditional GET (If-None-Match: nginx $ETAG_NGX, mo $ETAG_MO)"
 check cond304 304 nginx "$NGX/media/bench/small.jpg" "If-None-Match: $ETAG_NGX"
 check cond304 304 mo "$MO/media/bench/small.jpg" "If-None-Match: $ETAG_MO"
-run_wrk cond304 nginx "$NGX/media/bench/small.jpg" "If-None-Match: $ETAG_NGX"
-run_wrk cond304 mo "$MO/media/bench/small.jpg" "If-None-Match: $ETAG_MO"
+for ROUND in $(seq "$ROUNDS"); do
+    run_wrk cond304 nginx "$NGX/media/bench/small.jpg" "If-None-Match: $ETAG_NGX"
+    run_wrk cond304 mo "$MO/media/bench/small.jpg" "If-None-Match: $ETAG_MO"
+done
 
 log "3/7 Range 1 MB of the video"
 check range 206 nginx "$NGX/media/bench/video.mp4" "$RANGE"
 check range 206 mo "$MO/media/bench/video.mp4" "$RANGE"
-run_wrk range nginx "$NGX/media/bench/video.mp4" "$RANGE"
-run_wrk range mo "$MO/media/bench/video.mp4" "$RANGE"
+for ROUND in $(seq "$ROUNDS"); do
+    run_wrk range nginx "$NGX/media/bench/video.mp4" "$RANGE"
+    run_wrk range mo "$MO/media/bench/video.mp4" "$RANGE"
+done
 
 log "4/7 GET of the 16 MB video"
 check video 200 nginx "$NGX/media/bench/video.mp4"
 check video 200 mo "$MO/media/bench/video.mp4"
-run_wrk video nginx "$NGX/media/bench/video.mp4"
-run_wrk video mo "$MO/media/bench/video.mp4"
+for ROUND in $(seq "$ROUNDS"); do
+    run_wrk video nginx "$NGX/media/bench/video.mp4"
+    run_wrk video mo "$MO/media/bench/video.mp4"
+done
 
 # --- scenario 5: upload ingest against sha256sum -----------------------------------------------
 
@@ -481,13 +493,34 @@ MO_S3="http://$MO_ADDR"
 SRV_PIDS[s3]="$MO_PID $S3_PID"
 set_policy "$MO_ADDR"
 upload "$MO_ADDR" small.jpg
+MO_S3_PID=$MO_PID
+# The same over S3 with the small-blob memory off: every GET then reads the blob from S3, which
+# shows what the memory saves (reported, no target).
+start_mo mo-s3nc "$WORK/mo-s3nc" \
+    MEDIA_ORIGIN__STORAGE__BACKEND=s3 \
+    MEDIA_ORIGIN__STORAGE__BUCKET="$(s3val bucket)" \
+    MEDIA_ORIGIN__STORAGE__ENDPOINT="$S3_ENDPOINT" \
+    MEDIA_ORIGIN__STORAGE__ALLOW_HTTP=true \
+    MEDIA_ORIGIN__STORAGE__REGION=us-east-1 \
+    MEDIA_ORIGIN__STORAGE__ACCESS_KEY_ID="$(s3val access_key_id)" \
+    MEDIA_ORIGIN__STORAGE__SECRET_ACCESS_KEY="$(s3val secret_access_key)" \
+    MEDIA_ORIGIN__STORAGE__BLOB_CACHE_MB=0
+MO_S3NC="http://$MO_ADDR"
+SRV_PIDS[s3nc]="$MO_PID $S3_PID"
+SRV_PIDS[s3]="$MO_S3_PID $S3_PID"
 check s3small 200 local "$MO/media/bench/small.jpg"
 check s3small 200 s3 "$MO_S3/media/bench/small.jpg"
-run_wrk s3small local "$MO/media/bench/small.jpg"
-s3_ticks=$(proc_ticks "$S3_PID")
-run_wrk s3small s3 "$MO_S3/media/bench/small.jpg"
-put s3server.ticks "$(($(proc_ticks "$S3_PID") - s3_ticks))"
-put s3server.requests "$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$WORK/wrk/s3small.s3.txt")"
+check s3small 200 s3nc "$MO_S3NC/media/bench/small.jpg"
+s3_ticks=0
+for ROUND in $(seq "$ROUNDS"); do
+    run_wrk s3small local "$MO/media/bench/small.jpg"
+    t=$(proc_ticks "$S3_PID")
+    run_wrk s3small s3 "$MO_S3/media/bench/small.jpg"
+    s3_ticks=$((s3_ticks + $(proc_ticks "$S3_PID") - t))
+    run_wrk s3small s3nc "$MO_S3NC/media/bench/small.jpg"
+done
+put s3server.ticks "$s3_ticks"
+put s3server.requests "$(cat "$WORK"/wrk/s3small.s3.r*.txt | sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' | awk '{ n += $1 } END { print n }')"
 put clk_tck "$CLK_TCK"
 
 # --- the table ---------------------------------------------------------------------------------
