@@ -31,7 +31,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
 
 use config::{Backend, Settings};
 use http::AppState;
@@ -152,7 +151,7 @@ impl Server {
                 }
             })
         });
-        let app = http::router(self.state).layer(TraceLayer::new_for_http());
+        let app = http::router(self.state);
         tracing::info!(addr = %self.listener.local_addr()?, "serving");
         use axum::serve::ListenerExt;
         // Small responses must not wait on Nagle's algorithm and delayed ACKs.
