@@ -301,7 +301,10 @@ log "nginx serving at $NGX, pid $NGX_PID (workers: $(cat /proc/"$NGX_PID"/task/*
 
 # A config of its own, so the repo's config.toml (or one in the caller's directory) plays no part.
 cat >"$WORK/mo.toml" <<'EOF'
-# media-origin settings for bench/compare.sh: defaults, storage given by --storage.
+# media-origin settings for bench/compare.sh: defaults, storage given by --storage, the admin
+# API on the public listener so one port serves both.
+[server]
+admin_bind = "public"
 [cache]
 default = "max-age=86400"
 EOF

@@ -133,23 +133,75 @@ fn phone_number_ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String
         .collect())
 }
 
-/// `[server]`: where to listen and what URLs to hand out.
+/// `[server]`: where to listen, what URLs to hand out, and how long to wait on clients.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
-    /// Listen address. Loopback by default: put a TLS proxy in front for the internet.
+    /// The public listener (`/media`, health). Loopback by default: put a TLS proxy in front
+    /// for the internet.
     pub bind: SocketAddr,
+    /// Where the admin API listens: an address of its own (loopback by default, so a proxy
+    /// that forwards the public port never exposes it), or `"public"` to serve it on the
+    /// public listener too.
+    pub admin_bind: AdminBind,
     /// The scheme, host and optional path prefix written into the URLs the admin API returns,
     /// e.g. `https://media.example.com`. Derived from the bound address when empty.
     pub public_base_url: Option<String>,
+    /// A client must send a request's whole header within this time (slowloris), in seconds.
+    pub header_read_timeout_secs: u64,
+    /// The largest request header (request line and fields), in bytes; 431 beyond it. The
+    /// number of fields is limited to 100.
+    pub max_header_bytes: usize,
+    /// A request body (an upload) that sends nothing for this long is cut off, in seconds.
+    pub body_idle_timeout_secs: u64,
+    /// On SIGTERM, requests in flight (a large download, an upload) get this long to finish
+    /// before the process exits anyway, in seconds.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_bind: AdminBind::Addr(SocketAddr::from(([127, 0, 0, 1], 8081))),
             public_base_url: None,
+            header_read_timeout_secs: 10,
+            max_header_bytes: 16 * 1024,
+            body_idle_timeout_secs: 30,
+            shutdown_grace_secs: 30,
         }
+    }
+}
+
+/// Where the admin API listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminBind {
+    /// On the public listener, beside `/media`.
+    Public,
+    /// On a listener of its own.
+    Addr(SocketAddr),
+}
+
+impl Serialize for AdminBind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AdminBind::Public => s.serialize_str("public"),
+            AdminBind::Addr(a) => s.collect_str(a),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AdminBind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim().eq_ignore_ascii_case("public") {
+            return Ok(AdminBind::Public);
+        }
+        s.trim().parse().map(AdminBind::Addr).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "server.admin_bind {s:?}: give an address such as 127.0.0.1:8081, or \"public\""
+            ))
+        })
     }
 }
 
@@ -333,6 +385,24 @@ impl Settings {
         }
         self.cache.folders = folders;
         self.storage.validate()?;
+        let server = &self.server;
+        if server.header_read_timeout_secs == 0
+            || server.body_idle_timeout_secs == 0
+            || server.max_header_bytes < 1024
+        {
+            return Err(ConfigError::Invalid(
+                "server.header_read_timeout_secs and body_idle_timeout_secs must be at least 1, \
+                 server.max_header_bytes at least 1024"
+                    .into(),
+            ));
+        }
+        if server.admin_bind == AdminBind::Addr(server.bind) && server.bind.port() != 0 {
+            return Err(ConfigError::Invalid(format!(
+                "server.admin_bind is the same address as server.bind ({}): \
+                 set admin_bind = \"public\" to serve the admin API on the public listener",
+                server.bind
+            )));
+        }
         let wa = &mut self.whatsapp;
         wa.graph_url = wa.graph_url.trim().trim_end_matches('/').to_owned();
         if !(wa.graph_url.starts_with("http://") || wa.graph_url.starts_with("https://")) {

@@ -21,6 +21,7 @@ pub mod config;
 pub mod http;
 pub mod media_kind;
 pub mod policy;
+pub mod serve;
 pub mod store;
 pub mod whatsapp;
 
@@ -44,6 +45,10 @@ pub fn http_date(secs: u64) -> String {
 /// A bound, ready-to-run server.
 pub struct Server {
     listener: TcpListener,
+    /// The admin API's own listener; `None` when it shares the public one.
+    admin_listener: Option<TcpListener>,
+    limits: serve::Limits,
+    body_idle_timeout: Duration,
     state: AppState,
     gc_interval: Duration,
     gc_grace: Duration,
@@ -84,6 +89,14 @@ impl Server {
             .await
             .with_context(|| format!("binding {}", settings.server.bind))?;
         let addr = listener.local_addr()?;
+        let admin_listener = match settings.server.admin_bind {
+            config::AdminBind::Public => None,
+            config::AdminBind::Addr(admin) => Some(
+                TcpListener::bind(admin)
+                    .await
+                    .with_context(|| format!("binding the admin API to {admin}"))?,
+            ),
+        };
         let public_base = match &settings.server.public_base_url {
             Some(base) => base.clone(),
             None => {
@@ -96,8 +109,16 @@ impl Server {
                 derived_base(addr)
             }
         };
+        let server = &settings.server;
         Ok(Self {
             listener,
+            admin_listener,
+            limits: serve::Limits {
+                header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
+                max_header_bytes: server.max_header_bytes,
+                shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
+            },
+            body_idle_timeout: Duration::from_secs(server.body_idle_timeout_secs),
             state: AppState::new(http::Shared {
                 store,
                 admin_token: http::auth::AdminToken::new(&token),
@@ -114,6 +135,14 @@ impl Server {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where the admin API is reached: its own listener, or the public one.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener.as_ref().map_or_else(
+            || self.local_addr(),
+            |l| l.local_addr().expect("a bound listener has an address"),
+        )
     }
 
     /// The base of the URLs handed out.
@@ -151,18 +180,34 @@ impl Server {
                 }
             })
         });
-        let app = http::router(self.state);
-        tracing::info!(addr = %self.listener.local_addr()?, "serving");
-        use axum::serve::ListenerExt;
-        // Small responses must not wait on Nagle's algorithm and delayed ACKs.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        let public_addr = serve::describe(&self.listener);
+        let mut endpoints = Vec::with_capacity(2);
+        let admin_desc = match self.admin_listener {
+            Some(listener) => {
+                let desc = serve::describe(&listener);
+                endpoints.push(serve::Endpoint {
+                    name: "admin",
+                    listener,
+                    app: http::admin_router(self.state.clone(), self.body_idle_timeout),
+                });
+                endpoints.push(serve::Endpoint {
+                    name: "public",
+                    listener: self.listener,
+                    app: http::public_router(self.state),
+                });
+                desc
             }
-        });
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+            None => {
+                endpoints.push(serve::Endpoint {
+                    name: "public",
+                    listener: self.listener,
+                    app: http::combined_router(self.state, self.body_idle_timeout),
+                });
+                "on the public listener".to_owned()
+            }
+        };
+        tracing::info!(addr = %public_addr, admin = %admin_desc, "serving");
+        let result = serve::run(endpoints, self.limits, shutdown).await;
         if let Some(gc) = gc {
             gc.abort();
         }

@@ -196,7 +196,8 @@ async fn upload_finds_server_and_token_in_the_config() {
     std::fs::write(
         dir.path().join("config.toml"),
         format!(
-            "[server]\nbind = \"{}\"\n[admin]\ntoken = \"{TOKEN}\"\n",
+            // The admin API's address is what the CLI needs, not the public one.
+            "[server]\nbind = \"127.0.0.1:1\"\nadmin_bind = \"{}\"\n[admin]\ntoken = \"{TOKEN}\"\n",
             s.addr
         ),
     )

@@ -29,6 +29,9 @@ enum Command {
         /// Listen address, overriding server.bind.
         #[arg(long)]
         bind: Option<std::net::SocketAddr>,
+        /// The admin API's address (or `public`), overriding server.admin_bind.
+        #[arg(long, value_parser = parse_admin_bind)]
+        admin_bind: Option<crate::config::AdminBind>,
         /// Local storage directory, overriding storage.path.
         #[arg(long)]
         storage: Option<PathBuf>,
@@ -61,6 +64,7 @@ pub async fn main() -> ExitCode {
         Command::Serve {
             config,
             bind,
+            admin_bind,
             storage,
         } => {
             let mut settings = match Settings::load(config.as_deref()) {
@@ -72,6 +76,13 @@ pub async fn main() -> ExitCode {
             };
             if let Some(bind) = bind {
                 settings.server.bind = bind;
+            }
+            if let Some(admin_bind) = admin_bind {
+                settings.server.admin_bind = admin_bind;
+            }
+            if let Err(e) = settings.validate() {
+                eprintln!("media-origin: {e}");
+                return ExitCode::from(2);
             }
             if let Some(storage) = storage {
                 settings.storage.path = storage;
@@ -85,6 +96,15 @@ pub async fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn parse_admin_bind(s: &str) -> Result<crate::config::AdminBind, String> {
+    if s.trim().eq_ignore_ascii_case("public") {
+        return Ok(crate::config::AdminBind::Public);
+    }
+    s.parse()
+        .map(crate::config::AdminBind::Addr)
+        .map_err(|_| format!("{s:?} is neither an address such as 127.0.0.1:8081 nor `public`"))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

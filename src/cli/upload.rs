@@ -48,7 +48,7 @@ pub struct UploadArgs {
     /// The business phone number the media ID is for (default: the server's first).
     #[arg(long, requires = "whatsapp", value_name = "ID")]
     phone_number_id: Option<String>,
-    /// The server's base URL (default: the bind address in the config, on loopback).
+    /// The admin API's base URL (default: `server.admin_bind` in the config, on loopback).
     #[arg(long, env = SERVER_URL_ENV, value_name = "URL")]
     server: Option<String>,
     /// The admin token (default: the configured one, or the server's generated token file).
@@ -213,7 +213,11 @@ fn target(args: &UploadArgs) -> Result<Target, String> {
     let base = match &args.server {
         Some(url) => url.trim_end_matches('/').to_owned(),
         None => {
-            let bind = settings.as_ref().expect("loaded above").server.bind;
+            let server = &settings.as_ref().expect("loaded above").server;
+            let bind = match server.admin_bind {
+                crate::config::AdminBind::Addr(admin) => admin,
+                crate::config::AdminBind::Public => server.bind,
+            };
             let ip = match bind.ip() {
                 ip if ip.is_unspecified() && ip.is_ipv4() => std::net::IpAddr::from([127, 0, 0, 1]),
                 ip if ip.is_unspecified() => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),

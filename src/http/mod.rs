@@ -11,6 +11,7 @@ pub mod error;
 pub mod public;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -54,9 +55,47 @@ pub struct Shared {
     pub whatsapp: crate::whatsapp::WhatsApp,
 }
 
-/// The whole application.
-pub fn router(state: AppState) -> Router {
-    let admin = admin::routes()
+/// The public application: `/media`, health, and JSON errors for everything else.
+pub fn public_router(state: AppState) -> Router {
+    Router::new()
+        .merge(public::routes())
+        .merge(health_routes())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::map_response(json_method_not_allowed))
+        .with_state(state)
+}
+
+/// The admin application: `/api` behind the bearer token, plus health so a load balancer can
+/// check the admin listener too. An upload body that sends nothing for `body_idle_timeout` is
+/// cut off (the upload fails and nothing is stored), so a stalled client cannot hold it open.
+pub fn admin_router(state: AppState, body_idle_timeout: Duration) -> Router {
+    Router::new()
+        .nest("/api", admin_api(&state, body_idle_timeout))
+        .merge(health_routes())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::map_response(json_method_not_allowed))
+        .with_state(state)
+}
+
+/// Both on one listener (`server.admin_bind = "public"`).
+pub fn combined_router(state: AppState, body_idle_timeout: Duration) -> Router {
+    Router::new()
+        .merge(public::routes())
+        .nest("/api", admin_api(&state, body_idle_timeout))
+        .merge(health_routes())
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(axum::middleware::map_response(json_method_not_allowed))
+        .with_state(state)
+}
+
+fn health_routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+fn admin_api(state: &AppState, body_idle_timeout: Duration) -> Router<AppState> {
+    admin::routes()
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
@@ -66,18 +105,13 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(
             MAX_UPLOAD_SIZE as usize + 1024 * 1024,
         ))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            body_idle_timeout,
+        ))
         // Request spans for the admin API only: on the public path, where a broadcast brings
         // tens of thousands of requests a second, the layer cost ~5% of the throughput even
         // with its events filtered out (bench/compare.sh, 304 scenario).
-        .layer(tower_http::trace::TraceLayer::new_for_http());
-    Router::new()
-        .merge(public::routes())
-        .nest("/api", admin)
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .fallback(|| async { ApiError::not_found("no such route") })
-        .layer(axum::middleware::map_response(json_method_not_allowed))
-        .with_state(state)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 async fn healthz() -> impl IntoResponse {

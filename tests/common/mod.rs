@@ -102,6 +102,8 @@ impl Storage {
 /// test can start another server over the same data.
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
+    /// Where the admin API is (the same as `addr` unless the test gave it a listener).
+    pub admin_addr: std::net::SocketAddr,
     pub base: String,
     pub storage: Arc<Storage>,
     pub client: Client,
@@ -124,6 +126,9 @@ impl TestServer {
     pub async fn start_with(storage: Arc<Storage>, customize: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = Settings::default();
         settings.server.bind = "127.0.0.1:0".parse().unwrap();
+        // One listener for both, so a test reaches /media and /api at one address (tests of
+        // the separate admin listener set an address here).
+        settings.server.admin_bind = config::AdminBind::Public;
         storage.configure(&mut settings);
         settings.admin.token = Some(Secret::new(TOKEN));
         customize(&mut settings);
@@ -133,6 +138,7 @@ impl TestServer {
             .await
             .expect("server binds");
         let addr = server.local_addr();
+        let admin_addr = server.admin_addr();
         let base = server.public_base().to_owned();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(server.run(async {
@@ -140,6 +146,7 @@ impl TestServer {
         }));
         Self {
             addr,
+            admin_addr,
             base,
             storage,
             client: Client::builder().no_proxy().build().unwrap(),
@@ -180,7 +187,7 @@ impl TestServer {
 
     pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
         self.client
-            .request(method, self.url(&format!("/api{path}")))
+            .request(method, format!("http://{}/api{path}", self.admin_addr))
             .bearer_auth(TOKEN)
     }
 
@@ -376,6 +383,13 @@ pub fn spawn_binary_logged(cmd: &mut std::process::Command) -> (std::process::Ch
     use std::io::{BufRead, BufReader};
     if !cmd.get_envs().any(|(k, _)| k == "RUST_LOG") {
         cmd.env("RUST_LOG", "info");
+    }
+    // The admin API on the one port the test reads from the log, unless the test says.
+    if !cmd
+        .get_envs()
+        .any(|(k, _)| k == "MEDIA_ORIGIN__SERVER__ADMIN_BIND")
+    {
+        cmd.env("MEDIA_ORIGIN__SERVER__ADMIN_BIND", "public");
     }
     let mut child = cmd
         .stdout(std::process::Stdio::null())
