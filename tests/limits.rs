@@ -246,19 +246,26 @@ async fn stalled_upload_is_cut_and_stores_nothing(backend: Backend) {
     assert_eq!(s.files(), before, "something was left behind");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigterm_lets_a_large_download_in_flight_finish_then_exits() {
+/// The binary with `shutdown_grace_secs = grace`, holding a 15 MB `big.mp4`.
+async fn binary_with_big_asset(
+    grace: u64,
+) -> (tempfile::TempDir, std::process::Child, String, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr) = common::spawn_binary(
+    let (child, addr) = common::spawn_binary(
         Command::new(BIN)
             .current_dir(dir.path())
             .args(["serve", "--storage", "data", "--bind", "127.0.0.1:0"])
             .env("MEDIA_ORIGIN_ADMIN_TOKEN", TOKEN)
-            .env("MEDIA_ORIGIN__SERVER__SHUTDOWN_GRACE_SECS", "30"),
+            .env(
+                "MEDIA_ORIGIN__SERVER__SHUTDOWN_GRACE_SECS",
+                grace.to_string(),
+            ),
     );
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let body = fixtures::mp4(15_000_000, 3);
-    let r = client
+    let r = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
         .put(format!("http://{addr}/api/assets/big.mp4"))
         .bearer_auth(TOKEN)
         .header("content-type", "video/mp4")
@@ -267,6 +274,13 @@ async fn sigterm_lets_a_large_download_in_flight_finish_then_exits() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    (dir, child, addr, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_lets_a_large_download_in_flight_finish_then_exits() {
+    let (_dir, mut child, addr, body) = binary_with_big_asset(30).await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
 
     // A slow reader: 64 KiB at a time with pauses, so the download spans the SIGTERM.
     let mut tcp = TcpStream::connect(&addr).await.unwrap();
@@ -320,24 +334,7 @@ async fn sigterm_lets_a_large_download_in_flight_finish_then_exits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_cuts_what_is_still_running_at_the_deadline() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, addr) = common::spawn_binary(
-        Command::new(BIN)
-            .current_dir(dir.path())
-            .args(["serve", "--storage", "data", "--bind", "127.0.0.1:0"])
-            .env("MEDIA_ORIGIN_ADMIN_TOKEN", TOKEN)
-            .env("MEDIA_ORIGIN__SERVER__SHUTDOWN_GRACE_SECS", "1"),
-    );
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let r = client
-        .put(format!("http://{addr}/api/assets/big.mp4"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "video/mp4")
-        .body(fixtures::mp4(15_000_000, 4))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let (_dir, mut child, addr, _) = binary_with_big_asset(1).await;
     // A client that starts a download and never reads it.
     let mut tcp = TcpStream::connect(&addr).await.unwrap();
     tcp.write_all(b"GET /media/big.mp4 HTTP/1.1\r\nHost: x\r\n\r\n")

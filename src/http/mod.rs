@@ -57,41 +57,31 @@ pub struct Shared {
 
 /// The public application: `/media`, health, and JSON errors for everything else.
 pub fn public_router(state: AppState) -> Router {
-    Router::new()
-        .merge(public::routes())
-        .merge(health_routes())
-        .fallback(|| async { ApiError::not_found("no such route") })
-        .layer(axum::middleware::map_response(json_method_not_allowed))
-        .with_state(state)
+    finish(public::routes(), state)
 }
 
 /// The admin application: `/api` behind the bearer token, plus health so a load balancer can
 /// check the admin listener too. An upload body that sends nothing for `body_idle_timeout` is
 /// cut off (the upload fails and nothing is stored), so a stalled client cannot hold it open.
 pub fn admin_router(state: AppState, body_idle_timeout: Duration) -> Router {
-    Router::new()
-        .nest("/api", admin_api(&state, body_idle_timeout))
-        .merge(health_routes())
-        .fallback(|| async { ApiError::not_found("no such route") })
-        .layer(axum::middleware::map_response(json_method_not_allowed))
-        .with_state(state)
+    let api = Router::new().nest("/api", admin_api(&state, body_idle_timeout));
+    finish(api, state)
 }
 
 /// Both on one listener (`server.admin_bind = "public"`).
 pub fn combined_router(state: AppState, body_idle_timeout: Duration) -> Router {
-    Router::new()
-        .merge(public::routes())
-        .nest("/api", admin_api(&state, body_idle_timeout))
-        .merge(health_routes())
+    let both = public::routes().nest("/api", admin_api(&state, body_idle_timeout));
+    finish(both, state)
+}
+
+/// Health checks, JSON for unknown routes and unrouted methods, and the state.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::map_response(json_method_not_allowed))
         .with_state(state)
-}
-
-fn health_routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
 }
 
 fn admin_api(state: &AppState, body_idle_timeout: Duration) -> Router<AppState> {
