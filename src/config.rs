@@ -61,7 +61,61 @@ pub struct Settings {
     pub cache: CacheSettings,
     /// `[whatsapp]`
     pub whatsapp: WhatsAppSettings,
+    /// `[signing]`
+    pub signing: SigningSettings,
 }
+
+/// The environment variable holding the signing keys, `id:secret` pairs separated by commas.
+pub const SIGNING_KEYS_ENV: &str = "MEDIA_ORIGIN_SIGNING_KEYS";
+
+/// `[signing]`: signed, expiring links for assets that must not be public.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SigningSettings {
+    /// Keys as `id:secret`, the first signing new links and every one verifying, so a key can
+    /// be rotated in front of the old one without breaking links signed with it. Prefer the
+    /// `MEDIA_ORIGIN_SIGNING_KEYS` environment variable (comma-separated).
+    #[serde(deserialize_with = "secret_list")]
+    pub keys: Vec<Secret>,
+    /// How long a signed link works, in seconds (default 7 days: long enough for Meta to fetch
+    /// the media of a broadcast sent over several days).
+    pub link_ttl_secs: u64,
+    /// Folders whose assets are served only through signed links (the admin API adds more).
+    pub folders: Vec<String>,
+}
+
+impl Default for SigningSettings {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            link_ttl_secs: 7 * 86_400,
+            folders: Vec::new(),
+        }
+    }
+}
+
+/// A list of secrets, or one comma-separated string (as an environment variable gives it).
+fn secret_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        One(String),
+    }
+    let items = match Raw::deserialize(d)? {
+        Raw::List(items) => items,
+        Raw::One(s) => s.split(',').map(str::to_owned).collect(),
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .map(Secret::new)
+        .collect())
+}
+
+/// Longest accepted signed-link lifetime: a year.
+pub const MAX_LINK_TTL_SECS: u64 = 366 * 86_400;
 
 /// `[whatsapp]`: the Cloud API Media endpoint, for `id`-based sends.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -371,6 +425,16 @@ impl Settings {
         {
             settings.whatsapp.access_token = Some(Secret::new(token.trim()));
         }
+        if let Ok(keys) = std::env::var(SIGNING_KEYS_ENV)
+            && !keys.trim().is_empty()
+        {
+            settings.signing.keys = keys
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(Secret::new)
+                .collect();
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -385,6 +449,27 @@ impl Settings {
         }
         self.cache.folders = folders;
         self.storage.validate()?;
+        let signing = &mut self.signing;
+        signing.folders = signing
+            .folders
+            .iter()
+            .map(|f| {
+                parse_folder(f)
+                    .map_err(|e| ConfigError::Invalid(format!("[signing] folders {f:?}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        if signing.link_ttl_secs == 0 || signing.link_ttl_secs > MAX_LINK_TTL_SECS {
+            return Err(ConfigError::Invalid(format!(
+                "signing.link_ttl_secs must be between 1 and {MAX_LINK_TTL_SECS}"
+            )));
+        }
+        crate::signing::Signer::from_settings(signing).map_err(ConfigError::Invalid)?;
+        if !signing.folders.is_empty() && signing.keys.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "[signing] folders are signed-only but no key is configured ({SIGNING_KEYS_ENV} \
+                 or signing.keys): nothing in them could be served"
+            )));
+        }
         let server = &self.server;
         if server.header_read_timeout_secs == 0
             || server.body_idle_timeout_secs == 0

@@ -10,6 +10,7 @@
 //! - [`media_kind`]: WhatsApp's kinds, exact MIME types, size limits, byte sniffing.
 //! - [`store`]: assets on an object store: blobs, records, path validation.
 //! - [`http`]: public serving, the admin API, auth, errors.
+//! - [`signing`]: signed, expiring links for assets that must not be public.
 //! - [`whatsapp`]: media IDs at the Cloud API Media endpoint, for `id`-based sends.
 //! - [`cli`]: the command line.
 //!
@@ -22,6 +23,7 @@ pub mod http;
 pub mod media_kind;
 pub mod policy;
 pub mod serve;
+pub mod signing;
 pub mod store;
 pub mod whatsapp;
 
@@ -84,6 +86,7 @@ impl Server {
             Ok(removed) => tracing::info!(removed, "removed leftovers of interrupted uploads"),
             Err(e) => tracing::warn!(error = %e, "could not clean up interrupted uploads"),
         }
+        store.set_signed_config_folders(settings.signing.folders.iter().cloned());
         let token = admin_token(settings)?;
         let listener = TcpListener::bind(settings.server.bind)
             .await
@@ -124,6 +127,8 @@ impl Server {
                 admin_token: http::auth::AdminToken::new(&token),
                 public_base: Arc::from(public_base),
                 whatsapp: whatsapp::WhatsApp::new(&settings.whatsapp, clock),
+                signer: signing::Signer::from_settings(&settings.signing)
+                    .map_err(|e| anyhow::anyhow!("[signing]: {e}"))?,
             }),
             gc_interval: Duration::from_secs(settings.storage.gc_interval_secs),
             gc_grace: Duration::from_secs(settings.storage.gc_grace_secs),

@@ -12,7 +12,7 @@
 //! config file and the admin API; an API rule for a folder shadows a config rule for the same
 //! folder, and removing it brings the config rule back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -40,7 +40,7 @@ pub enum CachePolicy {
     "invalid cache policy {input:?}: {reason}; accepted forms are `max-age=N` (N a whole number of seconds from 0 to {MAX_AGE_LIMIT}), `no-cache`, `no-store` and `private`"
 )]
 pub struct PolicyError {
-    /// The rejected input.
+    /// The rejected input (its first 64 characters).
     pub input: String,
     /// What was wrong with it.
     pub reason: &'static str,
@@ -51,8 +51,9 @@ impl FromStr for CachePolicy {
 
     /// Directive names are case-insensitive (RFC 9111 §5.2); surrounding blanks are ignored.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // Echo at most a short prefix: the message goes back to whoever sent the input.
         let err = |reason| PolicyError {
-            input: s.to_owned(),
+            input: s.chars().take(64).collect(),
             reason,
         };
         let t = s.trim();
@@ -166,6 +167,10 @@ pub struct PolicySet {
     pub config: BTreeMap<String, CachePolicy>,
     /// Rules set at run time through the admin API.
     pub api: BTreeMap<String, CachePolicy>,
+    /// Folders served only through signed links, from `[signing] folders`.
+    pub signed_config: BTreeSet<String>,
+    /// Folders served only through signed links, set through the admin API.
+    pub signed_api: BTreeSet<String>,
 }
 
 impl PolicySet {
@@ -197,6 +202,35 @@ impl PolicySet {
             end = i;
         }
         None
+    }
+
+    /// Whether `path` is served only through signed links, and why: the asset's own setting,
+    /// else the deepest signed folder above it (config or API), else public (`Default`).
+    pub fn signed_for(&self, path: &str, asset_override: Option<bool>) -> (bool, PolicySource) {
+        if let Some(signed) = asset_override {
+            return (signed, PolicySource::Asset);
+        }
+        let mut end = path.len();
+        while let Some(i) = path[..end].rfind('/') {
+            let folder = &path[..i];
+            if self.signed_api.contains(folder) || self.signed_config.contains(folder) {
+                return (true, PolicySource::Folder(folder.to_owned()));
+            }
+            end = i;
+        }
+        (false, PolicySource::Default)
+    }
+
+    /// Every signed-only folder with where it was declared.
+    pub fn signed_folders(&self) -> Vec<(String, RuleSource)> {
+        let mut out: BTreeMap<&str, RuleSource> = BTreeMap::new();
+        for f in &self.signed_config {
+            out.insert(f, RuleSource::Config);
+        }
+        for f in &self.signed_api {
+            out.insert(f, RuleSource::Api);
+        }
+        out.into_iter().map(|(f, s)| (f.to_owned(), s)).collect()
     }
 
     /// Every folder rule, sorted by folder, as the admin API lists them.
@@ -283,7 +317,42 @@ mod tests {
             default: CachePolicy::MaxAge(86400),
             config: config.iter().map(|(f, s)| (f.to_string(), p(s))).collect(),
             api: api.iter().map(|(f, s)| (f.to_string(), p(s))).collect(),
+            signed_config: BTreeSet::new(),
+            signed_api: BTreeSet::new(),
         }
+    }
+
+    #[test]
+    fn signed_only_resolution_asset_then_folder_on_boundaries() {
+        let mut s = set(&[], &[]);
+        s.signed_config.insert("private".into());
+        s.signed_api.insert("promo/vip".into());
+        assert_eq!(
+            s.signed_for("private/a.pdf", None),
+            (true, PolicySource::Folder("private".into()))
+        );
+        assert!(s.signed_for("private/x/a.pdf", None).0);
+        assert_eq!(
+            s.signed_for("privateer/a.pdf", None),
+            (false, PolicySource::Default)
+        );
+        assert!(s.signed_for("promo/vip/a.jpg", None).0);
+        assert!(!s.signed_for("promo/a.jpg", None).0);
+        assert_eq!(
+            s.signed_for("private/a.pdf", Some(false)),
+            (false, PolicySource::Asset)
+        );
+        assert_eq!(
+            s.signed_for("promo/a.jpg", Some(true)),
+            (true, PolicySource::Asset)
+        );
+        assert_eq!(
+            s.signed_folders(),
+            vec![
+                ("private".into(), RuleSource::Config),
+                ("promo/vip".into(), RuleSource::Api)
+            ]
+        );
     }
 
     #[test]
@@ -357,6 +426,8 @@ mod tests {
                 default: CachePolicy::NoStore,
                 config: BTreeMap::from([(folder.clone(), CachePolicy::Private)]),
                 api: BTreeMap::new(),
+                signed_config: BTreeSet::new(),
+                signed_api: BTreeSet::new(),
             };
             let covered = s.resolve(&path, None).0 == CachePolicy::Private;
             let expected = path.len() > folder.len()

@@ -46,6 +46,17 @@ enum Command {
     /// Upload files through a running server's admin API and print their links (and, with
     /// --whatsapp, their media IDs) with the JSON to paste into a message.
     Upload(upload::UploadArgs),
+    /// Print a signed, expiring link to an asset (for signed-only assets), through a running
+    /// server's admin API.
+    Sign {
+        /// The asset path, e.g. `private/invoice-42.pdf`.
+        path: String,
+        /// Lifetime in seconds (default: the server's `signing.link_ttl_secs`).
+        #[arg(long, value_name = "SECS")]
+        ttl: Option<u64>,
+        #[command(flatten)]
+        api: upload::ApiArgs,
+    },
 }
 
 /// Parse the command line and run it.
@@ -54,6 +65,7 @@ pub async fn main() -> ExitCode {
     init_tracing();
     match cli.command {
         Command::Upload(args) => upload::run(args).await,
+        Command::Sign { path, ttl, api } => sign(&path, ttl, &api).await,
         Command::CheckStorage { config } => match Settings::load(config.as_deref()) {
             Ok(settings) => check_storage(&settings).await,
             Err(e) => {
@@ -94,6 +106,41 @@ pub async fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+async fn sign(path: &str, ttl: Option<u64>, api: &upload::ApiArgs) -> ExitCode {
+    let target = match upload::target(api) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("media-origin sign: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut body = serde_json::json!({"path": path});
+    if let Some(ttl) = ttl {
+        body["ttl_secs"] = ttl.into();
+    }
+    let client = reqwest::Client::new();
+    let request = client.post(format!("{}/api/sign", target.base)).json(&body);
+    match upload::call(request, &target.token).await {
+        Ok(answer) => {
+            println!("{}", answer["url"].as_str().unwrap_or_default());
+            eprintln!(
+                "valid until {}; message: {}",
+                answer["expires_at"].as_str().unwrap_or_default(),
+                answer["message"]
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!(
+                "media-origin sign: {} ({})",
+                error["message"].as_str().unwrap_or("failed"),
+                error["code"].as_str().unwrap_or("error")
+            );
+            ExitCode::FAILURE
         }
     }
 }

@@ -48,6 +48,16 @@ pub struct UploadArgs {
     /// The business phone number the media ID is for (default: the server's first).
     #[arg(long, requires = "whatsapp", value_name = "ID")]
     phone_number_id: Option<String>,
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Print one JSON object per file instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How to reach a running server's admin API.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
     /// The admin API's base URL (default: `server.admin_bind` in the config, on loopback).
     #[arg(long, env = SERVER_URL_ENV, value_name = "URL")]
     server: Option<String>,
@@ -58,9 +68,6 @@ pub struct UploadArgs {
     /// (default: ./config.toml when present).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Print one JSON object per file instead of text.
-    #[arg(long)]
-    json: bool,
 }
 
 /// One file, checked and ready to send.
@@ -136,9 +143,9 @@ pub async fn run(args: UploadArgs) -> ExitCode {
 }
 
 /// Where the server is and how to sign in.
-struct Target {
-    base: String,
-    token: String,
+pub(super) struct Target {
+    pub base: String,
+    pub token: String,
 }
 
 fn prepare(args: &UploadArgs) -> Result<(Target, Vec<Planned>), String> {
@@ -169,7 +176,7 @@ fn prepare(args: &UploadArgs) -> Result<(Target, Vec<Planned>), String> {
             problems.join("\n  ")
         ));
     }
-    Ok((target(args)?, plan))
+    Ok((target(&args.api)?, plan))
 }
 
 /// A file the server would accept: readable, a valid asset name, and of a type and size
@@ -204,7 +211,7 @@ fn check_file(file: &Path, folder: &str) -> Result<Planned, String> {
 
 /// The server URL and token from the flags or environment, else from the config the server
 /// itself would read.
-fn target(args: &UploadArgs) -> Result<Target, String> {
+pub(super) fn target(args: &ApiArgs) -> Result<Target, String> {
     let settings = if args.server.is_none() || args.token.is_none() {
         Some(Settings::load(args.config.as_deref()).map_err(|e| e.to_string())?)
     } else {
@@ -357,7 +364,7 @@ async fn put(
 
 /// Send a request with the token and read its JSON answer; an error is the API's `error`
 /// object, or one in the same shape when the server could not be reached or answered oddly.
-async fn call(request: reqwest::RequestBuilder, token: &str) -> Result<Value, Value> {
+pub(super) async fn call(request: reqwest::RequestBuilder, token: &str) -> Result<Value, Value> {
     let response = request.bearer_auth(token).send().await.map_err(|e| {
         json!({"code": "unreachable", "message": format!("the server could not be reached: {}", chain(&e))})
     })?;

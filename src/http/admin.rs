@@ -12,6 +12,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Multipart, Query, State, multipart::MultipartRejection};
+use axum::handler::Handler;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -29,13 +30,20 @@ use crate::store::{AssetPath, AssetRecord, Staged, UploadHints};
 const MAX_PAGE: usize = 1000;
 /// Default page size.
 const DEFAULT_PAGE: usize = 100;
+/// Largest JSON body accepted (policies, overrides, media-ID and signing requests are tiny).
+pub const MAX_JSON_BODY: usize = 64 * 1024;
 /// Largest text field accepted in a multipart upload.
 const MAX_FORM_FIELD: usize = 4096;
 
 /// Routes relative to `/api`.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/assets", get(list_assets).post(upload_form))
+        .route(
+            "/assets",
+            get(list_assets).post(upload_form.layer(axum::extract::DefaultBodyLimit::max(
+                super::MAX_UPLOAD_BODY as usize,
+            ))),
+        )
         .route(
             "/assets/{*path}",
             get(get_asset)
@@ -44,6 +52,12 @@ pub fn routes() -> Router<AppState> {
                 .delete(delete_asset),
         )
         .route("/policies", get(list_policies))
+        .route("/sign", axum::routing::post(sign_link))
+        .route("/access", get(list_access))
+        .route(
+            "/access/{*folder}",
+            axum::routing::put(put_access).delete(delete_access),
+        )
         .route("/whatsapp/media", axum::routing::post(whatsapp_media))
         .route("/whatsapp/refresh", axum::routing::post(whatsapp_refresh))
         .route(
@@ -74,6 +88,13 @@ pub struct AssetView {
     message_by_id: Option<Value>,
     /// Media IDs by phone number ID.
     whatsapp: std::collections::BTreeMap<String, MediaIdView>,
+    /// Served only through signed links; `link` is then signed, valid until `link_expires_at`.
+    signed: bool,
+    /// Why: `asset`, `folder:<folder>` or `default` (public).
+    signed_source: PolicySource,
+    /// The asset's own signed-link setting, if any.
+    signed_override: Option<bool>,
+    link_expires_at: Option<String>,
 }
 
 /// A media ID as the admin API shows it.
@@ -101,7 +122,16 @@ fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetView {
     );
     // The link carries the content version: Meta caches by URL, so new bytes need a new URL to
     // reach recipients at once. Any `v` is served the current bytes, so old links keep working.
-    let link = format!("{url}?v={}", r.version());
+    let mut link = format!("{url}?v={}", r.version());
+    let (signed, signed_source) = policies.signed_for(&r.path, r.signed);
+    let mut link_expires_at = None;
+    if signed {
+        let expires = crate::store::unix_now() + state.signer.default_ttl();
+        if let Some(query) = state.signer.sign(&r.path, expires) {
+            link = format!("{link}&{query}");
+            link_expires_at = Some(crate::http_date(expires));
+        }
+    }
     let (cache_control, policy_source) = policies.resolve(&r.path, r.cache_control);
     let kind = r.kind();
     let mut media = json!({"link": link});
@@ -155,6 +185,27 @@ fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetView {
         cache_override: r.cache_control,
         filename: r.filename.clone(),
         uploaded_at: crate::http_date(r.uploaded_at),
+        signed,
+        signed_source,
+        signed_override: r.signed,
+        link_expires_at,
+    }
+}
+
+/// Why a JSON body was refused: 415 when it is not declared JSON, 413 over the limit, else 400.
+fn json_rejection(e: JsonRejection) -> ApiError {
+    match e {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON, with `Content-Type: application/json`",
+        ),
+        e if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("a JSON body may be at most {MAX_JSON_BODY} bytes"),
+        ),
+        e => ApiError::bad_request("invalid_json", e.body_text()),
     }
 }
 
@@ -470,10 +521,50 @@ async fn patch_asset(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let path = path_from_uri(&uri, "/assets/")?;
-    let cache = cache_control_field(body, true)?;
-    let record = state.store.set_override(&path, cache).await?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let invalid = || {
+        ApiError::bad_request(
+            "invalid_json",
+            "expected a JSON object with `cache_control` (a policy, or null to clear the \
+             override) and/or `signed` (true, false, or null to follow the folder)",
+        )
+    };
+    let obj = body
+        .as_object()
+        .filter(|o| !o.is_empty() && o.keys().all(|k| k == "cache_control" || k == "signed"))
+        .ok_or_else(invalid)?;
+    let cache = match obj.get("cache_control") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(s)) => Some(Some(s.parse::<CachePolicy>()?)),
+        Some(_) => return Err(invalid()),
+    };
+    let signed = match obj.get("signed") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::Bool(b)) => Some(Some(*b)),
+        Some(_) => return Err(invalid()),
+    };
+    if signed == Some(Some(true)) {
+        require_signing(&state)?;
+    }
+    let record = state.store.set_overrides(&path, cache, signed).await?;
     let policies = state.store.policies().await;
     Ok(Json(view(&state, &policies, &record)).into_response())
+}
+
+/// Marking something signed-only without a key would make it unreachable.
+fn require_signing(state: &AppState) -> Result<(), ApiError> {
+    if state.signer.is_configured() {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "signing_not_configured",
+        format!(
+            "no signing key is configured: set {} (id:secret pairs) first",
+            crate::config::SIGNING_KEYS_ENV
+        ),
+    ))
 }
 
 /// The `cache_control` of a JSON body `{"cache_control": "..."}`; `null` only where allowed.
@@ -481,7 +572,7 @@ fn cache_control_field(
     body: Result<Json<Value>, JsonRejection>,
     null_allowed: bool,
 ) -> Result<Option<CachePolicy>, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::bad_request("invalid_json", e.body_text()))?;
+    let Json(body) = body.map_err(json_rejection)?;
     let Some(obj) = body.as_object().filter(|o| o.len() == 1) else {
         return Err(ApiError::bad_request(
             "invalid_json",
@@ -565,6 +656,135 @@ async fn delete_policy(State(state): State<AppState>, uri: Uri) -> Result<Respon
     )))
 }
 
+// ---- signed links -------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignRequest {
+    path: String,
+    /// Lifetime in seconds (default `signing.link_ttl_secs`).
+    ttl_secs: Option<u64>,
+}
+
+/// `POST /api/sign`: a signed, expiring link to an asset.
+async fn sign_link(
+    State(state): State<AppState>,
+    body: Result<Json<SignRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(json_rejection)?;
+    require_signing(&state)?;
+    let path = AssetPath::parse(&req.path)?;
+    let ttl = req.ttl_secs.unwrap_or(state.signer.default_ttl());
+    if ttl == 0 || ttl > crate::config::MAX_LINK_TTL_SECS {
+        return Err(ApiError::bad_request(
+            "invalid_ttl",
+            format!(
+                "ttl_secs must be between 1 and {}",
+                crate::config::MAX_LINK_TTL_SECS
+            ),
+        ));
+    }
+    let record = state
+        .store
+        .record(&path)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no asset at this path"))?;
+    let policies = state.store.policies().await;
+    let asset = view(&state, &policies, &record);
+    let expires = crate::store::unix_now() + ttl;
+    let query = state.signer.sign(path.as_str(), expires).expect("checked");
+    let url = format!("{}?v={}&{query}", asset.url, record.version());
+    let kind = record.kind().map_or("document", Kind::as_str);
+    let mut media = json!({"link": url});
+    if record.kind() == Some(Kind::Document) {
+        media["filename"] = json!(record.filename);
+    }
+    Ok(Json(json!({
+        "path": path.as_str(),
+        "url": url,
+        "expires_at": crate::http_date(expires),
+        "expires": expires,
+        "signed": asset.signed,
+        "message": {"type": kind, kind: media},
+    }))
+    .into_response())
+}
+
+fn access_folder(uri: &Uri) -> Result<String, ApiError> {
+    let raw = uri.path().strip_prefix("/access/").unwrap_or_default();
+    Ok(AssetPath::from_url(raw.trim_matches('/'))?
+        .as_str()
+        .to_owned())
+}
+
+/// `GET /api/access`: the signed-only folders, the key ids and the default link lifetime.
+async fn list_access(State(state): State<AppState>) -> Response {
+    let policies = state.store.policies().await;
+    let folders: Vec<Value> = policies
+        .signed_folders()
+        .into_iter()
+        .map(|(folder, source)| json!({"folder": folder, "signed": true, "source": source}))
+        .collect();
+    Json(json!({
+        "signed_folders": folders,
+        "signing_configured": state.signer.is_configured(),
+        "link_ttl_secs": state.signer.default_ttl(),
+    }))
+    .into_response()
+}
+
+/// `PUT /api/access/{folder}` with `{"signed": true}` (or `false` to lift it).
+async fn put_access(
+    State(state): State<AppState>,
+    uri: Uri,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let folder = access_folder(&uri)?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let signed = body
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .and_then(|o| o.get("signed"))
+        .and_then(Value::as_bool)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_json",
+                "expected a JSON object with exactly one key, `signed` (true or false)",
+            )
+        })?;
+    if signed {
+        require_signing(&state)?;
+    }
+    let was = state.store.set_folder_signed(&folder, signed).await?;
+    tracing::info!(%folder, signed, "folder access set");
+    let status = if signed && !was {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!({"folder": folder, "signed": signed}))).into_response())
+}
+
+/// `DELETE /api/access/{folder}`: the folder's assets are public again (unless the config
+/// file marks it).
+async fn delete_access(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let folder = access_folder(&uri)?;
+    if state.store.set_folder_signed(&folder, false).await? {
+        tracing::info!(%folder, "folder access set to public");
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    if state.store.policies().await.signed_config.contains(&folder) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "config_rule",
+            format!("{folder:?} is marked signed-only in the config file; change it there"),
+        ));
+    }
+    Err(ApiError::not_found(format!(
+        "{folder:?} is not marked signed-only"
+    )))
+}
+
 // ---- WhatsApp media IDs -------------------------------------------------------------------
 
 #[derive(Debug, Deserialize)]
@@ -581,7 +801,7 @@ async fn whatsapp_media(
     State(state): State<AppState>,
     body: Result<Json<MediaRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request("invalid_json", e.body_text()))?;
+    let Json(req) = body.map_err(json_rejection)?;
     let path = AssetPath::parse(&req.path)?;
     let outcome = state
         .whatsapp
@@ -627,7 +847,7 @@ async fn whatsapp_refresh(
     State(state): State<AppState>,
     body: Result<Json<RefreshRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::bad_request("invalid_json", e.body_text()))?;
+    let Json(req) = body.map_err(json_rejection)?;
     let report = state
         .whatsapp
         .refresh(

@@ -138,6 +138,14 @@ impl From<StoreError> for ApiError {
                 "concurrent_write",
                 "another writer kept changing this object; try again",
             ),
+            StoreError::Backend(_) if e.is_out_of_space() => {
+                tracing::error!(error = %e, "storage is full");
+                Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "insufficient_storage",
+                    "the storage has no room left for this upload; nothing was changed",
+                )
+            }
             StoreError::Backend(_) | StoreError::Timeout { .. } => {
                 tracing::error!(error = %e, "storage backend error");
                 Self::new(

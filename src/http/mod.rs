@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::media_kind::MAX_UPLOAD_SIZE;
 use crate::store::Store;
@@ -53,6 +54,8 @@ pub struct Shared {
     pub public_base: Arc<str>,
     /// Media IDs at the Cloud API.
     pub whatsapp: crate::whatsapp::WhatsApp,
+    /// Signs and checks links to signed-only assets.
+    pub signer: crate::signing::Signer,
 }
 
 /// The public application: `/media`, health, and JSON errors for everything else.
@@ -81,6 +84,11 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(axum::middleware::map_response(json_method_not_allowed))
+        // Every answer, errors included: the types are exact, browsers have nothing to guess.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .with_state(state)
 }
 
@@ -91,10 +99,9 @@ fn admin_api(state: &AppState, body_idle_timeout: Duration) -> Router<AppState> 
             auth::require_admin,
         ))
         // Uploads are streamed and limited by kind in the store; multipart framing adds a
-        // little on top of the largest media.
-        .layer(DefaultBodyLimit::max(
-            MAX_UPLOAD_SIZE as usize + 1024 * 1024,
-        ))
+        // little on top of the largest media. JSON bodies are small.
+        .layer(DefaultBodyLimit::max(admin::MAX_JSON_BODY))
+        .layer(axum::middleware::from_fn(refuse_declared_oversize))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             body_idle_timeout,
         ))
@@ -102,6 +109,43 @@ fn admin_api(state: &AppState, body_idle_timeout: Duration) -> Router<AppState> 
         // tens of thousands of requests a second, the layer cost ~5% of the throughput even
         // with its events filtered out (bench/compare.sh, 304 scenario).
         .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// Largest upload body: the largest media plus multipart framing.
+pub const MAX_UPLOAD_BODY: u64 = MAX_UPLOAD_SIZE + 1024 * 1024;
+
+/// Answer 413 before reading a body whose declared length is over what the route accepts:
+/// uploads up to the largest media, everything else up to a small JSON body. (The form upload
+/// lifts axum's body limit for itself; a raw PUT streams, and the store limits it by kind.)
+async fn refuse_declared_oversize(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // A raw PUT checks its length against the declared kind's own limit in the handler.
+    if req.method() == axum::http::Method::PUT && req.uri().path().starts_with("/assets/") {
+        return next.run(req).await;
+    }
+    let upload = req.method() == axum::http::Method::POST && req.uri().path() == "/assets";
+    let limit = if upload {
+        MAX_UPLOAD_BODY
+    } else {
+        admin::MAX_JSON_BODY as u64
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(length) = declared
+        && length > limit
+    {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is {length} bytes; this route accepts at most {limit}"),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -19,6 +19,7 @@ use super::AppState;
 use super::conditional::{Conditions, Outcome, Validators, evaluate};
 use super::error::ApiError;
 use crate::policy::CachePolicy;
+use crate::signing::LinkError;
 use crate::store::{AssetPath, AssetRecord, BlobBody, StoreError};
 
 /// Prefix of public asset URLs.
@@ -71,11 +72,24 @@ async fn respond(
         .record(&path)
         .await?
         .ok_or_else(|| ApiError::not_found("no asset at this path"))?;
-    let (policy, _) = state
-        .store
-        .policies()
-        .await
-        .resolve(path.as_str(), record.cache_control);
+    let policies = state.store.policies().await;
+    let (policy, _) = policies.resolve(path.as_str(), record.cache_control);
+    // A signed-only asset answers nothing, not even a 304, without a valid link.
+    if policies.signed_for(path.as_str(), record.signed).0 {
+        let params = crate::signing::LinkParams::from_query(uri.query());
+        if let Err(e) = state
+            .signer
+            .verify(path.as_str(), params, crate::store::unix_now())
+        {
+            let code = match e {
+                LinkError::Expired => "link_expired",
+                LinkError::Missing => "signature_required",
+                _ => "bad_signature",
+            };
+            return Err(ApiError::new(StatusCode::FORBIDDEN, code, e.to_string())
+                .with_header(header::CACHE_CONTROL, "no-store"));
+        }
+    }
 
     let etag = record.etag();
     let validators = Validators {

@@ -99,6 +99,35 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// True when the backend refused a write for want of room: the disk is full (`ENOSPC`), a
+    /// quota is used up (`EDQUOT`) or a file size limit was hit (`EFBIG`). The local backend's
+    /// I/O error is wrapped in object_store's errors (and in `std::io::Error`s, whose `source`
+    /// skips their own payload), so the whole chain is searched.
+    pub fn is_out_of_space(&self) -> bool {
+        use std::io::ErrorKind;
+        let StoreError::Backend(e) = self else {
+            return false;
+        };
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(error) = next {
+            next = error.source();
+            if let Some(io) = error.downcast_ref::<std::io::Error>() {
+                if matches!(
+                    io.kind(),
+                    ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge
+                ) {
+                    return true;
+                }
+                if let Some(inner) = io.get_ref() {
+                    next = Some(inner);
+                }
+            }
+        }
+        false
+    }
+}
+
 /// The stored record of one asset path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssetRecord {
@@ -125,6 +154,10 @@ pub struct AssetRecord {
     /// Media IDs of these bytes at the Cloud API, by business phone number ID.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub whatsapp: BTreeMap<String, MediaId>,
+    /// The asset's own signed-link setting: `Some(true)` signed-only, `Some(false)` public even
+    /// in a signed folder, `None` as its folder says. Kept across replacements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<bool>,
 }
 
 /// A media ID the Cloud API Media endpoint gave for an asset's bytes.
@@ -214,6 +247,9 @@ pub struct GcReport {
 struct PolicyFile {
     #[serde(default)]
     folders: BTreeMap<String, CachePolicy>,
+    /// Folders served only through signed links.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    signed: std::collections::BTreeSet<String>,
 }
 
 struct CachedPolicies {
@@ -410,6 +446,8 @@ impl Store {
             default,
             config: config_rules,
             api: BTreeMap::new(),
+            signed_config: Default::default(),
+            signed_api: Default::default(),
         };
         let defaults = StorageSettings::default();
         let records = moka::sync::Cache::builder()
@@ -705,6 +743,9 @@ impl Store {
             }),
             Err(e) => {
                 self.delete_quietly(&tmp).await;
+                if let Some(root) = &self.inner.local_root {
+                    remove_local_staging(root, &tmp).await;
+                }
                 Err(e)
             }
         }
@@ -762,6 +803,7 @@ impl Store {
                 uploaded_at: now,
                 deleted: false,
                 whatsapp: BTreeMap::new(),
+                signed: live_previous.and_then(|p| p.signed),
             };
             let created = live_previous.is_none();
             // Media IDs stay valid for the same bytes uploaded again; the others go.
@@ -879,11 +921,27 @@ impl Store {
         path: &AssetPath,
         cache: Option<CachePolicy>,
     ) -> Result<Arc<AssetRecord>, StoreError> {
+        self.set_overrides(path, Some(cache), None).await
+    }
+
+    /// Change an asset's own settings: its cache policy (`Some(None)` clears it) and its
+    /// signed-link setting (`Some(None)` back to its folder's); `None` leaves one as it is.
+    pub async fn set_overrides(
+        &self,
+        path: &AssetPath,
+        cache: Option<Option<CachePolicy>>,
+        signed: Option<Option<bool>>,
+    ) -> Result<Arc<AssetRecord>, StoreError> {
         let lock = self.path_lock(path.as_str());
         let _held = lock.lock().await;
         retry_conflicts!(async {
             let (mut record, expect) = self.load_live_record(path).await?;
-            record.cache_control = cache;
+            if let Some(cache) = cache {
+                record.cache_control = cache;
+            }
+            if let Some(signed) = signed {
+                record.signed = signed;
+            }
             self.write_record(record, &expect).await
         })
     }
@@ -936,10 +994,11 @@ impl Store {
         })
     }
 
-    fn install_policies(&self, api: BTreeMap<String, CachePolicy>) -> Arc<PolicySet> {
+    fn install_policies(&self, file: PolicyFile) -> Arc<PolicySet> {
         let mut cached = self.inner.policies.lock().expect("policy cache");
         let set = Arc::new(PolicySet {
-            api,
+            api: file.folders,
+            signed_api: file.signed,
             ..(*cached.set).clone()
         });
         cached.set = Arc::clone(&set);
@@ -957,7 +1016,7 @@ impl Store {
             }
         }
         match self.load_policy_file().await {
-            Ok(file) => self.install_policies(file.value.folders),
+            Ok(file) => self.install_policies(file.value),
             Err(e) => {
                 tracing::warn!(error = %e, "could not refresh folder policies; keeping the last known");
                 Arc::clone(&self.inner.policies.lock().expect("policy cache").set)
@@ -972,17 +1031,54 @@ impl Store {
         folder: &str,
         policy: Option<CachePolicy>,
     ) -> Result<bool, StoreError> {
+        self.edit_policy_file(|file| match policy {
+            Some(p) => (file.folders.insert(folder.to_owned(), p).is_some(), true),
+            None => {
+                let existed = file.folders.remove(folder).is_some();
+                (existed, existed)
+            }
+        })
+        .await
+    }
+
+    /// Mark `folder` as served only through signed links (`true`) or not. Returns whether it
+    /// was marked before.
+    pub async fn set_folder_signed(&self, folder: &str, signed: bool) -> Result<bool, StoreError> {
+        self.edit_policy_file(|file| {
+            let was = if signed {
+                !file.signed.insert(folder.to_owned())
+            } else {
+                file.signed.remove(folder)
+            };
+            (was, was != signed)
+        })
+        .await
+    }
+
+    /// The folder names that `[signing] folders` marks signed-only.
+    pub fn set_signed_config_folders(&self, folders: impl IntoIterator<Item = String>) {
+        let mut cached = self.inner.policies.lock().expect("policy cache");
+        let set = PolicySet {
+            signed_config: folders.into_iter().collect(),
+            ..(*cached.set).clone()
+        };
+        cached.set = Arc::new(set);
+    }
+
+    /// Read-modify-write of the policy file, conditional on its version. `edit` answers what
+    /// the caller returns and whether anything changed (nothing is written otherwise).
+    async fn edit_policy_file<T: Copy>(
+        &self,
+        edit: impl Fn(&mut PolicyFile) -> (T, bool),
+    ) -> Result<T, StoreError> {
         let _held = self.inner.policy_write.lock().await;
         retry_conflicts!(async {
             let Versioned {
                 value: mut file,
                 expect,
             } = self.load_policy_file().await?;
-            let existed = match policy {
-                Some(p) => file.folders.insert(folder.to_owned(), p).is_some(),
-                None => file.folders.remove(folder).is_some(),
-            };
-            if policy.is_some() || existed {
+            let (answer, changed) = edit(&mut file);
+            if changed {
                 let json = serde_json::to_vec_pretty(&file).expect("policies always serialise");
                 self.inner
                     .objects
@@ -994,8 +1090,8 @@ impl Store {
                     .await
                     .map_err(conflict_or)?;
             }
-            self.install_policies(file.folders);
-            Ok(existed)
+            self.install_policies(file);
+            Ok(answer)
         })
     }
 
@@ -1230,6 +1326,29 @@ fn key_to_asset_path(key: &Key) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
+/// Remove the staging files object_store writes beside `key` on the local backend
+/// (`<name>#<n>`). A multipart write that fails as it finishes leaves its file to a background
+/// task of object_store's, which may run after the client has been answered (or never, if the
+/// process dies first): remove it now, so the space is free before the failure is reported.
+async fn remove_local_staging(root: &std::path::Path, key: &Key) {
+    let file = root.join(key.as_ref());
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}#", name.to_string_lossy());
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        if entry.file_name().to_string_lossy().starts_with(&prefix)
+            && let Err(e) = tokio::fs::remove_file(entry.path()).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %entry.path().display(), error = %e, "could not remove a staging file");
+        }
+    }
+}
+
 /// Walk the local root and remove object_store's staging files (`<name>#<n>`): a crash during
 /// a write leaves them, and asset paths never contain `#`.
 fn remove_staging_files(root: &std::path::Path) -> usize {
@@ -1326,6 +1445,7 @@ mod tests {
             uploaded_at: lm,
             deleted: false,
             whatsapp: BTreeMap::new(),
+            signed: None,
         };
         assert_eq!(next_last_modified(None, 100), 100);
         assert_eq!(next_last_modified(Some(&rec(50)), 100), 100);

@@ -1,0 +1,362 @@
+//! Signed, expiring links for assets that must not be public: folders and assets marked
+//! signed-only answer 403 without a valid HMAC signature and expiry, keep their cache headers
+//! with one, and keep working across a key rotation.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Backend, Storage, TOKEN, TestServer, fixtures};
+use media_origin::config::{Secret, Settings};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_media-origin");
+const K1: &str = "k1:first-signing-secret-0123456789";
+const K2: &str = "k2:second-signing-secret-987654321";
+
+fn with_keys(keys: &'static [&'static str]) -> impl FnOnce(&mut Settings) {
+    move |c: &mut Settings| c.signing.keys = keys.iter().map(|k| Secret::new(*k)).collect()
+}
+
+fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
+    r.headers()
+        .get(name)
+        .map_or("", |v| v.to_str().unwrap_or(""))
+}
+
+/// A 403 for a signed-only asset: the code, `no-store`, `nosniff`, a JSON body.
+async fn assert_forbidden(r: reqwest::Response, code: &str) {
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(header(&r, "cache-control"), "no-store");
+    assert_eq!(header(&r, "x-content-type-options"), "nosniff");
+    assert!(
+        header(&r, "etag").is_empty(),
+        "a 403 tells nothing about the asset"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code, "{body}");
+}
+
+async fn patch(s: &TestServer, path: &str, body: Value) -> Value {
+    let r = s
+        .admin(Method::PATCH, &format!("/assets/{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+async fn sign(s: &TestServer, body: Value) -> Value {
+    let r = s
+        .admin(Method::POST, "/sign")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json().await.unwrap()
+}
+
+async fn signed_folders_need_a_valid_unexpired_link(backend: Backend) {
+    let s = TestServer::start_with(Storage::new(backend).await, with_keys(&[K1])).await;
+    let doc = fixtures::pdf(20_000, 1);
+    let img = fixtures::jpeg(10_000, 2);
+    s.upload("private/a.pdf", "application/pdf", doc.clone())
+        .await;
+    s.upload("promo/b.jpg", "image/jpeg", img.clone()).await;
+    let r = s
+        .admin(Method::PUT, "/policies/private")
+        .json(&json!({"cache_control": "no-cache"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    let r = s
+        .admin(Method::PUT, "/access/private")
+        .json(&json!({"signed": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let access = s.admin_json(Method::GET, "/access").await;
+    assert_eq!(
+        access["signed_folders"],
+        json!([{"folder": "private", "signed": true, "source": "api"}])
+    );
+
+    // Without a signature: 403, even for a conditional request that would be a 304.
+    assert_forbidden(s.get(&s.media("private/a.pdf")).await, "signature_required").await;
+    let record = s.admin_json(Method::GET, "/assets/private/a.pdf").await;
+    let etag = record["etag"].as_str().unwrap().to_owned();
+    let r = s
+        .client
+        .get(s.media("private/a.pdf"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_forbidden(r, "signature_required").await;
+
+    // The record's link is signed and works, with the folder's cache headers.
+    assert_eq!(record["signed"], true);
+    assert_eq!(record["signed_source"], "folder:private");
+    let link = record["link"].as_str().unwrap().to_owned();
+    assert!(
+        link.contains("&expires=") && link.contains("&kid=k1&sig="),
+        "{link}"
+    );
+    assert!(record["link_expires_at"].is_string());
+    assert_eq!(record["message"]["document"]["link"], link.as_str());
+    let r = s.get(&link).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "cache-control"), "no-cache");
+    assert_eq!(header(&r, "etag"), etag);
+    assert!(!header(&r, "last-modified").is_empty());
+    assert_eq!(r.bytes().await.unwrap(), doc);
+    let r = s
+        .client
+        .get(&link)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    let r = s
+        .client
+        .get(&link)
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.bytes().await.unwrap(), &doc[..10]);
+
+    // A changed signature, a signature for another asset, another key id: refused.
+    let sig_at = link.find("sig=").unwrap() + 4;
+    let mut flipped = link.clone().into_bytes();
+    flipped[sig_at] = if flipped[sig_at] == b'a' { b'b' } else { b'a' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    assert_forbidden(s.get(&flipped).await, "bad_signature").await;
+    let other = sign(&s, json!({"path": "promo/b.jpg"})).await;
+    let query = other["url"].as_str().unwrap().split_once('?').unwrap().1;
+    assert_forbidden(
+        s.get(&format!("{}?{query}", s.media("private/a.pdf")))
+            .await,
+        "bad_signature",
+    )
+    .await;
+    assert_forbidden(
+        s.get(&link.replace("kid=k1", "kid=k9")).await,
+        "bad_signature",
+    )
+    .await;
+
+    // A short-lived link works, then expires.
+    let short = sign(&s, json!({"path": "private/a.pdf", "ttl_secs": 1})).await;
+    let short_url = short["url"].as_str().unwrap().to_owned();
+    assert_eq!(short["message"]["document"]["link"], short_url.as_str());
+    assert_eq!(s.get(&short_url).await.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_forbidden(s.get(&short_url).await, "link_expired").await;
+
+    // Public assets need nothing.
+    let r = s.get(&s.media("promo/b.jpg")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.bytes().await.unwrap(), img);
+
+    // Asset settings: public inside a signed folder; signed inside a public one; back.
+    let rec = patch(&s, "private/a.pdf", json!({"signed": false})).await;
+    assert_eq!(
+        (rec["signed"].clone(), rec["signed_source"].clone()),
+        (json!(false), json!("asset"))
+    );
+    assert_eq!(
+        s.get(&s.media("private/a.pdf")).await.status(),
+        StatusCode::OK
+    );
+    patch(&s, "private/a.pdf", json!({"signed": null})).await;
+    assert_forbidden(s.get(&s.media("private/a.pdf")).await, "signature_required").await;
+    let rec = patch(
+        &s,
+        "promo/b.jpg",
+        json!({"signed": true, "cache_control": "max-age=60"}),
+    )
+    .await;
+    assert_eq!(rec["signed_override"], true);
+    assert_eq!(rec["cache_control"], "max-age=60");
+    assert_forbidden(s.get(&s.media("promo/b.jpg")).await, "signature_required").await;
+    let r = s.get(rec["link"].as_str().unwrap()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "cache-control"), "max-age=60");
+    // A replacement keeps the asset's own setting.
+    s.upload("promo/b.jpg", "image/jpeg", fixtures::jpeg(11_000, 3))
+        .await;
+    assert_forbidden(s.get(&s.media("promo/b.jpg")).await, "signature_required").await;
+
+    // Lifting the folder's mark makes it public again; a second lift is 404.
+    let r = s
+        .admin(Method::DELETE, "/access/private")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        s.get(&s.media("private/a.pdf")).await.status(),
+        StatusCode::OK
+    );
+    let r = s
+        .admin(Method::DELETE, "/access/private")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keys_rotate_without_breaking_links_signed_with_the_previous_key() {
+    let storage = Storage::new(Backend::Local).await;
+    let s = TestServer::start_with(Arc::clone(&storage), with_keys(&[K1])).await;
+    s.upload("vip/a.jpg", "image/jpeg", fixtures::jpeg(5_000, 1))
+        .await;
+    s.admin(Method::PUT, "/access/vip")
+        .json(&json!({"signed": true}))
+        .send()
+        .await
+        .unwrap();
+    // Kept without the origin: the restarted server listens on another port.
+    let old = sign(&s, json!({"path": "vip/a.jpg"})).await["url"]
+        .as_str()
+        .unwrap()
+        .split_once("/media/")
+        .unwrap()
+        .1
+        .to_owned();
+    s.stop().await;
+
+    // The new key first: it signs; the old one still verifies.
+    let s = TestServer::start_with(Arc::clone(&storage), with_keys(&[K2, K1])).await;
+    assert_eq!(s.get(&s.media(&old)).await.status(), StatusCode::OK);
+    let new = sign(&s, json!({"path": "vip/a.jpg"})).await["url"]
+        .as_str()
+        .unwrap()
+        .split_once("/media/")
+        .unwrap()
+        .1
+        .to_owned();
+    assert!(new.contains("kid=k2"), "{new}");
+    assert_eq!(s.get(&s.media(&new)).await.status(), StatusCode::OK);
+    s.stop().await;
+
+    // The old key dropped: its links stop working, the new ones do not.
+    let s = TestServer::start_with(Arc::clone(&storage), with_keys(&[K2])).await;
+    assert_forbidden(s.get(&s.media(&old)).await, "bad_signature").await;
+    assert_eq!(s.get(&s.media(&new)).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_a_key_nothing_can_be_made_signed_only() {
+    let s = TestServer::start().await;
+    s.upload("a.jpg", "image/jpeg", fixtures::jpeg(5_000, 1))
+        .await;
+    for (method, path, body) in [
+        (Method::PUT, "/access/private", json!({"signed": true})),
+        (Method::POST, "/sign", json!({"path": "a.jpg"})),
+        (Method::PATCH, "/assets/a.jpg", json!({"signed": true})),
+    ] {
+        let r = s
+            .admin(method.clone(), path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{method} {path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "signing_not_configured");
+    }
+    assert_eq!(s.get(&s.media("a.jpg")).await.status(), StatusCode::OK);
+
+    // Config: signed folders without a key, or a weak key, are refused at start.
+    let mut c = Settings::default();
+    c.signing.folders = vec!["private".into()];
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("no key"), "{e}");
+    let mut c = Settings::default();
+    c.signing.keys = vec![Secret::new("k1:short")];
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("at least 16") && !e.contains("short"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn config_folders_are_signed_only_and_cannot_be_lifted_through_the_api() {
+    let s = TestServer::start_with(Storage::new(Backend::Local).await, |c| {
+        c.signing.keys = vec![Secret::new(K1)];
+        c.signing.folders = vec!["/legal/".into()];
+        c.signing.link_ttl_secs = 3600;
+    })
+    .await;
+    s.upload(
+        "legal/terms.pdf",
+        "application/pdf",
+        fixtures::pdf(3_000, 1),
+    )
+    .await;
+    assert_forbidden(
+        s.get(&s.media("legal/terms.pdf")).await,
+        "signature_required",
+    )
+    .await;
+    let access = s.admin_json(Method::GET, "/access").await;
+    assert_eq!(
+        access["signed_folders"],
+        json!([{"folder": "legal", "signed": true, "source": "config"}])
+    );
+    assert_eq!(access["link_ttl_secs"], 3600);
+    let r = s
+        .admin(Method::DELETE, "/access/legal")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_forbidden(
+        s.get(&s.media("legal/terms.pdf")).await,
+        "signature_required",
+    )
+    .await;
+
+    // The CLI prints a link that works.
+    let server = format!("http://{}", s.admin_addr);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args([
+                "sign",
+                "legal/terms.pdf",
+                "--ttl",
+                "600",
+                "--server",
+                &server,
+            ])
+            .env("MEDIA_ORIGIN_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(url.contains("kid=k1"), "{url}");
+    assert_eq!(s.get(&url).await.status(), StatusCode::OK);
+}
+
+on_both_backends! {
+    signed_folders_need_a_valid_unexpired_link,
+}
