@@ -80,7 +80,9 @@ pub struct SigningSettings {
     /// How long a signed link works, in seconds (default 7 days: long enough for Meta to fetch
     /// the media of a broadcast sent over several days).
     pub link_ttl_secs: u64,
-    /// Folders whose assets are served only through signed links (the admin API adds more).
+    /// Folders whose assets are served only through signed links (the admin API adds more);
+    /// a list, or one comma-separated string.
+    #[serde(deserialize_with = "string_list")]
     pub folders: Vec<String>,
 }
 
@@ -94,8 +96,8 @@ impl Default for SigningSettings {
     }
 }
 
-/// A list of secrets, or one comma-separated string (as an environment variable gives it).
-fn secret_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+/// A list of strings, or one comma-separated string (as an environment variable gives it).
+fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -110,8 +112,12 @@ fn secret_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D:
         .into_iter()
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
-        .map(Secret::new)
         .collect())
+}
+
+/// [`string_list`], kept as secrets.
+fn secret_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    Ok(string_list(d)?.into_iter().map(Secret::new).collect())
 }
 
 /// Longest accepted signed-link lifetime: a year.

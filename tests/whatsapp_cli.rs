@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 const BIN: &str = env!("CARGO_BIN_EXE_media-origin");
+const SIGNING_SECRET: &str = "signing-secret-never-logged-5150";
 const META_TOKEN: &str = GRAPH_TOKEN;
 const PHONE: &str = PHONE_NUMBER_ID;
 const OTHER_PHONE: &str = OTHER_PHONE_NUMBER_ID;
@@ -353,6 +354,8 @@ async fn access_token_never_appears_in_the_server_log() {
             .env("RUST_LOG", "trace")
             .env("WHATSAPP_ACCESS_TOKEN", META_TOKEN)
             .env("MEDIA_ORIGIN_ADMIN_TOKEN", admin_token)
+            .env("MEDIA_ORIGIN_SIGNING_KEYS", format!("k1:{SIGNING_SECRET}"))
+            .env("MEDIA_ORIGIN__SIGNING__FOLDERS", "private")
             .env("MEDIA_ORIGIN__WHATSAPP__GRAPH_URL", g.base_url())
             .env("MEDIA_ORIGIN__WHATSAPP__PHONE_NUMBER_IDS", PHONE)
             .env("MEDIA_ORIGIN__WHATSAPP__RETRY_BUDGET_MS", "5000"),
@@ -402,6 +405,27 @@ async fn access_token_never_appears_in_the_server_log() {
         .unwrap();
     assert_eq!(r.status(), 401);
 
+    // A signed link is made, used, and forged; the key stays out of the log.
+    let r: Value = put("private/d.jpg", fixtures::jpeg(5_000, 4))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let link = r["link"].as_str().unwrap().to_owned();
+    assert_eq!(client.get(&link).send().await.unwrap().status(), 200);
+    let forged = format!("{}0", &link[..link.len() - 1]);
+    assert_eq!(client.get(&forged).send().await.unwrap().status(), 403);
+    let r = client
+        .post(format!("http://{addr}/api/sign"))
+        .bearer_auth(admin_token)
+        .json(&json!({"path": "private/d.jpg"}))
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(!text.contains(SIGNING_SECRET), "{text}");
+
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -421,7 +445,7 @@ async fn access_token_never_appears_in_the_server_log() {
     assert!(logs.contains("fbtrace_id"), "{logs}");
     assert!(logs.contains("retrying"), "{logs}");
     assert!(logs.contains("hyper_util::client"), "{logs}");
-    for secret in [META_TOKEN, admin_token, "guess-1234"] {
+    for secret in [META_TOKEN, admin_token, "guess-1234", SIGNING_SECRET] {
         assert!(!logs.contains(secret), "{secret} appears in the log");
     }
     g.stop().await;
