@@ -17,6 +17,7 @@
 //! [`Server::bind`] builds the whole application from settings; `main` and the integration tests
 //! both go through it (tests bind port 0).
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -57,6 +57,16 @@ enum Command {
         #[command(flatten)]
         api: upload::ApiArgs,
     },
+    /// Fetch URLs the way Meta's media fetcher would and report, rule by rule, whether Meta can
+    /// use each and how it will cache it.
+    ///
+    /// Checks the status and redirects, the exact Content-Type against the bytes, the size
+    /// against the kind's limit, Cache-Control, Last-Modified and ETag (WHATSAPP_MEDIA.md §2,
+    /// §3), then prints a verdict line. Works against any server. Exit status: 0 when every URL
+    /// is usable and cached as declared; 1 when any check fails (Meta would fail the send,
+    /// refuse the asset, or not cache it as declared; also when a URL cannot be fetched from
+    /// here); 2 on a usage error, before anything is fetched.
+    Check(crate::check::CheckArgs),
 }
 
 /// Parse the command line and run it.
@@ -65,6 +75,7 @@ pub async fn main() -> ExitCode {
     init_tracing();
     match cli.command {
         Command::Upload(args) => upload::run(args).await,
+        Command::Check(args) => crate::check::run(args).await,
         Command::Sign { path, ttl, api } => sign(&path, ttl, &api).await,
         Command::CheckStorage { config } => match Settings::load(config.as_deref()) {
             Ok(settings) => check_storage(&settings).await,
