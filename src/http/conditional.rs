@@ -36,11 +36,11 @@ use std::time::UNIX_EPOCH;
 /// What the server knows about the current representation.
 #[derive(Debug, Clone, Copy)]
 pub struct Validators<'a> {
-    /// Strong entity tag, quoted, e.g. `"\"3a7bd3e2...\""`.
+    /// Entity tag, quoted, e.g. `"\"3a7bd3e2...\""` (the server's are always strong).
     ///
-    /// If this is not a well-formed strong entity tag it matches no
-    /// entity tag in any request header (only `If-Match: *` and
-    /// `If-None-Match: *` still apply).
+    /// `If-Match` and `If-Range` compare it strongly and `If-None-Match` weakly, as
+    /// RFC 9110 §13.1 says; a value that is not a well-formed entity tag matches no tag in
+    /// any request header (only `If-Match: *` and `If-None-Match: *` still apply).
     pub etag: &'a str,
     /// Last-Modified, whole seconds since the epoch.
     pub last_modified: u64,

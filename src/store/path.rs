@@ -119,7 +119,12 @@ impl fmt::Display for AssetPath {
 /// with surrounding slashes trimmed first (`promo/` and `/promo` both mean `promo`).
 pub fn parse_folder(raw: &str) -> Result<String, PathError> {
     let trimmed = raw.trim_matches('/');
-    AssetPath::parse(trimmed).map(|p| p.0)
+    let folder = AssetPath::parse(trimmed)?;
+    // A folder's last segment is a folder too: no asset could ever live below `x.json`.
+    if folder.file_name().ends_with(".json") {
+        return Err(PathError::JsonFolder);
+    }
+    Ok(folder.0)
 }
 
 /// Percent-encode a path for a URL, keeping `/` as the separator.
