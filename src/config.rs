@@ -63,6 +63,73 @@ pub struct Settings {
     pub whatsapp: WhatsAppSettings,
     /// `[signing]`
     pub signing: SigningSettings,
+    /// `[log]`
+    pub log: LogSettings,
+    /// `[metrics]`
+    pub metrics: MetricsSettings,
+    /// `[fetch_log]`
+    pub fetch_log: FetchLogSettings,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+/// `[metrics]`: what `/metrics` counts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// A request whose `User-Agent` contains one of these (case-sensitive substrings) is
+    /// counted, and marked in the fetch log, as Meta's media fetcher. A list, or one
+    /// comma-separated string.
+    #[serde(deserialize_with = "string_list")]
+    pub meta_user_agents: Vec<String>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            meta_user_agents: vec!["facebookexternalhit".into(), "WhatsApp".into()],
+        }
+    }
+}
+
+/// `[fetch_log]`: the recent public fetches of each asset, kept in memory for the admin API
+/// (`GET /api/fetches/{path}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FetchLogSettings {
+    /// Fetches kept per asset, the newest (0: no fetch log).
+    pub per_asset: usize,
+    /// Assets kept; the least recently fetched go first.
+    pub max_assets: u64,
+    /// An asset not fetched for this long is forgotten, in seconds.
+    pub ttl_secs: u64,
+}
+
+impl Default for FetchLogSettings {
+    fn default() -> Self {
+        Self {
+            per_asset: 20,
+            max_assets: 10_000,
+            ttl_secs: 86_400,
+        }
+    }
 }
 
 /// The environment variable holding the signing keys, `id:secret` pairs separated by commas.
@@ -493,6 +560,11 @@ impl Settings {
                  set admin_bind = \"public\" to serve the admin API on the public listener",
                 server.bind
             )));
+        }
+        if self.fetch_log.per_asset > 1000 {
+            return Err(ConfigError::Invalid(
+                "fetch_log.per_asset must be at most 1000".into(),
+            ));
         }
         let wa = &mut self.whatsapp;
         wa.graph_url = wa.graph_url.trim().trim_end_matches('/').to_owned();

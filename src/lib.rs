@@ -21,7 +21,9 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod logging;
 pub mod media_kind;
+pub mod metrics;
 pub mod policy;
 pub mod serve;
 pub mod signing;
@@ -87,6 +89,8 @@ impl Server {
             Ok(removed) => tracing::info!(removed, "removed leftovers of interrupted uploads"),
             Err(e) => tracing::warn!(error = %e, "could not clean up interrupted uploads"),
         }
+        let metrics = Arc::new(metrics::Metrics::new());
+        let store = store.with_metrics(Arc::clone(&metrics));
         store.set_signed_config_folders(settings.signing.folders.iter().cloned());
         let token = admin_token(settings)?;
         let listener = TcpListener::bind(settings.server.bind)
@@ -127,9 +131,15 @@ impl Server {
                 store,
                 admin_token: http::auth::AdminToken::new(&token),
                 public_base: Arc::from(public_base),
-                whatsapp: whatsapp::WhatsApp::new(&settings.whatsapp, clock),
+                whatsapp: whatsapp::WhatsApp::new(&settings.whatsapp, clock)
+                    .with_metrics(Arc::clone(&metrics)),
                 signer: signing::Signer::from_settings(&settings.signing)
                     .map_err(|e| anyhow::anyhow!("[signing]: {e}"))?,
+                observer: Arc::new(http::observe::Observer::new(
+                    metrics,
+                    &settings.metrics,
+                    &settings.fetch_log,
+                )),
             }),
             gc_interval: Duration::from_secs(settings.storage.gc_interval_secs),
             gc_grace: Duration::from_secs(settings.storage.gc_grace_secs),

@@ -15,7 +15,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper::server::conn::http1::Builder;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -41,7 +40,7 @@ pub struct Endpoint {
     /// The bound socket.
     pub listener: TcpListener,
     /// The routes served there.
-    pub app: Router,
+    pub app: crate::http::App,
 }
 
 /// Serve every endpoint until `shutdown` completes, then drain within the grace period.

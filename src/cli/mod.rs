@@ -72,7 +72,11 @@ enum Command {
 /// Parse the command line and run it.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // `[log] format` applies to the server; the client commands log as text.
+    crate::logging::init(match &cli.command {
+        Command::Serve { config, .. } => crate::logging::format_from(config.as_deref()),
+        _ => crate::config::LogFormat::Text,
+    });
     match cli.command {
         Command::Upload(args) => upload::run(args).await,
         Command::Check(args) => crate::check::run(args).await,
@@ -192,17 +196,6 @@ async fn check_storage(settings: &Settings) -> ExitCode {
         println!("storage does not work");
         ExitCode::FAILURE
     }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,tower_http=warn,object_store=warn")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish what is in flight.

@@ -51,6 +51,7 @@ pub fn routes() -> Router<AppState> {
                 .patch(patch_asset)
                 .delete(delete_asset),
         )
+        .route("/fetches/{*path}", get(get_fetches))
         .route("/policies", get(list_policies))
         .route("/sign", axum::routing::post(sign_link))
         .route("/access", get(list_access))
@@ -279,6 +280,7 @@ async fn commit(
     whatsapp: bool,
 ) -> Result<Response, ApiError> {
     let done = state.store.commit(path, staged, cache, filename).await?;
+    state.observer.metrics.upload(done.record.size);
     tracing::info!(path = %path, sha256 = %done.record.sha256, size = done.record.size, created = done.created, "asset stored");
     state.whatsapp.forget(done.dropped_media_ids);
     let mut record = done.record;
@@ -487,6 +489,21 @@ struct ListQuery {
     prefix: String,
     cursor: Option<String>,
     limit: Option<usize>,
+}
+
+/// `GET /api/fetches/{path}`: the asset's recent public fetches, newest first, so an operator
+/// can see whether Meta's fetcher comes back for the bytes (200) or revalidates its copy (304).
+/// Kept in memory only: empty after a restart, and per instance.
+async fn get_fetches(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let path = path_from_uri(&uri, "/fetches/")?;
+    let log = &state.observer.fetches;
+    let fetches = log.get(path.as_str());
+    Ok(Json(json!({
+        "path": path.as_str(),
+        "kept_per_asset": log.per_asset(),
+        "fetches": fetches,
+    }))
+    .into_response())
 }
 
 async fn list_assets(

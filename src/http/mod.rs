@@ -8,6 +8,7 @@ pub mod admin;
 pub mod auth;
 pub mod conditional;
 pub mod error;
+pub mod observe;
 pub mod public;
 
 use std::sync::Arc;
@@ -56,30 +57,67 @@ pub struct Shared {
     pub whatsapp: crate::whatsapp::WhatsApp,
     /// Signs and checks links to signed-only assets.
     pub signer: crate::signing::Signer,
+    /// Metrics and the fetch log.
+    pub observer: Arc<observe::Observer>,
 }
 
+/// An application as a listener serves it: the routes, observed (request IDs, metrics, fetch
+/// log, request logs; see [`observe`]).
+pub type App = observe::Observe<Router>;
+
 /// The public application: `/media`, health, and JSON errors for everything else.
-pub fn public_router(state: AppState) -> Router {
+pub fn public_router(state: AppState) -> App {
     finish(public::routes(), state)
 }
 
 /// The admin application: `/api` behind the bearer token, plus health so a load balancer can
 /// check the admin listener too. An upload body that sends nothing for `body_idle_timeout` is
 /// cut off (the upload fails and nothing is stored), so a stalled client cannot hold it open.
-pub fn admin_router(state: AppState, body_idle_timeout: Duration) -> Router {
-    let api = Router::new().nest("/api", admin_api(&state, body_idle_timeout));
+///
+/// `GET /metrics` needs no token here: the admin listener is loopback or internal, and
+/// Prometheus scrapers rarely carry one.
+pub fn admin_router(state: AppState, body_idle_timeout: Duration) -> App {
+    let api = Router::new()
+        .route("/metrics", get(metrics))
+        .nest("/api", admin_api(&state, body_idle_timeout));
     finish(api, state)
 }
 
-/// Both on one listener (`server.admin_bind = "public"`).
-pub fn combined_router(state: AppState, body_idle_timeout: Duration) -> Router {
-    let both = public::routes().nest("/api", admin_api(&state, body_idle_timeout));
+/// Both on one listener (`server.admin_bind = "public"`). `/metrics` is then on the public
+/// listener, so it needs the admin token like the rest of the admin API.
+pub fn combined_router(state: AppState, body_idle_timeout: Duration) -> App {
+    let both = public::routes()
+        .route(
+            "/metrics",
+            get(metrics).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_admin,
+            )),
+        )
+        .nest("/api", admin_api(&state, body_idle_timeout));
     finish(both, state)
 }
 
-/// Health checks, JSON for unknown routes and unrouted methods, and the state.
-fn finish(routes: Router<AppState>, state: AppState) -> Router {
-    routes
+/// The metrics in the OpenMetrics text format, which Prometheus scrapes.
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        state.observer.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Health checks, JSON for unknown routes and unrouted methods, the state, and, around it
+/// all, so that it sees every answer as sent, [`observe::Observe`].
+fn finish(routes: Router<AppState>, state: AppState) -> App {
+    let observer = Arc::clone(&state.observer);
+    let router = routes
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::not_found("no such route") })
@@ -89,7 +127,8 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .with_state(state)
+        .with_state(state);
+    observe::Observe::new(router, observer)
 }
 
 fn admin_api(state: &AppState, body_idle_timeout: Duration) -> Router<AppState> {
@@ -105,10 +144,6 @@ fn admin_api(state: &AppState, body_idle_timeout: Duration) -> Router<AppState> 
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             body_idle_timeout,
         ))
-        // Request spans for the admin API only: on the public path, where a broadcast brings
-        // tens of thousands of requests a second, the layer cost ~5% of the throughput even
-        // with its events filtered out (bench/compare.sh, 304 scenario).
-        .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 /// Largest upload body: the largest media plus multipart framing.

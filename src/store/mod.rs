@@ -295,6 +295,8 @@ struct Inner {
     /// Commits hold it shared from blob rename to record write; garbage collection holds it
     /// exclusively while it re-checks and deletes one blob.
     gc_gate: tokio::sync::RwLock<()>,
+    /// Where storage latencies are recorded, when the server keeps metrics.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Seconds since the epoch, now.
@@ -401,6 +403,19 @@ impl Store {
         }
     }
 
+    /// Record storage latencies (record and blob reads, commits, ...) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("metrics are attached before the store is shared")
+            .metrics = Some(metrics);
+        self
+    }
+
+    /// Times `op` until the guard is dropped (nothing without metrics).
+    fn timer(&self, op: crate::metrics::StorageOp) -> Option<crate::metrics::StorageTimer<'_>> {
+        self.inner.metrics.as_deref().map(|m| m.time(op))
+    }
+
     /// Size the small-blob memory as the settings say.
     fn with_blob_cache(mut self, settings: &StorageSettings) -> Self {
         let inner = Arc::get_mut(&mut self.inner).expect("not shared yet");
@@ -477,6 +492,7 @@ impl Store {
                 policy_write: tokio::sync::Mutex::new(()),
                 path_locks: Mutex::default(),
                 gc_gate: tokio::sync::RwLock::new(()),
+                metrics: None,
             }),
         }
     }
@@ -556,11 +572,13 @@ impl Store {
             .record_writes
             .lock()
             .expect("record write counter");
+        let timer = self.timer(crate::metrics::StorageOp::RecordRead);
         let live = self
             .load_record(path.as_str())
             .await?
             .filter(|r| !r.deleted)
             .map(Arc::new);
+        drop(timer);
         // A write that finished while this read was under way may have cached a newer record:
         // then what was read here may be older, and must not replace it.
         let writes = self
@@ -589,6 +607,7 @@ impl Store {
             range: range.map(GetRange::Bounded),
             ..GetOptions::default()
         };
+        let _timer = self.timer(crate::metrics::StorageOp::BlobOpen);
         let key = blob_key(sha256);
         let get = self.inner.blobs.get_opts(&key, opts);
         let Some(limit) = self.inner.blob_timeout else {
@@ -637,6 +656,7 @@ impl Store {
             return Ok(BlobBody::Bytes(slice(&whole)));
         }
         if let Some(root) = &self.inner.local_root {
+            let _timer = self.timer(crate::metrics::StorageOp::BlobOpen);
             return local_blob_stream(root, sha256, size, range)
                 .await
                 .map(BlobBody::Stream);
@@ -646,6 +666,7 @@ impl Store {
 
     /// All of a small blob, checked against the size its record gives.
     async fn read_whole_blob(&self, sha256: &str, size: u64) -> Result<Bytes, StoreError> {
+        let _timer = self.timer(crate::metrics::StorageOp::BlobRead);
         let mut stream = self.open_blob(sha256, None).await?;
         let mut whole = bytes::BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
         while let Some(chunk) = stream.next().await {
@@ -668,6 +689,7 @@ impl Store {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page, StoreError> {
+        let _timer = self.timer(crate::metrics::StorageOp::List);
         // List the deepest folder the prefix names, then filter on the whole prefix.
         let folder = prefix.rsplit_once('/').map_or("", |(f, _)| f);
         let list_prefix = if folder.is_empty() {
@@ -779,6 +801,7 @@ impl Store {
         cache: Option<CachePolicy>,
         filename: Option<&str>,
     ) -> Result<Committed, StoreError> {
+        let _timer = self.timer(crate::metrics::StorageOp::Commit);
         let lock = self.path_lock(path.as_str());
         let _held = lock.lock().await;
         let _gate = self.inner.gc_gate.read().await;
@@ -949,6 +972,7 @@ impl Store {
     /// Delete the asset at `path`: from then on its public URL answers 404. Returns the media
     /// IDs it had.
     pub async fn delete(&self, path: &AssetPath) -> Result<Vec<MediaId>, StoreError> {
+        let _timer = self.timer(crate::metrics::StorageOp::Delete);
         let lock = self.path_lock(path.as_str());
         let _held = lock.lock().await;
         retry_conflicts!(async {
@@ -1015,7 +1039,10 @@ impl Store {
                 return Arc::clone(&cached.set);
             }
         }
-        match self.load_policy_file().await {
+        let timer = self.timer(crate::metrics::StorageOp::PoliciesRead);
+        let loaded = self.load_policy_file().await;
+        drop(timer);
+        match loaded {
             Ok(file) => self.install_policies(file.value),
             Err(e) => {
                 tracing::warn!(error = %e, "could not refresh folder policies; keeping the last known");

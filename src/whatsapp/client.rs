@@ -27,10 +27,16 @@ macro_rules! retrying {
             attempts += 1;
             let request = $request;
             match $client.attempt(request, attempts).await {
-                Ok(parsed) => break parsed,
+                Ok(parsed) => {
+                    $client.count($what, "success");
+                    break parsed;
+                }
                 Err((failure, retry_after)) => {
                     match $client.next_wait(started, &failure, retry_after) {
                         Some(wait) => {
+                            if let Some(m) = &$client.metrics {
+                                m.whatsapp_retry($what);
+                            }
                             tracing::warn!(
                                 what = $what,
                                 attempt = attempts,
@@ -42,6 +48,7 @@ macro_rules! retrying {
                             tokio::time::sleep(wait).await;
                         }
                         None => {
+                            $client.count($what, failure.code());
                             log_failure($what, &failure);
                             return Err(failure);
                         }
@@ -185,9 +192,22 @@ pub struct GraphClient {
     timeout: Duration,
     budget: Duration,
     max_retries: u32,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl GraphClient {
+    /// Count calls and retries in `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, call: &'static str, outcome: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.whatsapp_call(call, outcome);
+        }
+    }
+
     /// A client for `settings` with `token`.
     pub fn new(settings: &WhatsAppSettings, token: Secret) -> Self {
         Self {
@@ -200,6 +220,7 @@ impl GraphClient {
             timeout: Duration::from_millis(settings.timeout_ms),
             budget: Duration::from_millis(settings.retry_budget_ms),
             max_retries: settings.max_retries,
+            metrics: None,
         }
     }
 

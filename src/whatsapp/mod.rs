@@ -119,6 +119,13 @@ impl WhatsApp {
         }
     }
 
+    /// Count Media API calls and retries in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("metrics are attached before sharing");
+        inner.client = inner.client.take().map(|c| c.with_metrics(metrics));
+        self
+    }
+
     /// The default phone number ID (the first configured).
     pub fn default_phone(&self) -> Option<&str> {
         self.inner.phones.first().map(String::as_str)

@@ -1,0 +1,562 @@
+//! What every request leaves behind: an `X-Request-Id`, a count in the metrics, a log event
+//! and, for `/media`, an entry in the asset's fetch log.
+//!
+//! One layer does it all, around every route (see [`super::finish`]), because each layer costs
+//! the public path a boxed future. Per request it takes a request ID (the client's, when sane,
+//! else a new UUID), a few atomic increments, and for `/media` one push into a bounded ring.
+//! Public requests are logged at DEBUG (a broadcast brings tens of thousands a second), admin
+//! requests at INFO.
+
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::response::Response;
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::config::{FetchLogSettings, MetricsSettings};
+use crate::metrics::{Metrics, RouteClass};
+
+/// The request ID header, taken from the client when sane and always echoed.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest user agent kept in the fetch log.
+const MAX_AGENT: usize = 256;
+/// Longest client request ID accepted.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Metrics, fetch log and the recognition of Meta's fetcher, shared by every request.
+pub struct Observer {
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
+    /// Recent public fetches per asset.
+    pub fetches: FetchLog,
+    meta_agents: Box<[Box<str>]>,
+}
+
+impl Observer {
+    /// From settings, counting into `metrics`.
+    pub fn new(
+        metrics: Arc<Metrics>,
+        settings: &MetricsSettings,
+        fetch_log: &FetchLogSettings,
+    ) -> Self {
+        Self {
+            metrics,
+            fetches: FetchLog::new(fetch_log),
+            meta_agents: settings
+                .meta_user_agents
+                .iter()
+                .map(|a| a.as_str().into())
+                .collect(),
+        }
+    }
+
+    /// Whether a `User-Agent` is Meta's fetcher's.
+    pub fn is_meta(&self, user_agent: &str) -> bool {
+        self.meta_agents.iter().any(|a| user_agent.contains(&**a))
+    }
+}
+
+/// One public fetch of an asset, as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fetch {
+    /// When it was answered (IMF-fixdate).
+    pub at: String,
+    /// The same, in milliseconds since the epoch.
+    pub at_unix_ms: u64,
+    /// `GET` or `HEAD`.
+    pub method: &'static str,
+    /// The status answered.
+    pub status: u16,
+    /// Body bytes sent (0 for a 304 or a HEAD).
+    pub bytes: u64,
+    /// The client's `User-Agent` (at most 256 characters).
+    pub user_agent: Option<String>,
+    /// `If-None-Match`, `If-Modified-Since` or `Range` was sent: the client had a copy, or
+    /// wanted part of one.
+    pub conditional: bool,
+    /// The `User-Agent` is Meta's media fetcher's (`metrics.meta_user_agents`).
+    pub meta: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    at_unix_ms: u64,
+    method: &'static str,
+    status: u16,
+    bytes: u64,
+    user_agent: Option<Arc<str>>,
+    conditional: bool,
+    meta: bool,
+}
+
+type Ring = Arc<Mutex<VecDeque<Entry>>>;
+
+/// A fetch log entry's destination.
+enum Slot {
+    /// The asset's ring.
+    Ring(Ring),
+    /// A path with no ring yet (decoded).
+    New(String),
+    /// Nowhere: no fetch log, or a path that is not UTF-8.
+    Off,
+}
+
+/// The last `per_asset` public fetches of each of at most `max_assets` assets, in memory.
+///
+/// A plain map under a read-write lock rather than a cache crate: a fetch takes the read lock
+/// once and hashes the path once, which measured about twice as fast as moka's bookkeeping on
+/// the 304 path. Eviction runs only when a new asset needs room: assets idle past the TTL go,
+/// then, if still full, the least recently fetched tenth.
+pub struct FetchLog {
+    per_asset: usize,
+    max_assets: usize,
+    ttl_ms: u64,
+    assets: Option<RwLock<HashMap<Box<str>, Ring, PathHash>>>,
+}
+
+/// FNV-1a: a few cycles for a short path, where SipHash costs tens of nanoseconds. Flooding is
+/// no concern: only paths of existing assets (which the admin API creates) get an entry.
+#[derive(Default, Clone, Copy)]
+struct PathHash;
+
+impl std::hash::BuildHasher for PathHash {
+    type Hasher = Fnv;
+
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl FetchLog {
+    /// Sized by settings; `per_asset = 0` keeps nothing.
+    pub fn new(settings: &FetchLogSettings) -> Self {
+        let max_assets = usize::try_from(settings.max_assets).unwrap_or(usize::MAX);
+        Self {
+            per_asset: settings.per_asset,
+            max_assets,
+            ttl_ms: settings.ttl_secs.saturating_mul(1000),
+            assets: (settings.per_asset > 0 && max_assets > 0)
+                .then(|| RwLock::new(HashMap::default())),
+        }
+    }
+
+    /// Make room for one more asset.
+    fn evict(&self, map: &mut HashMap<Box<str>, Ring, PathHash>, now_ms: u64) {
+        let last = |ring: &Ring| {
+            ring.lock()
+                .expect("fetch ring")
+                .back()
+                .map_or(0, |e| e.at_unix_ms)
+        };
+        map.retain(|_, ring| now_ms.saturating_sub(last(ring)) <= self.ttl_ms);
+        if map.len() < self.max_assets {
+            return;
+        }
+        let mut by_age: Vec<(u64, Box<str>)> =
+            map.iter().map(|(k, r)| (last(r), k.clone())).collect();
+        by_age.sort_unstable();
+        let drop = (self.max_assets / 10).max(map.len() + 1 - self.max_assets);
+        for (_, key) in by_age.into_iter().take(drop) {
+            map.remove(&key);
+        }
+    }
+
+    /// How many fetches are kept per asset.
+    pub fn per_asset(&self) -> usize {
+        self.per_asset
+    }
+
+    /// Where a fetch of the `/media/` URL path `raw` goes, looked up before the answer.
+    fn slot(&self, raw: &str) -> Slot {
+        let Some(assets) = &self.assets else {
+            return Slot::Off;
+        };
+        let Ok(path) = percent_encoding::percent_decode_str(raw).decode_utf8() else {
+            return Slot::Off;
+        };
+        let found = assets.read().expect("fetch log").get(&*path).cloned();
+        match found {
+            Some(ring) => Slot::Ring(ring),
+            None => Slot::New(path.into_owned()),
+        }
+    }
+
+    /// Remember a fetch. A path seen for the first time gets an entry only when the answer
+    /// shows the asset exists, so probes of random paths fill nothing.
+    fn push(&self, slot: Slot, mut entry: Entry, agent: Option<&str>) {
+        let ring = match slot {
+            Slot::Ring(ring) => ring,
+            Slot::New(path) if matches!(entry.status, 200 | 206 | 304 | 403 | 412 | 416) => {
+                let Some(assets) = &self.assets else { return };
+                let mut map = assets.write().expect("fetch log");
+                if let Some(ring) = map.get(path.as_str()) {
+                    Arc::clone(ring)
+                } else {
+                    if map.len() >= self.max_assets {
+                        self.evict(&mut map, entry.at_unix_ms);
+                    }
+                    let ring = Ring::default();
+                    map.insert(path.into_boxed_str(), Arc::clone(&ring));
+                    ring
+                }
+            }
+            Slot::New(_) | Slot::Off => return,
+        };
+        let mut ring = ring.lock().expect("fetch ring");
+        // The same fetcher asks again and again: share its user agent instead of copying it.
+        if let Some(agent) = agent {
+            let agent = truncate(agent, MAX_AGENT);
+            entry.user_agent = match ring.back().and_then(|e| e.user_agent.as_ref()) {
+                Some(last) if **last == *agent => Some(Arc::clone(last)),
+                _ => Some(Arc::from(agent)),
+            };
+        }
+        if ring.len() >= self.per_asset {
+            ring.pop_front();
+        }
+        ring.push_back(entry);
+    }
+
+    /// The kept fetches of `path`, newest first.
+    pub fn get(&self, path: &str) -> Vec<Fetch> {
+        let Some(ring) = self
+            .assets
+            .as_ref()
+            .and_then(|a| a.read().expect("fetch log").get(path).cloned())
+        else {
+            return Vec::new();
+        };
+        let ring = ring.lock().expect("fetch ring");
+        let now_ms = unix_ms();
+        if ring
+            .back()
+            .is_none_or(|e| now_ms.saturating_sub(e.at_unix_ms) > self.ttl_ms)
+        {
+            return Vec::new();
+        }
+        ring.iter()
+            .rev()
+            .map(|e| Fetch {
+                at: crate::http_date(e.at_unix_ms / 1000),
+                at_unix_ms: e.at_unix_ms,
+                method: e.method,
+                status: e.status,
+                bytes: e.bytes,
+                user_agent: e.user_agent.as_deref().map(str::to_owned),
+                conditional: e.conditional,
+                meta: e.meta,
+            })
+            .collect()
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// See the module documentation. Wraps a whole application rather than being a router layer:
+/// a layer on an axum router costs each request a boxed service clone and a boxed future.
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+    observer: Arc<Observer>,
+}
+
+impl<S> Observe<S> {
+    /// Observe what `inner` answers.
+    pub fn new(inner: S, observer: Arc<Observer>) -> Self {
+        Self { inner, observer }
+    }
+}
+
+/// What is known of a request before its answer.
+struct Pending {
+    observer: Arc<Observer>,
+    route: RouteClass,
+    request_id: HeaderValue,
+    /// Set for `/media` GET and HEAD only.
+    media: Option<MediaRequest>,
+}
+
+struct MediaRequest {
+    method: &'static str,
+    agent: Option<HeaderValue>,
+    conditional: bool,
+    meta: bool,
+    slot: Slot,
+}
+
+impl<S, B> tower::Service<axum::http::Request<B>> for Observe<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ObserveFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        let route = RouteClass::of(req.uri().path());
+        let request_id = req
+            .headers()
+            .get(&X_REQUEST_ID)
+            .filter(|v| sane_request_id(v.as_bytes()))
+            .cloned()
+            .unwrap_or_else(new_request_id);
+        // Public requests are logged at DEBUG: when that is off (the default), no span, no log
+        // fields, nothing formatted.
+        let logged = route == RouteClass::Admin || tracing::enabled!(tracing::Level::DEBUG);
+        let span = if logged {
+            let id = request_id.to_str().unwrap_or_default();
+            match route {
+                RouteClass::Admin => tracing::info_span!("request", request_id = id),
+                _ => tracing::debug_span!("request", request_id = id),
+            }
+        } else {
+            tracing::Span::none()
+        };
+        let media = (route == RouteClass::Media
+            && (req.method() == Method::GET || req.method() == Method::HEAD))
+            .then(|| {
+                let h = req.headers();
+                let agent = h.get(header::USER_AGENT);
+                let meta = agent
+                    .and_then(|a| a.to_str().ok())
+                    .is_some_and(|a| self.observer.is_meta(a));
+                MediaRequest {
+                    method: if req.method() == Method::GET {
+                        "GET"
+                    } else {
+                        "HEAD"
+                    },
+                    agent: agent.cloned(),
+                    conditional: h.contains_key(header::IF_NONE_MATCH)
+                        || h.contains_key(header::IF_MODIFIED_SINCE)
+                        || h.contains_key(header::RANGE),
+                    meta,
+                    slot: self
+                        .observer
+                        .fetches
+                        .slot(req.uri().path().strip_prefix("/media/").unwrap_or_default()),
+                }
+            });
+        let log = logged.then(|| (req.method().clone(), req.uri().clone(), Instant::now()));
+        ObserveFuture {
+            inner: self.inner.call(req).instrument(span),
+            pending: Some(Pending {
+                observer: Arc::clone(&self.observer),
+                route,
+                request_id,
+                media,
+            }),
+            log,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`Observe`]'s future.
+    pub struct ObserveFuture<F> {
+        #[pin]
+        inner: tracing::instrument::Instrumented<F>,
+        pending: Option<Pending>,
+        log: Option<(Method, axum::http::Uri, Instant)>,
+    }
+}
+
+impl<F> Future for ObserveFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut response) = std::task::ready!(this.inner.poll(cx));
+        let Some(p) = this.pending.take() else {
+            return Poll::Ready(Ok(response));
+        };
+        let status = response.status().as_u16();
+        let metrics = &p.observer.metrics;
+        metrics.request(p.route, status);
+        let mut bytes = 0;
+        let meta = p.media.as_ref().is_some_and(|m| m.meta);
+        if let Some(m) = p.media {
+            if m.method == "GET" && (status == 200 || status == 206) {
+                bytes = response
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .unwrap_or(0);
+                metrics.media_bytes(bytes);
+            }
+            if m.meta {
+                metrics.meta_request(status);
+            }
+            if status != 400 && status != 405 && !matches!(m.slot, Slot::Off) {
+                let entry = Entry {
+                    at_unix_ms: unix_ms(),
+                    method: m.method,
+                    status,
+                    bytes,
+                    user_agent: None,
+                    conditional: m.conditional,
+                    meta: m.meta,
+                };
+                let agent = m.agent.as_ref().and_then(|a| a.to_str().ok());
+                p.observer.fetches.push(m.slot, entry, agent);
+            }
+        }
+        if let Some((method, uri, started)) = this.log.take() {
+            // The path only: a query may hold a link's signature.
+            let path = uri.path();
+            let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let request_id = p.request_id.to_str().unwrap_or_default();
+            if p.route == RouteClass::Admin {
+                tracing::info!(request_id, %method, path, status, latency_us, "request");
+            } else {
+                tracing::debug!(request_id, %method, path, status, bytes, latency_us, meta, "request");
+            }
+        }
+        response.headers_mut().insert(&X_REQUEST_ID, p.request_id);
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// A client's request ID is kept when it is 1 to 128 characters of letters, digits and
+/// `-_.:/+=@`; anything else is replaced, so logs never carry arbitrary bytes.
+fn sane_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(b))
+}
+
+thread_local! {
+    /// SplitMix64 state, seeded from the OS once per thread: request IDs must be unique, not
+    /// unpredictable, and this is several times cheaper than a cryptographic generator.
+    static ID_STATE: Cell<u64> = Cell::new(rand::random());
+}
+
+fn splitmix() -> u64 {
+    ID_STATE.with(|s| {
+        let x = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        s.set(x);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
+}
+
+/// A random-looking (v4) UUID.
+fn new_request_id() -> HeaderValue {
+    let bytes = (u128::from(splitmix()) << 64 | u128::from(splitmix())).to_be_bytes();
+    let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
+        .expect("a UUID is a valid header value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_checked() {
+        assert!(sane_request_id(b"abc-123"));
+        assert!(sane_request_id(b"f0e1d2c3-b4a5-4968-8776-655443322110"));
+        assert!(!sane_request_id(b""));
+        assert!(!sane_request_id(b"has space"));
+        assert!(!sane_request_id(b"quote\""));
+        assert!(!sane_request_id(&[b'a'; 129]));
+        let generated = new_request_id();
+        assert_eq!(generated.len(), 36);
+        assert!(sane_request_id(generated.as_bytes()));
+    }
+
+    fn entry(status: u16) -> Entry {
+        Entry {
+            at_unix_ms: unix_ms(),
+            method: "GET",
+            status,
+            bytes: 1,
+            user_agent: None,
+            conditional: false,
+            meta: false,
+        }
+    }
+
+    #[test]
+    fn fetch_log_is_bounded_and_skips_unknown_paths() {
+        let log = FetchLog::new(&FetchLogSettings {
+            per_asset: 3,
+            max_assets: 10,
+            ttl_secs: 60,
+        });
+        log.push(log.slot("nope.jpg"), entry(404), Some("x"));
+        assert!(log.get("nope.jpg").is_empty());
+        for status in [200, 304, 206, 304, 404] {
+            log.push(log.slot("a.jpg"), entry(status), Some("WhatsApp/2"));
+        }
+        let got: Vec<u16> = log.get("a.jpg").iter().map(|f| f.status).collect();
+        assert_eq!(got, [404, 304, 206]);
+        {
+            let map = log.assets.as_ref().unwrap().read().unwrap();
+            let ring = map.get("a.jpg").unwrap().lock().unwrap();
+            assert!(Arc::ptr_eq(
+                ring[0].user_agent.as_ref().unwrap(),
+                ring[2].user_agent.as_ref().unwrap()
+            ));
+        }
+        // Room is made by dropping the least recently fetched.
+        for i in 0..25 {
+            let mut e = entry(200);
+            e.at_unix_ms += i;
+            log.push(log.slot(&format!("{i}.jpg")), e, None);
+        }
+        let map = log.assets.as_ref().unwrap().read().unwrap();
+        assert!(map.len() <= 10);
+        assert!(map.contains_key("24.jpg"));
+        assert!(!map.contains_key("0.jpg"));
+    }
+}
