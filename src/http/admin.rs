@@ -630,10 +630,36 @@ async fn list_policies(State(state): State<AppState>) -> Response {
 }
 
 fn folder_from_uri(uri: &Uri) -> Result<String, ApiError> {
-    let raw = uri.path().strip_prefix("/policies/").unwrap_or_default();
+    folder_after(uri, "/policies/")
+}
+
+/// The folder named after `prefix` in the URI, decoded once and validated.
+fn folder_after(uri: &Uri, prefix: &str) -> Result<String, ApiError> {
+    let raw = uri.path().strip_prefix(prefix).unwrap_or_default();
     Ok(AssetPath::from_url(raw.trim_matches('/'))?
         .as_str()
         .to_owned())
+}
+
+/// The answer to removing a folder rule: 204 when an API rule went, 409 when the rule lives
+/// in the config file (`in_config`), else 404.
+fn rule_removed(
+    removed: bool,
+    in_config: bool,
+    config_message: String,
+    missing_message: String,
+) -> Result<Response, ApiError> {
+    if removed {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    if in_config {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "config_rule",
+            config_message,
+        ));
+    }
+    Err(ApiError::not_found(missing_message))
 }
 
 async fn put_policy(
@@ -657,20 +683,17 @@ async fn put_policy(
 
 async fn delete_policy(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let folder = folder_from_uri(&uri)?;
-    if state.store.set_folder_policy(&folder, None).await? {
+    let removed = state.store.set_folder_policy(&folder, None).await?;
+    if removed {
         tracing::info!(%folder, "folder policy removed");
-        return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    if state.store.policies().await.config.contains_key(&folder) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "config_rule",
-            format!("the rule for {folder:?} is declared in the config file; change it there"),
-        ));
-    }
-    Err(ApiError::not_found(format!(
-        "no API rule for folder {folder:?}"
-    )))
+    let in_config = state.store.policies().await.config.contains_key(&folder);
+    rule_removed(
+        removed,
+        in_config,
+        format!("the rule for {folder:?} is declared in the config file; change it there"),
+        format!("no API rule for folder {folder:?}"),
+    )
 }
 
 // ---- signed links -------------------------------------------------------------------------
@@ -728,10 +751,7 @@ async fn sign_link(
 }
 
 fn access_folder(uri: &Uri) -> Result<String, ApiError> {
-    let raw = uri.path().strip_prefix("/access/").unwrap_or_default();
-    Ok(AssetPath::from_url(raw.trim_matches('/'))?
-        .as_str()
-        .to_owned())
+    folder_after(uri, "/access/")
 }
 
 /// `GET /api/access`: the signed-only folders, the key ids and the default link lifetime.
@@ -786,20 +806,17 @@ async fn put_access(
 /// file marks it).
 async fn delete_access(State(state): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let folder = access_folder(&uri)?;
-    if state.store.set_folder_signed(&folder, false).await? {
+    let removed = state.store.set_folder_signed(&folder, false).await?;
+    if removed {
         tracing::info!(%folder, "folder access set to public");
-        return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    if state.store.policies().await.signed_config.contains(&folder) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "config_rule",
-            format!("{folder:?} is marked signed-only in the config file; change it there"),
-        ));
-    }
-    Err(ApiError::not_found(format!(
-        "{folder:?} is not marked signed-only"
-    )))
+    let in_config = state.store.policies().await.signed_config.contains(&folder);
+    rule_removed(
+        removed,
+        in_config,
+        format!("{folder:?} is marked signed-only in the config file; change it there"),
+        format!("{folder:?} is not marked signed-only"),
+    )
 }
 
 // ---- WhatsApp media IDs -------------------------------------------------------------------
