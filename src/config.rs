@@ -318,17 +318,26 @@ impl Serialize for AdminBind {
     }
 }
 
-impl<'de> Deserialize<'de> for AdminBind {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+impl std::str::FromStr for AdminBind {
+    type Err = String;
+
+    /// `public`, or a socket address.
+    fn from_str(s: &str) -> Result<Self, String> {
         if s.trim().eq_ignore_ascii_case("public") {
             return Ok(AdminBind::Public);
         }
-        s.trim().parse().map(AdminBind::Addr).map_err(|_| {
-            serde::de::Error::custom(format!(
-                "server.admin_bind {s:?}: give an address such as 127.0.0.1:8081, or \"public\""
-            ))
-        })
+        s.trim()
+            .parse()
+            .map(AdminBind::Addr)
+            .map_err(|_| format!("{s:?}: give an address such as 127.0.0.1:8081, or \"public\""))
+    }
+}
+
+impl<'de> Deserialize<'de> for AdminBind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(|e| serde::de::Error::custom(format!("server.admin_bind {e}")))
     }
 }
 

@@ -30,7 +30,7 @@ enum Command {
         #[arg(long)]
         bind: Option<std::net::SocketAddr>,
         /// The admin API's address (or `public`), overriding server.admin_bind.
-        #[arg(long, value_parser = parse_admin_bind)]
+        #[arg(long)]
         admin_bind: Option<crate::config::AdminBind>,
         /// Local storage directory, overriding storage.path.
         #[arg(long)]
@@ -158,15 +158,6 @@ async fn sign(path: &str, ttl: Option<u64>, api: &upload::ApiArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn parse_admin_bind(s: &str) -> Result<crate::config::AdminBind, String> {
-    if s.trim().eq_ignore_ascii_case("public") {
-        return Ok(crate::config::AdminBind::Public);
-    }
-    s.parse()
-        .map(crate::config::AdminBind::Addr)
-        .map_err(|_| format!("{s:?} is neither an address such as 127.0.0.1:8081 nor `public`"))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
