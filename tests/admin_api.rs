@@ -143,8 +143,28 @@ async fn records_carry_urls_links_and_a_ready_to_paste_message(backend: Backend)
         rec["message"],
         json!({"type": "document", "document": {"link": rec["link"], "filename": "Terms 2026.pdf"}})
     );
-    // The encoded URL resolves to the asset.
+    // The encoded URL resolves to the asset, with exactly the headers the record lists.
     let r = s.get(&s.media("legal/Terms%202026.pdf")).await;
+    let listed: Vec<(String, String)> = rec["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap().into(),
+                h["value"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let served: Vec<(String, String)> = r
+        .headers()
+        .iter()
+        .filter(|(name, _)| !["x-request-id", "date"].contains(&name.as_str()))
+        .map(|(n, v)| (n.as_str().into(), v.to_str().unwrap().into()))
+        .collect();
+    assert_eq!(listed, served);
+    assert_eq!(listed[0], ("content-type".into(), "application/pdf".into()));
+    assert!(listed.contains(&("cache-control".into(), "max-age=86400".into())));
     assert_eq!(r.bytes().await.unwrap().as_ref(), body.as_slice());
 
     let img: Value = s

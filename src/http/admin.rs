@@ -96,6 +96,16 @@ pub struct AssetView {
     /// The asset's own signed-link setting, if any.
     signed_override: Option<bool>,
     link_expires_at: Option<String>,
+    /// The headers a full `200` for the asset carries, in order, exactly as sent (names in
+    /// lower case, as the server writes them).
+    headers: Vec<HeaderView>,
+}
+
+/// One response header, as `{"name": ..., "value": ...}` (a list keeps the order and repeats).
+#[derive(Debug, Serialize)]
+struct HeaderView {
+    name: String,
+    value: String,
 }
 
 /// A media ID as the admin API shows it.
@@ -190,6 +200,13 @@ fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetView {
         signed_source,
         signed_override: r.signed,
         link_expires_at,
+        headers: super::public::served_headers(r, cache_control)
+            .iter()
+            .map(|(name, value)| HeaderView {
+                name: name.as_str().to_owned(),
+                value: value.to_str().unwrap_or_default().to_owned(),
+            })
+            .collect(),
     }
 }
 

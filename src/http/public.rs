@@ -189,6 +189,17 @@ async fn respond(
     Ok(response)
 }
 
+/// The headers of a full `200` for the asset under `policy`, in the order they are sent (the
+/// request ID aside): what the admin API and page show as "served with", from the same code
+/// that serves it.
+pub fn served_headers(record: &AssetRecord, policy: CachePolicy) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(8);
+    h.insert(header::CONTENT_TYPE, value(&record.content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(record.size));
+    add_representation_headers(&mut h, record, policy, &record.etag());
+    h
+}
+
 /// The headers every answer about the asset carries: the caching trio, range support and
 /// `nosniff` (the type is exact, so browsers have nothing to guess).
 fn add_representation_headers(
