@@ -1,4 +1,5 @@
-//! The HTTP surface: public serving under `/media`, the admin API under `/api`, and health.
+//! The HTTP surface: public serving under `/media`, the admin API under `/api`, its web page
+//! under `/admin` ([`page`]), and health.
 //!
 //! Handlers stay thin: they turn requests into calls on [`crate::store::Store`] and the pure
 //! functions of [`conditional`], and turn the results into responses. Every error leaves as
@@ -9,6 +10,7 @@ pub mod auth;
 pub mod conditional;
 pub mod error;
 pub mod observe;
+pub mod page;
 pub mod public;
 
 use std::sync::Arc;
@@ -75,10 +77,12 @@ pub fn public_router(state: AppState) -> App {
 /// cut off (the upload fails and nothing is stored), so a stalled client cannot hold it open.
 ///
 /// `GET /metrics` needs no token here: the admin listener is loopback or internal, and
-/// Prometheus scrapers rarely carry one.
+/// Prometheus scrapers rarely carry one. Nor does the web page at `/admin`, on both admin
+/// routers: it is static and signs in to the API with the token itself.
 pub fn admin_router(state: AppState, body_idle_timeout: Duration) -> App {
     let api = Router::new()
         .route("/metrics", get(metrics))
+        .merge(page::routes(&state.public_base))
         .nest("/api", admin_api(&state, body_idle_timeout));
     finish(api, state)
 }
@@ -87,6 +91,7 @@ pub fn admin_router(state: AppState, body_idle_timeout: Duration) -> App {
 /// listener, so it needs the admin token like the rest of the admin API.
 pub fn combined_router(state: AppState, body_idle_timeout: Duration) -> App {
     let both = public::routes()
+        .merge(page::routes(&state.public_base))
         .route(
             "/metrics",
             get(metrics).route_layer(axum::middleware::from_fn_with_state(

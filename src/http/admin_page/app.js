@@ -1,0 +1,1070 @@
+// media-origin admin page: signs in with the admin token and drives the admin API (/api).
+//
+// No framework and no build step: the server compiles this file in and serves it under a
+// strict Content-Security-Policy (no inline script or style, connections to this origin only).
+// Every node is built with DOM calls and text is set with textContent, never parsed as markup:
+// asset and folder names are chosen by whoever uploads them.
+
+const TOKEN_KEY = 'media-origin.admin-token';
+const API = '/api';
+/** Records per listing request (the API's maximum) and how many pages one folder view reads. */
+const PAGE_SIZE = 1000;
+const MAX_PAGES = 20;
+
+const state = {
+  token: null,
+  /** The current folder: "" for the root, else a path without leading or trailing slash. */
+  folder: '',
+  /** The selected asset's path, or null. */
+  selected: null,
+  /** The selected asset's record, as the API last answered it. */
+  record: null,
+  /** GET /api/policies and GET /api/access, as last answered. */
+  policies: null,
+  access: null,
+  /** Counters that let a late answer for an earlier view be dropped. */
+  listGeneration: 0,
+  detailGeneration: 0,
+};
+
+// ---- small helpers ---------------------------------------------------------------------
+
+const $ = (id) => document.getElementById(id);
+
+/** An element with properties (className, textContent, dataset, attrs, on...) and children. */
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null) continue;
+    if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (key === 'attrs') for (const [a, v] of Object.entries(value)) node.setAttribute(a, v);
+    else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else node[key] = value;
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+/** A path or folder in an API URL: each segment percent-encoded, joined by "/". */
+function encodePath(path) {
+  return path.split('/').map(encodeURIComponent).join('/');
+}
+
+function folderLabel(folder) {
+  return folder === '' ? '/' : folder;
+}
+
+function normalizeFolder(text) {
+  return text.trim().replace(/^\/+|\/+$/g, '');
+}
+
+function parentFolder(path) {
+  const i = path.lastIndexOf('/');
+  return i < 0 ? '' : path.slice(0, i);
+}
+
+function baseName(path) {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/** Sizes in decimal units, as WhatsApp's limits are (1 MB = 1,000,000 bytes). */
+function humanSize(bytes) {
+  if (bytes < 1000) return `${bytes} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = -1;
+  do {
+    value /= 1000;
+    unit += 1;
+  } while (value >= 1000 && unit < units.length - 1);
+  return `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
+}
+
+function humanDuration(secs) {
+  const parts = [
+    [86400, 'day'],
+    [3600, 'hour'],
+    [60, 'minute'],
+  ];
+  for (const [size, name] of parts) {
+    if (secs >= size && secs % size === 0) {
+      const n = secs / size;
+      return `${n} ${name}${n === 1 ? '' : 's'}`;
+    }
+  }
+  return `${secs} second${secs === 1 ? '' : 's'}`;
+}
+
+/** An HTTP date with the same moment in the browser's time zone beside it. */
+function withLocalTime(httpDate) {
+  if (!httpDate) return '';
+  const date = new Date(httpDate);
+  return Number.isNaN(date.getTime()) ? httpDate : `${httpDate} (${date.toLocaleString()})`;
+}
+
+/** What Meta's media fetcher does with each policy (WHATSAPP_MEDIA.md §2). */
+function policyMeaning(policy) {
+  const maxAge = /^max-age=(\d+)$/.exec(policy || '');
+  if (maxAge) {
+    const secs = Number(maxAge[1]);
+    return `Meta caches it by URL and reuses it for ${humanDuration(secs)}, then fetches it again.`;
+  }
+  switch (policy) {
+    case 'no-cache':
+      return 'Meta may cache it, but refreshes its copy whenever Last-Modified differs.';
+    case 'no-store':
+      return 'Meta never caches it: every send fetches it from this server.';
+    case 'private':
+      return 'Meta treats it as per-recipient content and never caches it.';
+    default:
+      return '';
+  }
+}
+
+function ruleOrigin(source) {
+  return source === 'config' ? 'config file' : 'set through the API';
+}
+
+/** A person's reading of a `policy_source` / `signed_source` value. */
+function explainSource(source, rules) {
+  if (source === 'asset') return "this asset's own override";
+  if (source === 'default') return 'the default (config file)';
+  if (source && source.startsWith('folder:')) {
+    const folder = source.slice('folder:'.length);
+    const rule = (rules || []).find((r) => r.folder === folder);
+    return `the folder rule for ${folder}${rule ? `, ${ruleOrigin(rule.source)}` : ''}`;
+  }
+  return '';
+}
+
+// ---- the API -----------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message, body) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.body = body;
+  }
+}
+
+/** The message of an error answer (`{"error": {"code", "message"}}`), with Meta's own words. */
+function errorFromBody(status, body) {
+  const error = body && typeof body === 'object' ? body.error : null;
+  if (error && typeof error.message === 'string') {
+    let message = error.message;
+    if (error.meta && typeof error.meta.message === 'string' && !message.includes(error.meta.message)) {
+      message += ` (Meta: ${error.meta.message})`;
+    }
+    return new ApiError(status, error.code || 'error', message, body);
+  }
+  return new ApiError(status, 'http_error', `the server answered HTTP ${status}`, body);
+}
+
+function parseJson(text) {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Call the admin API with the token. Resolves to the parsed JSON (null for 204); rejects with
+ * an ApiError. A 401 ends the session: the page goes back to sign-in with the API's message.
+ */
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${state.token}`, Accept: 'application/json' };
+  const init = { method, headers, cache: 'no-store', credentials: 'omit' };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(API + path, init);
+  } catch (e) {
+    throw new ApiError(0, 'network', `the server did not answer (${e.message})`);
+  }
+  const data = parseJson(await response.text());
+  if (response.ok) return data;
+  const error = errorFromBody(response.status, data);
+  if (response.status === 401) sessionEnded(error.message);
+  throw error;
+}
+
+/** Show an error's message in `target`; a 401 already went back to sign-in. */
+function showError(target, error) {
+  if (error instanceof ApiError && error.status === 401) return;
+  target.textContent = error instanceof Error ? error.message : String(error);
+}
+
+// ---- signing in and out -----------------------------------------------------------------
+
+function showSignIn(message) {
+  $('app').hidden = true;
+  $('sign-out').hidden = true;
+  $('sign-in-view').hidden = false;
+  $('sign-in-error').textContent = message || '';
+  $('token').focus();
+}
+
+function resetView() {
+  state.token = null;
+  state.selected = null;
+  state.record = null;
+  state.policies = null;
+  state.access = null;
+  state.listGeneration += 1;
+  state.detailGeneration += 1;
+  $('asset-detail').hidden = true;
+  $('folder-list').replaceChildren();
+  $('asset-list').tBodies[0].replaceChildren();
+  $('uploads').replaceChildren();
+  closeDeleteDialog();
+}
+
+function sessionEnded(message) {
+  if (state.token === null && !$('sign-in-view').hidden) {
+    $('sign-in-error').textContent = message;
+    return;
+  }
+  // Signed in until now: the server no longer takes the token (changed, or the server restarted
+  // with a generated one).
+  const wasSignedIn = !$('app').hidden;
+  sessionStorage.removeItem(TOKEN_KEY);
+  resetView();
+  showSignIn(wasSignedIn ? `Signed out: ${message}` : message);
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  resetView();
+  $('token').value = '';
+  showSignIn('');
+}
+
+async function signIn(token) {
+  $('sign-in-error').textContent = '';
+  if (!token) {
+    $('sign-in-error').textContent = 'Enter the admin token.';
+    return;
+  }
+  state.token = token;
+  $('sign-in').disabled = true;
+  try {
+    await loadSettings();
+  } catch (e) {
+    state.token = null;
+    showError($('sign-in-error'), e);
+    return;
+  } finally {
+    $('sign-in').disabled = false;
+  }
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $('token').value = '';
+  $('sign-in-view').hidden = true;
+  $('app').hidden = false;
+  $('sign-out').hidden = false;
+  const start = readLocation();
+  const opened = await openFolder(start.folder, $('list-error'));
+  if (!opened && start.folder !== '') await openFolder('', $('list-error'));
+  if (start.asset && parentFolder(start.asset) === state.folder) await selectAsset(start.asset);
+}
+
+/** The folder policies and signed-only folders, which several views show. */
+async function loadSettings() {
+  const [policies, access] = await Promise.all([api('GET', '/policies'), api('GET', '/access')]);
+  state.policies = policies;
+  state.access = access;
+}
+
+// ---- where we are (kept in the URL's fragment, so a reload comes back) -------------------
+
+function readLocation() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  return { folder: normalizeFolder(params.get('folder') || ''), asset: params.get('asset') };
+}
+
+function writeLocation() {
+  const params = new URLSearchParams();
+  if (state.folder) params.set('folder', state.folder);
+  if (state.selected) params.set('asset', state.selected);
+  const hash = params.toString();
+  history.replaceState(null, '', hash ? `#${hash}` : location.pathname + location.search);
+}
+
+// ---- folders and the listing ------------------------------------------------------------
+
+/** Every record under `folder` (the listing is recursive), up to MAX_PAGES pages. */
+async function listUnder(folder) {
+  const prefix = folder === '' ? '' : `${folder}/`;
+  const records = [];
+  let cursor = null;
+  let pages = 0;
+  do {
+    const query = new URLSearchParams({ prefix, limit: String(PAGE_SIZE) });
+    if (cursor) query.set('cursor', cursor);
+    const page = await api('GET', `/assets?${query}`);
+    records.push(...page.assets);
+    cursor = page.next_cursor;
+    pages += 1;
+  } while (cursor && pages < MAX_PAGES);
+  return { records, truncated: Boolean(cursor) };
+}
+
+/**
+ * Show `folder`: its subfolders and assets. Resolves to false (with the API's message in
+ * `errorTarget`) when the folder cannot be listed, e.g. an invalid path.
+ */
+async function openFolder(folder, errorTarget) {
+  const generation = ++state.listGeneration;
+  errorTarget.textContent = '';
+  let listing;
+  try {
+    listing = await listUnder(folder);
+  } catch (e) {
+    if (generation === state.listGeneration) showError(errorTarget, e);
+    return false;
+  }
+  if (generation !== state.listGeneration) return false;
+  const changed = folder !== state.folder;
+  state.folder = folder;
+  $('list-error').textContent = '';
+  $('go-folder-error').textContent = '';
+  renderFolder(listing);
+  if (changed) {
+    $('folder-policy').value = currentRule()?.cache_control ?? '';
+    $('folder-policy-error').textContent = '';
+    $('folder-signed-error').textContent = '';
+  }
+  renderFolderPolicy();
+  renderFolderSigned();
+  writeLocation();
+  return true;
+}
+
+function reloadFolder() {
+  return openFolder(state.folder, $('list-error'));
+}
+
+let refreshTimer = null;
+/** Reload the listing soon, once, however many uploads finish meanwhile. */
+function scheduleFolderReload() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => {
+    refreshTimer = null;
+    if (state.token) reloadFolder();
+  }, 150);
+}
+
+function renderFolder({ records, truncated }) {
+  const folder = state.folder;
+  const prefix = folder === '' ? '' : `${folder}/`;
+  $('current-folder').textContent = folderLabel(folder);
+  $('upload-target').textContent = folderLabel(folder);
+  renderBreadcrumb(folder);
+
+  const subfolders = new Map();
+  const assets = [];
+  for (const record of records) {
+    const rest = record.path.slice(prefix.length);
+    const slash = rest.indexOf('/');
+    if (slash < 0) assets.push(record);
+    else {
+      const name = rest.slice(0, slash);
+      subfolders.set(name, (subfolders.get(name) || 0) + 1);
+    }
+  }
+  // Folders that only hold a rule (no assets yet) are places too.
+  const ruleFolders = [
+    ...((state.policies && state.policies.folders) || []).map((r) => r.folder),
+    ...((state.access && state.access.signed_folders) || []).map((f) => f.folder),
+  ];
+  for (const ruled of ruleFolders) {
+    if (!ruled.startsWith(prefix) || ruled === folder) continue;
+    const name = ruled.slice(prefix.length).split('/')[0];
+    if (name && !subfolders.has(name)) subfolders.set(name, 0);
+  }
+
+  const folderItems = [...subfolders.keys()].sort().map((name) => {
+    const full = prefix + name;
+    const count = subfolders.get(name);
+    return el(
+      'li',
+      {},
+      el('button', {
+        type: 'button',
+        className: 'link',
+        textContent: `${name}/`,
+        dataset: { testid: 'folder', folder: full },
+        onclick: () => openFolder(full, $('list-error')),
+      }),
+      el('span', {
+        className: 'count',
+        textContent: count === 0 ? 'no assets' : `${count} asset${count === 1 ? '' : 's'}`,
+      }),
+    );
+  });
+  $('folder-list').replaceChildren(...folderItems);
+
+  const rows = assets.map((record) =>
+    el(
+      'tr',
+      {
+        className: record.path === state.selected ? 'selected' : '',
+        dataset: { testid: 'asset-row', path: record.path },
+        onclick: () => selectAsset(record.path),
+      },
+      el('td', {}, el('button', { type: 'button', className: 'link', textContent: baseName(record.path) })),
+      el('td', { textContent: record.kind || 'unknown' }),
+      el('td', { className: 'num', textContent: humanSize(record.size), title: `${record.size} bytes` }),
+      el('td', {}, el('code', { textContent: record.cache_control })),
+    ),
+  );
+  $('asset-list').tBodies[0].replaceChildren(...rows);
+  $('asset-list').hidden = rows.length === 0;
+  $('list-empty').hidden = rows.length !== 0;
+  $('list-truncated').hidden = !truncated;
+  $('list-truncated').textContent = truncated
+    ? `Only the first ${PAGE_SIZE * MAX_PAGES} assets under this folder were read; open a subfolder to see the rest.`
+    : '';
+}
+
+function renderBreadcrumb(folder) {
+  const nav = $('breadcrumb');
+  const parts = folder === '' ? [] : folder.split('/');
+  const items = [];
+  const crumb = (label, target, current) =>
+    current
+      ? el('span', { textContent: label, attrs: { 'aria-current': 'page' } })
+      : el('button', {
+          type: 'button',
+          className: 'link',
+          textContent: label,
+          dataset: { testid: 'crumb', folder: target },
+          onclick: () => openFolder(target, $('list-error')),
+        });
+  items.push(crumb('root', '', parts.length === 0));
+  parts.forEach((part, i) => {
+    items.push(el('span', { className: 'sep', textContent: '/', attrs: { 'aria-hidden': 'true' } }));
+    items.push(crumb(part, parts.slice(0, i + 1).join('/'), i === parts.length - 1));
+  });
+  nav.replaceChildren(...items);
+}
+
+// ---- folder policy and signed-only folders ---------------------------------------------
+
+function currentRule() {
+  const rules = (state.policies && state.policies.folders) || [];
+  return rules.find((r) => r.folder === state.folder) || null;
+}
+
+/** The longest rule of a strict ancestor of `folder` (folder boundaries only). */
+function inheritedRule(folder) {
+  const rules = (state.policies && state.policies.folders) || [];
+  let best = null;
+  for (const rule of rules) {
+    if (folder.startsWith(`${rule.folder}/`) && (!best || rule.folder.length > best.folder.length)) best = rule;
+  }
+  return best;
+}
+
+function renderFolderPolicy() {
+  const root = state.folder === '';
+  const rule = currentRule();
+  const defaultPolicy = state.policies ? state.policies.default.cache_control : '';
+  $('folder-policy-current').textContent = rule ? rule.cache_control : 'none';
+  let origin = '';
+  if (rule) {
+    origin = `(${ruleOrigin(rule.source)}`;
+    if (rule.shadows_config) origin += `; the config file's ${rule.shadows_config} applies again when removed`;
+    origin += ')';
+  }
+  $('folder-policy-origin').textContent = origin;
+  let inherited = '';
+  if (root) {
+    inherited = `The root has no folder rule: assets without a rule or override get the default, ${defaultPolicy}.`;
+  } else if (!rule) {
+    const parent = inheritedRule(state.folder);
+    inherited = parent
+      ? `Assets here get ${parent.cache_control} from the rule for ${parent.folder}.`
+      : `Assets here get the default, ${defaultPolicy}.`;
+  }
+  $('folder-policy-inherited').textContent = inherited;
+  for (const id of ['folder-policy', 'folder-policy-save', 'folder-policy-remove']) $(id).disabled = root;
+
+  const tbody = $('policy-list').tBodies[0];
+  const rows = [
+    el(
+      'tr',
+      {},
+      el('td', { textContent: '(default)' }),
+      el('td', {}, el('code', { textContent: defaultPolicy })),
+      el('td', { textContent: 'config file' }),
+    ),
+  ];
+  for (const r of (state.policies && state.policies.folders) || []) {
+    rows.push(
+      el(
+        'tr',
+        {},
+        el(
+          'td',
+          {},
+          el('button', {
+            type: 'button',
+            className: 'link',
+            textContent: r.folder,
+            dataset: { rule: r.folder },
+            onclick: () => openFolder(r.folder, $('list-error')),
+          }),
+        ),
+        el('td', {}, el('code', { textContent: r.cache_control })),
+        el('td', {
+          textContent: ruleOrigin(r.source) + (r.shadows_config ? ` (shadows config ${r.shadows_config})` : ''),
+        }),
+      ),
+    );
+  }
+  tbody.replaceChildren(...rows);
+}
+
+async function saveFolderPolicy() {
+  const folder = state.folder;
+  const errorTarget = $('folder-policy-error');
+  errorTarget.textContent = '';
+  const value = $('folder-policy').value.trim();
+  try {
+    await api('PUT', `/policies/${encodePath(folder)}`, { cache_control: value });
+  } catch (e) {
+    showError(errorTarget, e);
+    return;
+  }
+  await afterChange();
+  if (state.folder === folder) $('folder-policy').value = currentRule()?.cache_control ?? value;
+}
+
+async function removeFolderPolicy() {
+  const errorTarget = $('folder-policy-error');
+  errorTarget.textContent = '';
+  try {
+    await api('DELETE', `/policies/${encodePath(state.folder)}`);
+  } catch (e) {
+    showError(errorTarget, e);
+    return;
+  }
+  await afterChange();
+  $('folder-policy').value = currentRule()?.cache_control ?? '';
+}
+
+function renderFolderSigned() {
+  const access = state.access;
+  const configured = Boolean(access && access.signing_configured);
+  $('folder-signed-section').hidden = !configured;
+  $('signing-off-note').hidden = configured || !access;
+  if (!configured) return;
+  const folders = access.signed_folders || [];
+  const exact = folders.find((f) => f.folder === state.folder);
+  const parent = folders
+    .filter((f) => state.folder.startsWith(`${f.folder}/`))
+    .sort((a, b) => b.folder.length - a.folder.length)[0];
+  let text = 'public';
+  if (exact) text = `signed links only (${ruleOrigin(exact.source)})`;
+  else if (parent) text = `signed links only, from ${parent.folder} (${ruleOrigin(parent.source)})`;
+  $('folder-signed-current').textContent = text;
+  const root = state.folder === '';
+  $('folder-signed-on').disabled = root;
+  $('folder-signed-off').disabled = root;
+}
+
+async function setFolderSigned(signed) {
+  const errorTarget = $('folder-signed-error');
+  errorTarget.textContent = '';
+  try {
+    if (signed) await api('PUT', `/access/${encodePath(state.folder)}`, { signed: true });
+    else await api('DELETE', `/access/${encodePath(state.folder)}`);
+  } catch (e) {
+    showError(errorTarget, e);
+    return;
+  }
+  await afterChange();
+}
+
+/** After any change: the rules, the listing and the selected asset as the server now has them. */
+async function afterChange() {
+  try {
+    await loadSettings();
+  } catch (e) {
+    showError($('list-error'), e);
+  }
+  await Promise.all([reloadFolder(), loadDetail()]);
+}
+
+// ---- uploads ----------------------------------------------------------------------------
+
+function uploadFiles(fileList) {
+  const files = Array.from(fileList || []);
+  const folder = state.folder;
+  const cache = $('upload-cache').value.trim();
+  for (const file of files) startUpload(file, folder, cache);
+}
+
+/** One XMLHttpRequest per file (fetch cannot report upload progress). */
+function startUpload(file, folder, cache) {
+  const list = $('uploads');
+  for (const old of list.querySelectorAll('li[data-testid="upload"]')) {
+    if (old.dataset.name === file.name) old.remove();
+  }
+  const target = folder === '' ? file.name : `${folder}/${file.name}`;
+  const progress = el('progress', { max: 1, value: 0, attrs: { 'aria-label': `Upload of ${file.name}` } });
+  const status = el('span', { textContent: 'uploading', dataset: { testid: 'upload-status' } });
+  const row = el(
+    'li',
+    { dataset: { testid: 'upload', name: file.name }, title: `${target} (${file.size} bytes)` },
+    el('span', { className: 'name', textContent: target }),
+    progress,
+    status,
+  );
+  list.prepend(row);
+
+  const form = new FormData();
+  form.append('folder', folder);
+  if (cache) form.append('cache', cache);
+  form.append('file', file, file.name);
+
+  const xhr = new XMLHttpRequest();
+  xhr.open('POST', `${API}/assets`);
+  xhr.setRequestHeader('Authorization', `Bearer ${state.token}`);
+  xhr.setRequestHeader('Accept', 'application/json');
+  xhr.upload.onprogress = (event) => {
+    if (event.lengthComputable && event.total > 0) {
+      progress.max = event.total;
+      progress.value = event.loaded;
+    }
+  };
+  const fail = (message) => {
+    row.classList.add('failed');
+    status.textContent = `error: ${message}`;
+  };
+  xhr.onload = () => {
+    const body = parseJson(xhr.responseText);
+    if (xhr.status >= 200 && xhr.status < 300) {
+      progress.value = progress.max;
+      row.classList.add('done');
+      status.textContent = 'done';
+      const path = body && body.path;
+      if (path) row.dataset.path = path;
+      scheduleFolderReload();
+      if (path && path === state.selected) loadDetail();
+      return;
+    }
+    const error = errorFromBody(xhr.status, body);
+    fail(error.message);
+    if (xhr.status === 401) sessionEnded(error.message);
+  };
+  xhr.onerror = () => fail('the connection failed before the server answered');
+  xhr.onabort = () => fail('the upload was cancelled');
+  xhr.ontimeout = () => fail('the upload timed out');
+  xhr.send(form);
+}
+
+function setUpDropZone() {
+  const zone = $('drop-zone');
+  const hasFiles = (event) => Array.from(event.dataTransfer?.types || []).includes('Files');
+  for (const type of ['dragenter', 'dragover']) {
+    zone.addEventListener(type, (event) => {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = 'copy';
+      zone.classList.add('dragover');
+    });
+  }
+  zone.addEventListener('dragleave', (event) => {
+    if (!zone.contains(event.relatedTarget)) zone.classList.remove('dragover');
+  });
+  zone.addEventListener('drop', (event) => {
+    event.preventDefault();
+    zone.classList.remove('dragover');
+    uploadFiles(event.dataTransfer?.files);
+  });
+  // A file dropped next to the zone must not make the browser open it in place of the page.
+  for (const type of ['dragover', 'drop']) {
+    window.addEventListener(type, (event) => {
+      if (zone.contains(event.target) || !hasFiles(event)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = 'none';
+    });
+  }
+  $('file-input').addEventListener('change', (event) => {
+    const files = Array.from(event.target.files || []);
+    event.target.value = '';
+    uploadFiles(files);
+  });
+}
+
+// ---- the selected asset -----------------------------------------------------------------
+
+async function selectAsset(path) {
+  if (path !== state.selected) {
+    for (const id of ['override-error', 'media-id-error', 'delete-error', 'copy-status']) $(id).textContent = '';
+    $('media-id-info').textContent = '';
+    hideCopyFallback();
+    state.record = null;
+  }
+  state.selected = path;
+  for (const row of $('asset-list').tBodies[0].rows) {
+    row.classList.toggle('selected', row.dataset.path === path);
+  }
+  writeLocation();
+  const fresh = !state.record || state.record.path !== path;
+  await loadDetail();
+  if (fresh && state.record && state.record.path === path) {
+    $('override-policy').value = state.record.cache_override ?? '';
+  }
+}
+
+function hideDetail() {
+  $('asset-detail').hidden = true;
+  state.record = null;
+}
+
+/** Fetch the selected asset's record and its fetch log again and show them. */
+async function loadDetail() {
+  const path = state.selected;
+  if (!path) {
+    hideDetail();
+    return;
+  }
+  const generation = ++state.detailGeneration;
+  let record;
+  try {
+    record = await api('GET', `/assets/${encodePath(path)}`);
+  } catch (e) {
+    if (generation !== state.detailGeneration) return;
+    if (e instanceof ApiError && e.status === 404) {
+      state.selected = null;
+      hideDetail();
+      writeLocation();
+      $('list-error').textContent = `${path} no longer exists.`;
+    } else {
+      showError($('list-error'), e);
+    }
+    return;
+  }
+  if (generation !== state.detailGeneration) return;
+  state.record = record;
+  renderDetail(record);
+  await loadFetchLog(path);
+}
+
+function renderDetail(r) {
+  $('asset-detail').hidden = false;
+  const rules = state.policies && state.policies.folders;
+  $('detail-path').textContent = r.path;
+  $('detail-kind').textContent = r.kind || 'unknown';
+  $('detail-size').textContent = `${humanSize(r.size)} (${r.size} bytes)`;
+  $('detail-type').textContent = r.content_type;
+  $('detail-policy').textContent = r.cache_control;
+  $('detail-policy-source').textContent = r.policy_source;
+  $('detail-policy-explain').textContent = `(${explainSource(r.policy_source, rules)})`;
+  $('detail-policy-meaning').textContent = policyMeaning(r.cache_control);
+  let signed = 'no';
+  if (r.signed) {
+    signed = `yes, from ${explainSource(r.signed_source, state.access && state.access.signed_folders)}`;
+    if (r.link_expires_at) signed += `; the link below is valid until ${r.link_expires_at}`;
+  }
+  $('detail-signed').textContent = signed;
+  $('detail-uploaded').textContent = withLocalTime(r.uploaded_at);
+  $('detail-modified').textContent = withLocalTime(r.last_modified);
+  $('detail-sha256').textContent = r.sha256;
+  $('detail-link').textContent = r.link;
+  $('detail-link').href = r.link;
+  $('detail-message').textContent = JSON.stringify(r.message, null, 2);
+  $('copy-id-json').disabled = !r.message_by_id;
+  $('copy-id-json').title = r.message_by_id ? '' : 'No valid media ID yet: use "Get media ID" first';
+  $('override-current').textContent = r.cache_override ?? 'none';
+
+  const headerRows = (r.headers || []).map((h) =>
+    el(
+      'tr',
+      { dataset: { header: h.name.toLowerCase() } },
+      el('th', { scope: 'row', textContent: h.name }),
+      el('td', { className: 'value', textContent: h.value }),
+    ),
+  );
+  $('served-headers').tBodies[0].replaceChildren(...headerRows);
+
+  renderMediaId(r);
+  renderPreview(r);
+}
+
+function renderPreview(r) {
+  const box = $('preview-box');
+  // Keep a playing video or audio when nothing about it changed.
+  if (box.dataset.link === r.link && box.dataset.kind === String(r.kind)) return;
+  box.dataset.link = r.link;
+  box.dataset.kind = String(r.kind);
+  let preview = null;
+  if (r.kind === 'image' || r.kind === 'sticker') {
+    preview = el('img', { id: 'preview', src: r.link, alt: `Preview of ${r.path}`, decoding: 'async' });
+  } else if (r.kind === 'video') {
+    preview = el('video', { id: 'preview', src: r.link, controls: true, preload: 'metadata' });
+  } else if (r.kind === 'audio') {
+    preview = el('audio', { id: 'preview', src: r.link, controls: true, preload: 'metadata' });
+  }
+  if (preview) box.replaceChildren(preview);
+  else box.replaceChildren(el('p', { className: 'muted', textContent: 'No preview for documents.' }));
+}
+
+function renderMediaId(r) {
+  const byId = r.message_by_id;
+  const kind = byId && byId.type;
+  const id = byId && byId[kind] ? byId[kind].id : '';
+  $('media-id').textContent = id || '';
+  const pre = $('detail-message-by-id');
+  pre.hidden = !byId;
+  pre.textContent = byId ? JSON.stringify(byId, null, 2) : '';
+  const entries = Object.entries(r.whatsapp || {});
+  let info;
+  if (id) {
+    const [phone, media] = entries.find(([, m]) => m.media_id === id) || [];
+    info = phone ? `for phone number ${phone}, valid until ${media.expires_at}` : '';
+  } else if (entries.length) {
+    info = entries
+      .map(([phone, m]) => `${m.media_id} for ${phone} ${m.valid ? `valid until ${m.expires_at}` : '(no longer valid)'}`)
+      .join('; ');
+  } else {
+    info = 'no media ID yet';
+  }
+  $('media-id-info').textContent = info;
+}
+
+async function loadFetchLog(path) {
+  const target = $('fetch-log');
+  let data;
+  try {
+    data = await api('GET', `/fetches/${encodePath(path)}`);
+  } catch (e) {
+    if (state.selected === path) {
+      target.replaceChildren(el('p', { className: 'error' }));
+      showError(target.firstChild, e);
+    }
+    return;
+  }
+  if (state.selected !== path) return;
+  const fetches = data.fetches || [];
+  if (fetches.length === 0) {
+    target.replaceChildren(
+      el('p', { className: 'muted', textContent: 'No public fetches of this asset since this server started.' }),
+    );
+    return;
+  }
+  const rows = fetches.map((f) =>
+    el(
+      'tr',
+      { dataset: { testid: 'fetch', status: String(f.status) } },
+      el('td', { textContent: f.at, title: new Date(f.at_unix_ms).toLocaleString() }),
+      el('td', { textContent: f.method }),
+      el('td', { className: 'num', textContent: String(f.status) }),
+      el('td', { className: 'num', textContent: String(f.bytes), title: humanSize(f.bytes) }),
+      el(
+        'td',
+        { className: 'ua' },
+        f.user_agent || '(none)',
+        f.meta ? el('span', { className: 'badge', textContent: 'Meta' }) : null,
+      ),
+      el('td', { textContent: f.conditional ? 'yes' : 'no' }),
+    ),
+  );
+  const head = el(
+    'tr',
+    {},
+    ...['Time', 'Method', 'Status', 'Bytes', 'User agent', 'Conditional'].map((t) =>
+      el('th', { scope: 'col', textContent: t, className: t === 'Status' || t === 'Bytes' ? 'num' : '' }),
+    ),
+  );
+  target.replaceChildren(
+    el('table', { className: 'compact fetches' }, el('thead', {}, head), el('tbody', {}, ...rows)),
+    el('p', { className: 'muted', textContent: `Newest first; the last ${data.kept_per_asset} are kept.` }),
+  );
+}
+
+// ---- the override -----------------------------------------------------------------------
+
+async function setOverride(value) {
+  const path = state.selected;
+  const errorTarget = $('override-error');
+  errorTarget.textContent = '';
+  if (!path) return;
+  try {
+    await api('PATCH', `/assets/${encodePath(path)}`, { cache_control: value });
+  } catch (e) {
+    showError(errorTarget, e);
+    return;
+  }
+  await afterChange();
+  if (state.record && state.record.path === path) $('override-policy').value = state.record.cache_override ?? '';
+}
+
+// ---- copying ----------------------------------------------------------------------------
+
+function hideCopyFallback() {
+  $('copy-fallback').hidden = true;
+  $('copy-fallback-label').hidden = true;
+}
+
+async function copyText(text) {
+  const status = $('copy-status');
+  status.textContent = '';
+  hideCopyFallback();
+  try {
+    if (!navigator.clipboard || !navigator.clipboard.writeText) throw new Error('no clipboard access');
+    await navigator.clipboard.writeText(text);
+    status.textContent = 'Copied';
+  } catch {
+    // No clipboard (an insecure origin, or permission refused): let the person copy it.
+    const area = $('copy-fallback');
+    area.value = text;
+    area.hidden = false;
+    $('copy-fallback-label').hidden = false;
+    area.focus();
+    area.select();
+    status.textContent = 'Could not reach the clipboard: the text below is selected, press Ctrl+C (⌘C) to copy it.';
+  }
+}
+
+function copyField(pick) {
+  const r = state.record;
+  if (!r) return;
+  const value = pick(r);
+  if (value === undefined || value === null) return;
+  copyText(typeof value === 'string' ? value : JSON.stringify(value, null, 2));
+}
+
+// ---- WhatsApp media IDs -----------------------------------------------------------------
+
+// "Get" reuses a valid ID (uploading only when there is none); "Refresh" uploads the current
+// bytes again for a new ID with a full 30 days, e.g. before a campaign outlives the old one.
+async function requestMediaId(force) {
+  const path = state.selected;
+  if (!path) return;
+  const errorTarget = $('media-id-error');
+  errorTarget.textContent = '';
+  setMediaButtons(true);
+  $('media-id-info').textContent = force
+    ? 'uploading again for a new ID…'
+    : 'asking the WhatsApp Media API…';
+  let answer;
+  try {
+    answer = await api('POST', '/whatsapp/media', { path, force });
+  } catch (e) {
+    showError(errorTarget, e);
+    if (state.record) renderMediaId(state.record);
+    return;
+  } finally {
+    setMediaButtons(false);
+  }
+  await afterChange();
+  if (state.selected !== path) return;
+  $('media-id').textContent = answer.media_id;
+  $('media-id-info').textContent =
+    `for phone number ${answer.phone_number_id}, valid until ${answer.expires_at}` +
+    (answer.reused ? ' (reused: still valid)' : ' (newly uploaded)');
+}
+
+function setMediaButtons(busy) {
+  $('media-id-get').disabled = busy;
+  $('media-id-refresh').disabled = busy;
+}
+
+// ---- deleting ---------------------------------------------------------------------------
+
+function openDeleteDialog() {
+  const path = state.selected;
+  if (!path) return;
+  const dialog = $('confirm-delete');
+  dialog.dataset.path = path;
+  $('confirm-delete-text').textContent = `Delete ${path}?`;
+  $('delete-error').textContent = '';
+  if (!dialog.open) dialog.showModal();
+  $('confirm-delete-no').focus();
+}
+
+function closeDeleteDialog() {
+  const dialog = $('confirm-delete');
+  if (dialog.open) dialog.close();
+}
+
+async function confirmDelete() {
+  const dialog = $('confirm-delete');
+  const path = dialog.dataset.path;
+  closeDeleteDialog();
+  if (!path) return;
+  try {
+    await api('DELETE', `/assets/${encodePath(path)}`);
+  } catch (e) {
+    showError($('delete-error'), e);
+    return;
+  }
+  if (state.selected === path) {
+    state.selected = null;
+    hideDetail();
+    writeLocation();
+  }
+  await reloadFolder();
+}
+
+// ---- wiring -----------------------------------------------------------------------------
+
+function onSubmit(id, handler) {
+  $(id).addEventListener('submit', (event) => {
+    event.preventDefault();
+    handler();
+  });
+}
+
+function start() {
+  onSubmit('sign-in-form', () => signIn($('token').value.trim()));
+  $('sign-out').addEventListener('click', signOut);
+
+  onSubmit('go-folder-form', async () => {
+    const folder = normalizeFolder($('go-folder').value);
+    if (await openFolder(folder, $('go-folder-error'))) $('go-folder').value = '';
+  });
+
+  onSubmit('folder-policy-form', saveFolderPolicy);
+  $('folder-policy-remove').addEventListener('click', removeFolderPolicy);
+  $('folder-signed-on').addEventListener('click', () => setFolderSigned(true));
+  $('folder-signed-off').addEventListener('click', () => setFolderSigned(false));
+
+  setUpDropZone();
+
+  onSubmit('override-form', () => setOverride($('override-policy').value.trim()));
+  $('override-remove').addEventListener('click', () => setOverride(null));
+
+  $('copy-link').addEventListener('click', () => copyField((r) => r.link));
+  $('copy-link-json').addEventListener('click', () => copyField((r) => r.message));
+  $('copy-id-json').addEventListener('click', () => copyField((r) => r.message_by_id));
+
+  $('media-id-get').addEventListener('click', () => requestMediaId(false));
+  $('media-id-refresh').addEventListener('click', () => requestMediaId(true));
+
+  $('fetch-log-reload').addEventListener('click', () => {
+    if (state.selected) loadFetchLog(state.selected);
+  });
+
+  $('delete-asset').addEventListener('click', openDeleteDialog);
+  $('confirm-delete-yes').addEventListener('click', confirmDelete);
+  $('confirm-delete-no').addEventListener('click', closeDeleteDialog);
+
+  const saved = sessionStorage.getItem(TOKEN_KEY);
+  if (saved) signIn(saved);
+  else showSignIn('');
+}
+
+start();

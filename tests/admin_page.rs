@@ -1,0 +1,551 @@
+//! The admin page end to end, in a real headless Chromium driven over WebDriver: sign in, upload
+//! by the file picker with a progress bar per file, set a folder policy (a bad one first, whose
+//! error shows beside its field), copy the link from the real clipboard, then fetch that link
+//! from the public listener and see the served headers change. Then a media ID from the fake
+//! Graph API, an asset override, and a delete behind its confirmation.
+//!
+//! Chromium and ChromeDriver come from Debian's packages; `scripts/install-chromium.sh`
+//! installs them when they are missing, so the test needs nothing installed by hand. The
+//! server runs as in production: the admin listener apart from the public one, so the page's
+//! previews and Content-Security-Policy cross origins as they do for users.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::graph::GraphServer;
+use common::{Storage, TOKEN, TestServer, fixtures};
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// How long a step may take before the test fails with what it was waiting for.
+const STEP: Duration = Duration::from_secs(20);
+
+/// A 1×1 PNG that browsers decode, so the preview can be seen to load.
+const PNG_1X1: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// Chromium's flags for a machine with a closed network and no display: without the
+/// background-networking ones it keeps trying to reach Google's hosts.
+const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+];
+
+/// Runs the project's install script (a no-op when both are there).
+fn install_chromium() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-chromium.sh");
+    let status = Command::new("bash")
+        .arg(script)
+        .status()
+        .expect("run scripts/install-chromium.sh");
+    assert!(
+        status.success(),
+        "scripts/install-chromium.sh failed ({status}): the admin page test needs Debian's \
+         chromium and chromium-driver"
+    );
+}
+
+/// ChromeDriver on a free port, killed with the test.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Ok(r) = client.get(format!("{url}/status")).send().await
+                && let Ok(status) = r.json::<Value>().await
+                && status["value"]["ready"] == true
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not get ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { child, url }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// WebDriver's Set Permission (W3C Permissions extension), which fantoccini has no method for:
+/// the test reads the clipboard back, and reading it needs `clipboard-read`.
+#[derive(Debug)]
+struct SetPermission(&'static str);
+
+impl WebDriverCompatibleCommand for SetPermission {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!("session/{}/permissions", session_id.unwrap_or("")))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = json!({"descriptor": {"name": self.0}, "state": "granted"});
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// Chromium's console (ChromeDriver's log endpoint), to fail on script errors and CSP
+/// violations the page would otherwise swallow.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or("")))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
+    }
+}
+
+async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
+    args.push(format!("--user-data-dir={}", profile.display()));
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+        "goog:loggingPrefs": {"browser": "ALL"},
+    });
+    let serde_json::Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
+}
+
+/// Runs `script` (its last expression is returned) until it gives something truthy, or fails
+/// the test naming `what`.
+async fn until(c: &Client, what: &str, script: &str) -> Value {
+    let deadline = Instant::now() + STEP;
+    let mut last;
+    loop {
+        match c.execute(script, vec![]).await {
+            Ok(v) if !matches!(&v, Value::Null | Value::Bool(false)) && v != json!("") => {
+                return v;
+            }
+            Ok(v) => last = v,
+            Err(e) => last = json!(e.to_string()),
+        }
+        if Instant::now() > deadline {
+            let page = c
+                .execute("return document.body.innerText", vec![])
+                .await
+                .unwrap_or_default();
+            panic!("timed out waiting for {what} (last: {last}); the page reads:\n{page}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the element's trimmed text is exactly `expected`.
+async fn until_text(c: &Client, selector: &str, expected: &str) {
+    let script = format!(
+        "const e = document.querySelector({}); return !!e && e.textContent.trim() === {}",
+        json!(selector),
+        json!(expected)
+    );
+    if until(c, &format!("{selector} to read {expected:?}"), &script)
+        .await
+        .as_bool()
+        != Some(true)
+    {
+        unreachable!()
+    }
+}
+
+/// The text of `selector` once it is not empty.
+async fn nonempty_text(c: &Client, selector: &str) -> String {
+    let script = format!(
+        "const e = document.querySelector({}); return e ? e.textContent.trim() : ''",
+        json!(selector)
+    );
+    until(c, &format!("text in {selector}"), &script)
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn click(c: &Client, selector: &str) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        // Waits out re-renders: the element may be replaced between finding and clicking.
+        let attempt = async {
+            let e = c.find(Locator::Css(selector)).await?;
+            e.click().await
+        };
+        match attempt.await {
+            Ok(()) => return,
+            Err(e) if Instant::now() > deadline => panic!("cannot click {selector}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+async fn fill(c: &Client, selector: &str, text: &str) {
+    let e = c
+        .wait()
+        .at_most(STEP)
+        .for_element(Locator::Css(selector))
+        .await
+        .unwrap();
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+/// The value the served-headers table shows for `name`.
+async fn shown_header(c: &Client, name: &str) -> String {
+    nonempty_text(
+        c,
+        &format!("#served-headers tr[data-header=\"{name}\"] td.value"),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_change() {
+    install_chromium();
+    let graph = GraphServer::start_default().await;
+    let storage = Storage::new(common::Backend::Local).await;
+    let s = TestServer::start_with(Arc::clone(&storage), |c| {
+        c.server.admin_bind = media_origin::config::AdminBind::Addr("127.0.0.1:0".parse().unwrap());
+        graph.configure(c);
+    })
+    .await;
+    assert_ne!(s.addr, s.admin_addr, "the page runs on the admin listener");
+    let files = tempfile::tempdir().unwrap();
+    let banner = files.path().join("banner.png");
+    std::fs::write(&banner, PNG_1X1).unwrap();
+    let clip_bytes = fixtures::mp4(300_000, 7);
+    let clip = files.path().join("clip.mp4");
+    std::fs::write(&clip, &clip_bytes).unwrap();
+    // Bytes of no type WhatsApp takes: refused, with the API's reason on the file's row.
+    let notes = files.path().join("setup.bin");
+    std::fs::write(&notes, fixtures::noise(5000, 3)).unwrap();
+
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    let admin = format!("http://{}", s.admin_addr);
+    c.goto(&format!("{admin}/admin")).await.unwrap();
+
+    // A wrong token is refused, with the API's reason beside the field.
+    fill(&c, "#token", "not-the-token").await;
+    click(&c, "#sign-in").await;
+    let refusal = nonempty_text(&c, "#sign-in-error").await;
+    assert!(refusal.contains("Bearer"), "{refusal}");
+    fill(&c, "#token", TOKEN).await;
+    click(&c, "#sign-in").await;
+    until(
+        &c,
+        "the signed-in page",
+        "const a = document.querySelector('#app'); return !!a && a.offsetParent !== null \
+         && document.querySelector('#sign-in').offsetParent === null",
+    )
+    .await;
+
+    // Into a folder that does not exist yet, then three files through the picker at once.
+    fill(&c, "#go-folder", "promo").await;
+    click(&c, "#go-folder-btn").await;
+    until_text(&c, "#current-folder", "promo").await;
+    let picker = c.find(Locator::Css("#file-input")).await.unwrap();
+    let chosen = [&banner, &clip, &notes]
+        .map(|p| p.display().to_string())
+        .join("\n");
+    picker.send_keys(&chosen).await.unwrap();
+    for name in ["banner.png", "clip.mp4"] {
+        let row = format!("[data-testid=upload][data-name=\"{name}\"]");
+        until_text(&c, &format!("{row} [data-testid=upload-status]"), "done").await;
+        // The bar ran to its end.
+        let full = c
+            .execute(
+                &format!(
+                    "const p = document.querySelector({}); return p.max > 0 && p.value === p.max",
+                    json!(format!("{row} progress"))
+                ),
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(full, json!(true), "{name}'s progress bar is not full");
+    }
+    let refused = until(
+        &c,
+        "setup.bin's row to show the refusal",
+        "const e = document.querySelector('[data-testid=upload][data-name=\"setup.bin\"] \
+         [data-testid=upload-status]'); \
+         return e && e.textContent.startsWith('error:') ? e.textContent : null",
+    )
+    .await;
+    assert!(refused.as_str().unwrap().contains("type"), "{refused}");
+    // What the page uploaded is stored whole; the refused file is not stored at all.
+    let r = s.get(&s.media("promo/clip.mp4")).await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), clip_bytes.as_slice());
+    let r = s.get(&s.media("promo/banner.png")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "max-age=86400");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), PNG_1X1);
+    let listed: Value = s
+        .admin_json(reqwest::Method::GET, "/assets?prefix=promo/")
+        .await;
+    assert!(!listed.to_string().contains("setup.bin"), "{listed}");
+
+    // The asset's details: what it is, and exactly how it is served.
+    click(
+        &c,
+        "[data-testid=asset-row][data-path=\"promo/banner.png\"]",
+    )
+    .await;
+    until_text(&c, "#detail-path", "promo/banner.png").await;
+    until_text(&c, "#detail-kind", "image").await;
+    until_text(&c, "#detail-type", "image/png").await;
+    until_text(&c, "#detail-policy", "max-age=86400").await;
+    assert_eq!(shown_header(&c, "cache-control").await, "max-age=86400");
+    let record: Value = s
+        .admin_json(reqwest::Method::GET, "/assets/promo/banner.png")
+        .await;
+    assert_eq!(shown_header(&c, "etag").await, record["etag"]);
+    assert_eq!(
+        shown_header(&c, "last-modified").await,
+        record["last_modified"]
+    );
+    assert_eq!(
+        shown_header(&c, "content-length").await,
+        PNG_1X1.len().to_string()
+    );
+    // The preview loads from the public listener (another origin, allowed by the page's CSP).
+    until(
+        &c,
+        "the image preview to load",
+        "const p = document.querySelector('#preview'); \
+         return !!p && p.tagName === 'IMG' && p.complete && p.naturalWidth === 1",
+    )
+    .await;
+
+    // A policy the API refuses: its reason appears beside the field, and nothing changes.
+    fill(&c, "#folder-policy", "max-age=forever").await;
+    click(&c, "#folder-policy-save").await;
+    let why = nonempty_text(&c, "#folder-policy-error").await;
+    assert!(why.contains("max-age"), "{why}");
+    let policies: Value = s.admin_json(reqwest::Method::GET, "/policies").await;
+    assert!(!policies.to_string().contains("promo"), "{policies}");
+
+    // A good one: the folder's rule, the asset's policy and its served headers all follow.
+    fill(&c, "#folder-policy", "no-cache").await;
+    click(&c, "#folder-policy-save").await;
+    until_text(&c, "#folder-policy-current", "no-cache").await;
+    until_text(&c, "#folder-policy-error", "").await;
+    until_text(&c, "#detail-policy", "no-cache").await;
+    let source = nonempty_text(&c, "#detail-policy-source").await;
+    assert!(source.starts_with("folder"), "{source}");
+    until_text(
+        &c,
+        "#served-headers tr[data-header=\"cache-control\"] td.value",
+        "no-cache",
+    )
+    .await;
+
+    // `ADMIN_PAGE_SCREENSHOT=page.png cargo test --test admin_page` keeps a picture of the page.
+    if let Some(path) = std::env::var_os("ADMIN_PAGE_SCREENSHOT") {
+        std::fs::write(path, c.screenshot().await.unwrap()).unwrap();
+    }
+
+    // Copy the link: what lands on the clipboard is the record's link, and fetching it from
+    // the public listener shows the new policy.
+    c.issue_cmd(SetPermission("clipboard-read")).await.unwrap();
+    c.issue_cmd(SetPermission("clipboard-write")).await.unwrap();
+    click(&c, "#copy-link").await;
+    until_text(&c, "#copy-status", "Copied").await;
+    let copied = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             navigator.clipboard.readText().then(done, e => done('clipboard: ' + e))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let record: Value = s
+        .admin_json(reqwest::Method::GET, "/assets/promo/banner.png")
+        .await;
+    assert_eq!(copied, record["link"]);
+    let link = copied.as_str().unwrap();
+    assert!(link.starts_with(&format!("http://{}/media/promo/banner.png?v=", s.addr)));
+    let r = s.get(link).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-cache");
+    assert_eq!(r.headers()["etag"], record["etag"].as_str().unwrap());
+    assert_eq!(
+        r.headers()["last-modified"],
+        record["last_modified"].as_str().unwrap()
+    );
+    assert_eq!(r.bytes().await.unwrap().as_ref(), PNG_1X1);
+
+    // The `link` JSON, ready to paste into a message.
+    click(&c, "#copy-link-json").await;
+    let copied: String = serde_json::from_value(
+        c.execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             navigator.clipboard.readText().then(done, e => done('clipboard: ' + e))",
+            vec![],
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let pasted: Value = serde_json::from_str(&copied).expect("the copied link JSON parses");
+    assert_eq!(pasted, record["message"]);
+
+    // A media ID from the (fake) Cloud API.
+    click(&c, "#media-id-get").await;
+    let shown_id = nonempty_text(&c, "#media-id").await;
+    assert_eq!(graph.uploads().len(), 1);
+    let record: Value = s
+        .admin_json(reqwest::Method::GET, "/assets/promo/banner.png")
+        .await;
+    let stored_id = record["whatsapp"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()["media_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(shown_id.contains(&stored_id), "{shown_id} vs {stored_id}");
+    // Refresh uploads the bytes again for a new ID.
+    click(&c, "#media-id-refresh").await;
+    let refreshed = until(
+        &c,
+        "a new media ID",
+        &format!(
+            "const t = document.querySelector('#media-id').textContent.trim(); \
+             return t && t !== {} ? t : null",
+            json!(shown_id)
+        ),
+    )
+    .await;
+    assert_eq!(graph.uploads().len(), 2);
+    let record: Value = s
+        .admin_json(reqwest::Method::GET, "/assets/promo/banner.png")
+        .await;
+    assert_eq!(
+        record["message_by_id"]["image"]["id"], refreshed,
+        "the page shows the ID the record now holds"
+    );
+
+    // An override on the asset wins over the folder, and removing it gives the folder back.
+    fill(&c, "#override-policy", "max-age=60").await;
+    click(&c, "#override-save").await;
+    until_text(&c, "#detail-policy", "max-age=60").await;
+    until_text(&c, "#detail-policy-source", "asset").await;
+    assert_eq!(
+        s.get(&s.media("promo/banner.png")).await.headers()["cache-control"],
+        "max-age=60"
+    );
+    click(&c, "#override-remove").await;
+    until_text(&c, "#detail-policy", "no-cache").await;
+
+    // Delete asks first; Cancel keeps the asset, Delete removes it.
+    click(&c, "#delete-asset").await;
+    until(
+        &c,
+        "the delete confirmation",
+        "return document.querySelector('#confirm-delete').open",
+    )
+    .await;
+    click(&c, "#confirm-delete-no").await;
+    assert_eq!(
+        s.get(&s.media("promo/banner.png")).await.status(),
+        StatusCode::OK
+    );
+    click(&c, "#delete-asset").await;
+    click(&c, "#confirm-delete-yes").await;
+    until(
+        &c,
+        "the row to go",
+        "return !document.querySelector('[data-testid=asset-row][data-path=\"promo/banner.png\"]')",
+    )
+    .await;
+    assert_eq!(
+        s.get(&s.media("promo/banner.png")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get(&s.media("promo/clip.mp4")).await.status(),
+        StatusCode::OK
+    );
+
+    // Nothing went wrong in the page itself: no script errors, no CSP violations. (The
+    // deliberate 400, 401 and 415 above are logged by Chromium as failed loads; only those.)
+    let log = c.issue_cmd(BrowserLog).await.unwrap();
+    let severe: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .filter(|e| {
+            let m = e["message"].as_str().unwrap_or("");
+            !["status of 400", "status of 401", "status of 415"]
+                .iter()
+                .any(|expected| m.contains(expected))
+        })
+        .collect();
+    assert!(
+        severe.is_empty(),
+        "the browser console shows errors: {severe:#?}"
+    );
+    c.close().await.unwrap();
+}

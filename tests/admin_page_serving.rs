@@ -1,0 +1,322 @@
+//! The admin web page as the server serves it: `/admin` and its two assets with exact types,
+//! `no-cache` and a strong ETag (304 on a match), a Content-Security-Policy that lets previews
+//! come from the public origin only, no token needed for the page while the API still wants
+//! one, and every hook the browser test relies on present in what is served.
+
+mod common;
+
+use common::{Storage, TOKEN, TestServer};
+use media_origin::config::AdminBind;
+use reqwest::{Method, StatusCode, header};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const HTML_TYPE: &str = "text/html; charset=utf-8";
+const JS_TYPE: &str = "text/javascript; charset=utf-8";
+const CSS_TYPE: &str = "text/css; charset=utf-8";
+
+fn csp_for(origin: &str) -> String {
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+         img-src 'self' data: blob: {origin}; media-src {origin}; base-uri 'none'; \
+         form-action 'none'; frame-ancestors 'none'"
+    )
+}
+
+fn strong_etag(body: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(Sha256::digest(body)))
+}
+
+fn get_header(r: &reqwest::Response, name: header::HeaderName) -> &str {
+    r.headers()
+        .get(&name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
+}
+
+/// `GET url` with `extra` request headers.
+async fn fetch(s: &TestServer, url: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = s.client.get(url);
+    for (name, value) in extra {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn page_and_assets_have_exact_types_caching_and_policy() {
+    let s = TestServer::start().await;
+    let csp = csp_for(&s.base);
+    for (path, content_type, file) in [
+        ("/admin", HTML_TYPE, "index.html"),
+        ("/admin/", HTML_TYPE, "index.html"),
+        ("/admin/app.js", JS_TYPE, "app.js"),
+        ("/admin/app.css", CSS_TYPE, "app.css"),
+    ] {
+        let r = fetch(&s, &s.url(path), &[]).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(get_header(&r, header::CONTENT_TYPE), content_type, "{path}");
+        assert_eq!(get_header(&r, header::CACHE_CONTROL), "no-cache", "{path}");
+        assert_eq!(
+            get_header(&r, header::CONTENT_SECURITY_POLICY),
+            csp,
+            "{path}"
+        );
+        assert_eq!(get_header(&r, header::REFERRER_POLICY), "no-referrer");
+        assert_eq!(get_header(&r, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+        let etag = get_header(&r, header::ETAG).to_owned();
+        let body = r.bytes().await.unwrap();
+        // Exactly the file in the tree, tagged with its SHA-256.
+        let on_disk = std::fs::read(format!("src/http/admin_page/{file}")).unwrap();
+        assert_eq!(body.as_ref(), on_disk.as_slice(), "{path}");
+        assert_eq!(etag, strong_etag(&body), "{path}");
+
+        // Revalidation: the same tag (strong or weak, alone or in a list) or `*` → 304.
+        for inm in [
+            etag.clone(),
+            format!("W/{etag}"),
+            format!("\"x\", {etag}"),
+            "*".to_owned(),
+        ] {
+            let r = fetch(&s, &s.url(path), &[("if-none-match", &inm)]).await;
+            assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "{path} {inm}");
+            assert_eq!(get_header(&r, header::ETAG), etag);
+            assert_eq!(get_header(&r, header::CACHE_CONTROL), "no-cache");
+            assert!(r.bytes().await.unwrap().is_empty());
+        }
+        let r = fetch(&s, &s.url(path), &[("if-none-match", "\"stale\"")]).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(r.bytes().await.unwrap().len(), on_disk.len());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn head_answers_like_get_without_the_body() {
+    let s = TestServer::start().await;
+    let get = fetch(&s, &s.url("/admin"), &[]).await;
+    let etag = get_header(&get, header::ETAG).to_owned();
+    let len = get.bytes().await.unwrap().len();
+    let r = s.client.head(s.url("/admin")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(get_header(&r, header::CONTENT_TYPE), HTML_TYPE);
+    assert_eq!(get_header(&r, header::ETAG), etag);
+    assert_eq!(get_header(&r, header::CONTENT_LENGTH), len.to_string());
+    assert!(r.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn other_methods_get_the_json_405() {
+    let s = TestServer::start().await;
+    for (method, path) in [
+        (Method::POST, "/admin"),
+        (Method::PUT, "/admin/"),
+        (Method::DELETE, "/admin/app.js"),
+        (Method::PATCH, "/admin/app.css"),
+    ] {
+        let r = s
+            .client
+            .request(method.clone(), s.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert_eq!(get_header(&r, header::CONTENT_TYPE), "application/json");
+        let allow = get_header(&r, header::ALLOW).to_owned();
+        assert!(allow.contains("GET") && allow.contains("HEAD"), "{allow}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    }
+    // Unknown files under /admin are plain JSON 404s, not the page.
+    let r = fetch(&s, &s.url("/admin/other.js"), &[]).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_page_needs_no_token_but_the_api_still_does() {
+    let s = TestServer::start().await;
+    // No token, or a wrong one: the page is static and holds no secret.
+    assert_eq!(
+        fetch(&s, &s.url("/admin"), &[]).await.status(),
+        StatusCode::OK
+    );
+    let r = fetch(&s, &s.url("/admin"), &[("authorization", "Bearer wrong")]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // What the page's sign-in calls: 401 with the API's message without the token ...
+    let r = fetch(
+        &s,
+        &s.url("/api/policies"),
+        &[("authorization", "Bearer wrong")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+    let r = fetch(&s, &s.url("/api/assets"), &[]).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // ... and the answer with it.
+    let r = s.admin(Method::GET, "/policies").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = s.admin(Method::GET, "/access").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// With its own admin listener, the page is there (and not on the public listener), and its
+/// policy names the public origin, without the path of the public base URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_the_admin_listener_previews_come_from_the_public_origin() {
+    let storage = Storage::new(common::Backend::Local).await;
+    let s = TestServer::start_with(storage, |c| {
+        c.server.admin_bind = AdminBind::Addr("127.0.0.1:0".parse().unwrap());
+        c.server.public_base_url = Some("https://Media.Example.com:8443/wa/".into());
+    })
+    .await;
+    assert_ne!(s.addr, s.admin_addr);
+    let admin = |path: &str| format!("http://{}{path}", s.admin_addr);
+    let r = fetch(&s, &admin("/admin"), &[]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        get_header(&r, header::CONTENT_SECURITY_POLICY),
+        csp_for("https://media.example.com:8443")
+    );
+    for path in ["/admin/app.js", "/admin/app.css"] {
+        assert_eq!(
+            fetch(&s, &admin(path), &[]).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    // The public listener serves media, not the admin page.
+    for path in ["/admin", "/admin/app.js"] {
+        assert_eq!(
+            fetch(&s, &s.url(path), &[]).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    let r = fetch(&s, &admin("/api/assets"), &[]).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The opening tag of the element with `id` in `html`; exactly one such element.
+fn tag_with_id<'a>(html: &'a str, id: &str) -> &'a str {
+    let needle = format!(" id=\"{id}\"");
+    let mut found = html.match_indices(&needle);
+    let (at, _) = found
+        .next()
+        .unwrap_or_else(|| panic!("no element with id {id:?} in the page"));
+    assert!(found.next().is_none(), "id {id:?} appears twice");
+    let start = html[..at].rfind('<').unwrap();
+    let end = at + html[at..].find('>').unwrap();
+    &html[start..=end]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_hook_of_the_browser_test_is_served() {
+    let s = TestServer::start().await;
+    let html = fetch(&s, &s.url("/admin"), &[]).await.text().await.unwrap();
+    let js = fetch(&s, &s.url("/admin/app.js"), &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<script type=\"module\" src=\"/admin/app.js\"></script>"));
+    assert!(html.contains("<link rel=\"stylesheet\" href=\"/admin/app.css\">"));
+
+    // Elements in the markup, by id, with the tag (and attributes) the test drives.
+    let hooks: &[(&str, &str, &[&str])] = &[
+        ("token", "<input", &["type=\"password\""]),
+        ("sign-in", "<button", &[]),
+        ("sign-in-error", "<", &[]),
+        ("app", "<main", &["hidden"]),
+        ("current-folder", "<", &[]),
+        ("go-folder", "<input", &[]),
+        ("go-folder-btn", "<button", &[]),
+        ("file-input", "<input", &["type=\"file\"", "multiple"]),
+        ("drop-zone", "<", &[]),
+        ("upload-cache", "<input", &[]),
+        ("asset-detail", "<", &[]),
+        ("detail-path", "<", &[]),
+        ("detail-kind", "<", &[]),
+        ("detail-size", "<", &[]),
+        ("detail-type", "<", &[]),
+        ("detail-policy", "<", &[]),
+        ("detail-policy-source", "<", &[]),
+        ("served-headers", "<table", &[]),
+        ("fetch-log", "<", &[]),
+        ("folder-policy", "<input", &["list=\"policy-suggestions\""]),
+        ("folder-policy-save", "<button", &[]),
+        ("folder-policy-remove", "<button", &[]),
+        ("folder-policy-error", "<", &[]),
+        ("folder-policy-current", "<", &[]),
+        (
+            "override-policy",
+            "<input",
+            &["list=\"policy-suggestions\""],
+        ),
+        ("override-save", "<button", &[]),
+        ("override-remove", "<button", &[]),
+        ("override-error", "<", &[]),
+        ("copy-link", "<button", &[]),
+        ("copy-link-json", "<button", &[]),
+        ("copy-id-json", "<button", &[]),
+        ("copy-status", "<", &[]),
+        ("media-id-get", "<button", &[]),
+        ("media-id-refresh", "<button", &[]),
+        ("media-id", "<", &[]),
+        ("media-id-error", "<", &[]),
+        ("delete-asset", "<button", &[]),
+        ("confirm-delete", "<dialog", &[]),
+        ("confirm-delete-yes", "<button", &[]),
+        ("confirm-delete-no", "<button", &[]),
+        ("policy-suggestions", "<datalist", &[]),
+    ];
+    for (id, tag, attrs) in hooks {
+        let found = tag_with_id(&html, id);
+        assert!(found.starts_with(tag), "#{id} is {found}");
+        for attr in *attrs {
+            assert!(found.contains(attr), "#{id} lacks {attr}: {found}");
+        }
+    }
+    for policy in [
+        "max-age=86400",
+        "max-age=3600",
+        "no-cache",
+        "no-store",
+        "private",
+    ] {
+        assert!(html.contains(&format!("<option value=\"{policy}\">")));
+    }
+
+    // What the script creates: the preview, the rows and their data attributes, the texts.
+    for created in [
+        "id: 'preview'",
+        "testid: 'folder', folder: full",
+        "testid: 'asset-row', path: record.path",
+        "testid: 'upload', name: file.name",
+        "testid: 'upload-status'",
+        "header: h.name.toLowerCase()",
+        "className: 'value'",
+        "status.textContent = 'done'",
+        "`error: ${message}`",
+        "status.textContent = 'Copied'",
+        "sessionStorage",
+        "xhr.upload.onprogress",
+        "navigator.clipboard.writeText",
+    ] {
+        assert!(js.contains(created), "app.js does not create {created:?}");
+    }
+    // Every element the script looks up by id exists in the markup.
+    for (at, _) in js.match_indices("$('") {
+        let id = &js[at + 3..at + 3 + js[at + 3..].find('\'').unwrap()];
+        tag_with_id(&html, id);
+    }
+}
