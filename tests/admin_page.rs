@@ -246,6 +246,32 @@ async fn fill(c: &Client, selector: &str, text: &str) {
     e.send_keys(text).await.unwrap();
 }
 
+/// Clicks a copy button, waits for the page to say so, and returns what the clipboard holds.
+async fn copy(c: &Client, button: &str) -> String {
+    c.execute(
+        "document.querySelector('#copy-status').textContent = ''",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(c, button).await;
+    until_text(c, "#copy-status", "Copied").await;
+    clipboard(c).await
+}
+
+/// What the system clipboard holds, read as a page would (needs `clipboard-read`).
+async fn clipboard(c: &Client) -> String {
+    let text = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             navigator.clipboard.readText().then(done, e => done('clipboard: ' + e))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    text.as_str().unwrap().to_owned()
+}
+
 /// The value the served-headers table shows for `name`.
 async fn shown_header(c: &Client, name: &str) -> String {
     nonempty_text(
@@ -407,21 +433,12 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
     // the public listener shows the new policy.
     c.issue_cmd(SetPermission("clipboard-read")).await.unwrap();
     c.issue_cmd(SetPermission("clipboard-write")).await.unwrap();
-    click(&c, "#copy-link").await;
-    until_text(&c, "#copy-status", "Copied").await;
-    let copied = c
-        .execute_async(
-            "const done = arguments[arguments.length - 1]; \
-             navigator.clipboard.readText().then(done, e => done('clipboard: ' + e))",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let copied = copy(&c, "#copy-link").await;
     let record: Value = s
         .admin_json(reqwest::Method::GET, "/assets/promo/banner.png")
         .await;
-    assert_eq!(copied, record["link"]);
-    let link = copied.as_str().unwrap();
+    assert_eq!(copied, record["link"].as_str().unwrap());
+    let link = copied.as_str();
     assert!(link.starts_with(&format!("http://{}/media/promo/banner.png?v=", s.addr)));
     let r = s.get(link).await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -434,17 +451,7 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
     assert_eq!(r.bytes().await.unwrap().as_ref(), PNG_1X1);
 
     // The `link` JSON, ready to paste into a message.
-    click(&c, "#copy-link-json").await;
-    let copied: String = serde_json::from_value(
-        c.execute_async(
-            "const done = arguments[arguments.length - 1]; \
-             navigator.clipboard.readText().then(done, e => done('clipboard: ' + e))",
-            vec![],
-        )
-        .await
-        .unwrap(),
-    )
-    .unwrap();
+    let copied = copy(&c, "#copy-link-json").await;
     let pasted: Value = serde_json::from_str(&copied).expect("the copied link JSON parses");
     assert_eq!(pasted, record["message"]);
 
@@ -485,6 +492,10 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
         record["message_by_id"]["image"]["id"], refreshed,
         "the page shows the ID the record now holds"
     );
+    // And the `id` message JSON for it.
+    let copied = copy(&c, "#copy-id-json").await;
+    let pasted: Value = serde_json::from_str(&copied).expect("the id JSON parses");
+    assert_eq!(pasted, record["message_by_id"]);
 
     // An override on the asset wins over the folder, and removing it gives the folder back.
     fill(&c, "#override-policy", "max-age=60").await;
