@@ -13,14 +13,14 @@ use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Multipart, Query, State, multipart::MultipartRejection};
 use axum::handler::Handler;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use super::openapi::Recorded;
 use crate::media_kind::{self, Kind};
 use crate::policy::{CachePolicy, PolicySet, PolicySource, RuleSource};
 use crate::store::path::{parse_folder, url_encode};
@@ -37,34 +37,35 @@ const MAX_FORM_FIELD: usize = 4096;
 
 /// Routes relative to `/api`.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/assets",
-            get(list_assets).post(upload_form.layer(axum::extract::DefaultBodyLimit::max(
-                super::MAX_UPLOAD_BODY as usize,
-            ))),
-        )
-        .route(
-            "/assets/{*path}",
-            get(get_asset)
-                .put(put_asset)
-                .patch(patch_asset)
-                .delete(delete_asset),
-        )
-        .route("/fetches/{*path}", get(get_fetches))
-        .route("/policies", get(list_policies))
-        .route("/sign", axum::routing::post(sign_link))
-        .route("/access", get(list_access))
-        .route(
-            "/access/{*folder}",
-            axum::routing::put(put_access).delete(delete_access),
-        )
-        .route("/whatsapp/media", axum::routing::post(whatsapp_media))
-        .route("/whatsapp/refresh", axum::routing::post(whatsapp_refresh))
-        .route(
-            "/policies/{*folder}",
-            axum::routing::put(put_policy).delete(delete_policy),
-        )
+    registered().0
+}
+
+/// Every `(path template, method)` that [`routes`] routes, taken from the same calls that
+/// build it: what `tests/openapi.rs` compares with the OpenAPI description.
+pub fn route_table() -> Vec<(&'static str, Method)> {
+    registered().1
+}
+
+fn registered() -> (Router<AppState>, Vec<(&'static str, Method)>) {
+    let upload_limit = axum::extract::DefaultBodyLimit::max(super::MAX_UPLOAD_BODY as usize);
+    Recorded::default()
+        .route(Method::GET, "/assets", list_assets)
+        .route(Method::POST, "/assets", upload_form.layer(upload_limit))
+        .route(Method::GET, "/assets/{*path}", get_asset)
+        .route(Method::PUT, "/assets/{*path}", put_asset)
+        .route(Method::PATCH, "/assets/{*path}", patch_asset)
+        .route(Method::DELETE, "/assets/{*path}", delete_asset)
+        .route(Method::GET, "/fetches/{*path}", get_fetches)
+        .route(Method::GET, "/policies", list_policies)
+        .route(Method::PUT, "/policies/{*folder}", put_policy)
+        .route(Method::DELETE, "/policies/{*folder}", delete_policy)
+        .route(Method::GET, "/access", list_access)
+        .route(Method::PUT, "/access/{*folder}", put_access)
+        .route(Method::DELETE, "/access/{*folder}", delete_access)
+        .route(Method::POST, "/sign", sign_link)
+        .route(Method::POST, "/whatsapp/media", whatsapp_media)
+        .route(Method::POST, "/whatsapp/refresh", whatsapp_refresh)
+        .finish()
 }
 
 /// An asset as the admin API shows it.

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod conditional;
 pub mod error;
 pub mod observe;
+pub mod openapi;
 pub mod page;
 pub mod public;
 
@@ -142,6 +143,8 @@ fn admin_api(state: &AppState, body_idle_timeout: Duration) -> Router<AppState> 
             state.clone(),
             auth::require_admin,
         ))
+        // The API's description needs no token: merged after the token check is layered.
+        .merge(openapi::routes())
         // Uploads are streamed and limited by kind in the store; multipart framing adds a
         // little on top of the largest media. JSON bodies are small.
         .layer(DefaultBodyLimit::max(admin::MAX_JSON_BODY))
