@@ -253,6 +253,98 @@ async fn listing_is_paginated_and_filtered_by_prefix(backend: Backend) {
     }
 }
 
+async fn a_folder_lists_one_level_its_subfolders_and_pages_of_its_own_assets(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
+    for i in 0..5 {
+        s.upload(
+            &format!("promo/{i}.jpg"),
+            "image/jpeg",
+            fixtures::jpeg(100, i),
+        )
+        .await;
+    }
+    for p in [
+        "promo/2026/a.jpg",
+        "promo/2026/deep/b.jpg",
+        "promo/Été [1]/c.jpg",
+        "promotions/d.jpg",
+        "top.jpg",
+    ] {
+        s.upload(p, "image/jpeg", fixtures::jpeg(100, 9)).await;
+    }
+    s.upload("promo/gone.jpg", "image/jpeg", fixtures::jpeg(100, 10))
+        .await;
+    s.admin(Method::DELETE, "/assets/promo/gone.jpg")
+        .send()
+        .await
+        .unwrap();
+
+    // The root: its folders and its own assets only.
+    let root: Value = s.admin_json(Method::GET, "/assets?folder=").await;
+    assert_eq!(root["folder"], "");
+    assert_eq!(root["folders"], json!(["promo", "promotions"]));
+    let paths = |page: &Value| -> Vec<String> {
+        page["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["path"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(paths(&root), ["top.jpg"]);
+
+    // A folder, page by page: every page carries all its subfolders; deleted assets are gone.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = "/assets?folder=/promo/&limit=2".to_owned();
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={}", urlencode(c)));
+        }
+        let page: Value = s.admin_json(Method::GET, &url).await;
+        assert_eq!(page["folder"], "promo");
+        assert_eq!(page["folders"], json!(["promo/2026", "promo/Été [1]"]));
+        seen.extend(paths(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+        assert!(seen.len() < 20);
+    }
+    assert_eq!(
+        seen,
+        [
+            "promo/0.jpg",
+            "promo/1.jpg",
+            "promo/2.jpg",
+            "promo/3.jpg",
+            "promo/4.jpg"
+        ]
+    );
+    let deeper: Value = s.admin_json(Method::GET, "/assets?folder=promo/2026").await;
+    assert_eq!(deeper["folders"], json!(["promo/2026/deep"]));
+    assert_eq!(paths(&deeper), ["promo/2026/a.jpg"]);
+    let unicode: Value = s
+        .admin_json(Method::GET, "/assets?folder=promo/%C3%89t%C3%A9%20%5B1%5D")
+        .await;
+    assert_eq!(paths(&unicode), ["promo/Été [1]/c.jpg"]);
+    // A folder with nothing in it is an empty level, not an error.
+    let empty: Value = s
+        .admin_json(Method::GET, "/assets?folder=nothing/here")
+        .await;
+    assert_eq!(empty["folders"], json!([]));
+    assert_eq!(empty["assets"], json!([]));
+
+    for bad in [
+        "/assets?folder=../x",
+        "/assets?folder=x.json",
+        "/assets?folder=promo&prefix=promo/",
+    ] {
+        let r = s.admin(Method::GET, bad).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -333,6 +425,7 @@ on_both_backends! {
     without_a_configured_token_one_is_generated_into_the_token_file,
     records_carry_urls_links_and_a_ready_to_paste_message,
     listing_is_paginated_and_filtered_by_prefix,
+    a_folder_lists_one_level_its_subfolders_and_pages_of_its_own_assets,
     delete_makes_the_public_path_404_and_missing_assets_404,
     unknown_admin_methods_answer_405_with_allow,
 }

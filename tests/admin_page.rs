@@ -369,6 +369,12 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
         .await;
     assert!(!listed.to_string().contains("setup.bin"), "{listed}");
 
+    // Browsing: from the root, the folder is listed and leads back to its assets.
+    click(&c, "[data-testid=crumb][data-folder=\"\"]").await;
+    until_text(&c, "#current-folder", "/").await;
+    click(&c, "[data-testid=folder][data-folder=\"promo\"]").await;
+    until_text(&c, "#current-folder", "promo").await;
+
     // The asset's details: what it is, and exactly how it is served.
     click(
         &c,

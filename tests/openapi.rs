@@ -934,10 +934,14 @@ async fn real_answers_match_the_documented_schemas() {
     let (status, page) = api.get(list, "/api/assets").await;
     assert_eq!(status, 200);
     assert_eq!(page["assets"].as_array().unwrap().len(), 6, "{page}");
+    let (status, level) = api.get(list, "/api/assets?folder=").await;
+    assert_eq!(status, 200);
+    assert!(!level["folders"].as_array().unwrap().is_empty(), "{level}");
     for target in [
         "/api/assets?limit=0",
         "/api/assets?limit=x",
         "/api/assets?bogus=1",
+        "/api/assets?folder=a&prefix=a/",
     ] {
         let (status, e) = api.get(list, target).await;
         assert_eq!(status, 400);

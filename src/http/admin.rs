@@ -505,6 +505,8 @@ async fn get_asset(State(state): State<AppState>, uri: Uri) -> Result<Response, 
 struct ListQuery {
     #[serde(default)]
     prefix: String,
+    /// One folder level instead of everything under a prefix (`""` is the root).
+    folder: Option<String>,
     cursor: Option<String>,
     limit: Option<usize>,
 }
@@ -540,14 +542,42 @@ async fn list_assets(
             format!("limit must be between 1 and {MAX_PAGE}"),
         ));
     }
-    let page = state.store.list(prefix, q.cursor.as_deref(), limit).await?;
+    let (level, page) = match &q.folder {
+        None => {
+            let page = state.store.list(prefix, q.cursor.as_deref(), limit).await?;
+            (None, page)
+        }
+        Some(_) if !q.prefix.is_empty() => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "give `prefix` (everything below it) or `folder` (one level), not both",
+            ));
+        }
+        Some(folder) => {
+            let folder = if folder.trim_matches('/').is_empty() {
+                String::new()
+            } else {
+                parse_folder(folder)?
+            };
+            let level = state
+                .store
+                .list_folder(&folder, q.cursor.as_deref(), limit)
+                .await?;
+            (Some((folder, level.folders)), level.page)
+        }
+    };
     let policies = state.store.policies().await;
     let assets: Vec<_> = page
         .records
         .iter()
         .map(|r| view(&state, &policies, r))
         .collect();
-    Ok(Json(json!({"assets": assets, "next_cursor": page.next_cursor})).into_response())
+    let mut body = json!({"assets": assets, "next_cursor": page.next_cursor});
+    if let Some((folder, folders)) = level {
+        body["folder"] = json!(folder);
+        body["folders"] = json!(folders);
+    }
+    Ok(Json(body).into_response())
 }
 
 async fn patch_asset(

@@ -234,6 +234,16 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
+/// One folder level of [`Store::list_folder`].
+#[derive(Debug)]
+pub struct FolderPage {
+    /// Full paths of the folders directly inside, sorted. (A folder whose assets were all
+    /// deleted may still be listed until a garbage collection.)
+    pub folders: Vec<String>,
+    /// The assets directly inside.
+    pub page: Page,
+}
+
 /// What a garbage collection removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct GcReport {
@@ -697,7 +707,7 @@ impl Store {
         } else {
             Key::from(format!("assets/{folder}"))
         };
-        let mut paths: Vec<String> = self
+        let paths: Vec<String> = self
             .inner
             .objects
             .list(Some(&list_prefix))
@@ -708,6 +718,55 @@ impl Store {
             .flatten()
             .filter(|p| p.starts_with(prefix) && cursor.is_none_or(|c| p.as_str() > c))
             .collect();
+        self.page_of(paths, limit).await
+    }
+
+    /// One folder level (`""` for the root): the folders directly in it, and a page of the
+    /// assets directly in it, in path order, after `cursor`. What a file browser shows, without
+    /// reading every record below.
+    pub async fn list_folder(
+        &self,
+        folder: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<FolderPage, StoreError> {
+        let _timer = self.timer(crate::metrics::StorageOp::List);
+        let list_prefix = if folder.is_empty() {
+            Key::from("assets")
+        } else {
+            Key::from(format!("assets/{folder}"))
+        };
+        let level = self
+            .inner
+            .objects
+            .list_with_delimiter(Some(&list_prefix))
+            .await?;
+        let mut folders: Vec<String> = level
+            .common_prefixes
+            .iter()
+            .filter_map(|key| {
+                let raw = key.as_ref().strip_prefix("assets/")?;
+                percent_encoding::percent_decode_str(raw)
+                    .decode_utf8()
+                    .ok()
+                    .map(|s| s.into_owned())
+            })
+            .collect();
+        folders.sort_unstable();
+        let paths = level
+            .objects
+            .iter()
+            .filter_map(|meta| key_to_asset_path(&meta.location))
+            .filter(|p| cursor.is_none_or(|c| p.as_str() > c))
+            .collect();
+        Ok(FolderPage {
+            folders,
+            page: self.page_of(paths, limit).await?,
+        })
+    }
+
+    /// The first `limit` of `paths` in order, with their records read (deleted ones left out).
+    async fn page_of(&self, mut paths: Vec<String>, limit: usize) -> Result<Page, StoreError> {
         paths.sort_unstable();
         let more = paths.len() > limit;
         paths.truncate(limit);

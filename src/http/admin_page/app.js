@@ -24,6 +24,8 @@ const state = {
   access: null,
   /** Counters that let a late answer for an earlier view be dropped. */
   listGeneration: 0,
+  /** The folder the latest navigation asked for: a reload follows it, not the one it leaves. */
+  wantedFolder: null,
   detailGeneration: 0,
 };
 
@@ -300,21 +302,22 @@ function writeLocation() {
 
 // ---- folders and the listing ------------------------------------------------------------
 
-/** Every record under `folder` (the listing is recursive), up to MAX_PAGES pages. */
-async function listUnder(folder) {
-  const prefix = folder === '' ? '' : `${folder}/`;
+/** One level of `folder`: its subfolders, and its own assets up to MAX_PAGES pages. */
+async function listFolder(folder) {
   const records = [];
+  let folders = [];
   let cursor = null;
   let pages = 0;
   do {
-    const query = new URLSearchParams({ prefix, limit: String(PAGE_SIZE) });
+    const query = new URLSearchParams({ folder, limit: String(PAGE_SIZE) });
     if (cursor) query.set('cursor', cursor);
     const page = await api('GET', `/assets?${query}`);
     records.push(...page.assets);
+    folders = page.folders;
     cursor = page.next_cursor;
     pages += 1;
   } while (cursor && pages < MAX_PAGES);
-  return { records, truncated: Boolean(cursor) };
+  return { folders, records, truncated: Boolean(cursor) };
 }
 
 /**
@@ -323,12 +326,17 @@ async function listUnder(folder) {
  */
 async function openFolder(folder, errorTarget) {
   const generation = ++state.listGeneration;
+  // A reload that starts while this is on its way lists this folder, not the one it leaves.
+  state.wantedFolder = folder;
   errorTarget.textContent = '';
   let listing;
   try {
-    listing = await listUnder(folder);
+    listing = await listFolder(folder);
   } catch (e) {
-    if (generation === state.listGeneration) showError(errorTarget, e);
+    if (generation === state.listGeneration) {
+      state.wantedFolder = state.folder;
+      showError(errorTarget, e);
+    }
     return false;
   }
   if (generation !== state.listGeneration) return false;
@@ -349,7 +357,7 @@ async function openFolder(folder, errorTarget) {
 }
 
 function reloadFolder() {
-  return openFolder(state.folder, $('list-error'));
+  return openFolder(state.wantedFolder ?? state.folder, $('list-error'));
 }
 
 let refreshTimer = null;
@@ -362,24 +370,16 @@ function scheduleFolderReload() {
   }, 150);
 }
 
-function renderFolder({ records, truncated }) {
+function renderFolder({ folders, records, truncated }) {
   const folder = state.folder;
   const prefix = folder === '' ? '' : `${folder}/`;
   $('current-folder').textContent = folderLabel(folder);
   $('upload-target').textContent = folderLabel(folder);
   renderBreadcrumb(folder);
 
-  const subfolders = new Map();
-  const assets = [];
-  for (const record of records) {
-    const rest = record.path.slice(prefix.length);
-    const slash = rest.indexOf('/');
-    if (slash < 0) assets.push(record);
-    else {
-      const name = rest.slice(0, slash);
-      subfolders.set(name, (subfolders.get(name) || 0) + 1);
-    }
-  }
+  // Subfolder name → whether it holds assets (a folder with only a rule is a place too).
+  const subfolders = new Map(folders.map((full) => [full.slice(prefix.length), true]));
+  const assets = records;
   // Folders that only hold a rule (no assets yet) are places too.
   const ruleFolders = [
     ...((state.policies && state.policies.folders) || []).map((r) => r.folder),
@@ -388,12 +388,12 @@ function renderFolder({ records, truncated }) {
   for (const ruled of ruleFolders) {
     if (!ruled.startsWith(prefix) || ruled === folder) continue;
     const name = ruled.slice(prefix.length).split('/')[0];
-    if (name && !subfolders.has(name)) subfolders.set(name, 0);
+    if (name && !subfolders.has(name)) subfolders.set(name, false);
   }
 
   const folderItems = [...subfolders.keys()].sort().map((name) => {
     const full = prefix + name;
-    const count = subfolders.get(name);
+    const hasAssets = subfolders.get(name);
     return el(
       'li',
       {},
@@ -404,10 +404,7 @@ function renderFolder({ records, truncated }) {
         dataset: { testid: 'folder', folder: full },
         onclick: () => openFolder(full, $('list-error')),
       }),
-      el('span', {
-        className: 'count',
-        textContent: count === 0 ? 'no assets' : `${count} asset${count === 1 ? '' : 's'}`,
-      }),
+      hasAssets ? null : el('span', { className: 'count', textContent: 'rule only, no assets yet' }),
     );
   });
   $('folder-list').replaceChildren(...folderItems);
@@ -431,7 +428,7 @@ function renderFolder({ records, truncated }) {
   $('list-empty').hidden = rows.length !== 0;
   $('list-truncated').hidden = !truncated;
   $('list-truncated').textContent = truncated
-    ? `Only the first ${PAGE_SIZE * MAX_PAGES} assets under this folder were read; open a subfolder to see the rest.`
+    ? `Only the first ${PAGE_SIZE * MAX_PAGES} assets of this folder are shown.`
     : '';
 }
 
