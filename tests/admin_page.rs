@@ -369,6 +369,28 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
         .await;
     assert!(!listed.to_string().contains("setup.bin"), "{listed}");
 
+    // A file dropped on the drop zone goes the same way (the drop event a browser fires for a
+    // file dragged from the desktop, built in the page: WebDriver cannot drag from outside).
+    c.execute(
+        "const bytes = Uint8Array.from(arguments[0]); \
+         const dt = new DataTransfer(); \
+         dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'})); \
+         const zone = document.querySelector('#drop-zone'); \
+         zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true})); \
+         zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));",
+        vec![json!(PNG_1X1)],
+    )
+    .await
+    .unwrap();
+    until_text(
+        &c,
+        "[data-testid=upload][data-name=\"dropped.png\"] [data-testid=upload-status]",
+        "done",
+    )
+    .await;
+    let r = s.get(&s.media("promo/dropped.png")).await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), PNG_1X1);
+
     // Browsing: from the root, the folder is listed and leads back to its assets.
     click(&c, "[data-testid=crumb][data-folder=\"\"]").await;
     until_text(&c, "#current-folder", "/").await;
@@ -455,6 +477,23 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
         record["last_modified"].as_str().unwrap()
     );
     assert_eq!(r.bytes().await.unwrap().as_ref(), PNG_1X1);
+
+    // The page's fetch log is the server's: every public fetch so far, the one above included
+    // (the test's own GETs, and the browser loading the preview).
+    let log: Value = s
+        .admin_json(reqwest::Method::GET, "/fetches/promo/banner.png")
+        .await;
+    let kept = log["fetches"].as_array().unwrap().len();
+    assert!(kept >= 3, "{log}");
+    click(&c, "#fetch-log-reload").await;
+    until(
+        &c,
+        "the fetch log to list every fetch",
+        &format!(
+            "return document.querySelectorAll('#fetch-log [data-testid=fetch]').length === {kept}"
+        ),
+    )
+    .await;
 
     // The `link` JSON, ready to paste into a message.
     let copied = copy(&c, "#copy-link-json").await;
