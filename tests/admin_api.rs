@@ -364,6 +364,8 @@ async fn delete_makes_the_public_path_404_and_missing_assets_404(backend: Backen
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // RFC 9110 §8.6: no Content-Length on a 204.
+    assert!(r.headers().get("content-length").is_none());
     assert_eq!(
         s.get(&s.media("a.jpg")).await.status(),
         StatusCode::NOT_FOUND

@@ -83,6 +83,7 @@ async fn page_and_assets_have_exact_types_caching_and_policy() {
             assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "{path} {inm}");
             assert_eq!(get_header(&r, header::ETAG), etag);
             assert_eq!(get_header(&r, header::CACHE_CONTROL), "no-cache");
+            assert!(r.headers().get(header::CONTENT_LENGTH).is_none());
             assert!(r.bytes().await.unwrap().is_empty());
         }
         let r = fetch(&s, &s.url(path), &[("if-none-match", "\"stale\"")]).await;

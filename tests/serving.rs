@@ -440,6 +440,8 @@ async fn conditional_requests_follow_rfc_9110_order(backend: Backend) {
                     assert_eq!(header(&r, "cache-control"), "max-age=60");
                     assert_eq!(header(&r, "etag"), etag);
                     assert_eq!(header(&r, "last-modified"), lm);
+                    // No `Content-Length: 0`, which a cache could take as the asset's length.
+                    assert!(r.headers().get("content-length").is_none(), "{headers:?}");
                     assert!(r.bytes().await.unwrap().is_empty());
                 }
                 200 => {
