@@ -2,7 +2,8 @@
 //! by the file picker with a progress bar per file, set a folder policy (a bad one first, whose
 //! error shows beside its field), copy the link from the real clipboard, then fetch that link
 //! from the public listener and see the served headers change. Then a media ID from the fake
-//! Graph API, an asset override, and a delete behind its confirmation.
+//! Graph API, an asset override, and a delete behind its confirmation. Last, choosing another
+//! asset: the panel's actions wait until that asset's record is on screen.
 //!
 //! Chromium and ChromeDriver come from Debian's packages; `scripts/install-chromium.sh`
 //! installs them when they are missing, so the test needs nothing installed by hand. The
@@ -24,6 +25,10 @@ use serde_json::{Value, json};
 
 /// How long a step may take before the test fails with what it was waiting for.
 const STEP: Duration = Duration::from_secs(20);
+
+/// The asset panel's buttons that act on the asset shown (a JavaScript array of their ids).
+const ACTIONS: &str = "['override-save', 'override-remove', 'media-id-get', 'media-id-refresh', \
+                       'delete-asset', 'copy-link', 'copy-link-json', 'fetch-log-reload']";
 
 /// A 1×1 PNG that browsers decode, so the preview can be seen to load.
 const PNG_1X1: &[u8] = &[
@@ -583,6 +588,70 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
         s.get(&s.media("promo/clip.mp4")).await.status(),
         StatusCode::OK
     );
+
+    // Choosing another asset: until its record is on screen the panel still shows the previous
+    // one, so its actions wait. The new record's request is held in the page (not timed), then
+    // let go.
+    click(
+        &c,
+        "[data-testid=asset-row][data-path=\"promo/dropped.png\"]",
+    )
+    .await;
+    until_text(&c, "#detail-path", "promo/dropped.png").await;
+    until(
+        &c,
+        "the actions on promo/dropped.png to be enabled",
+        &format!("return {ACTIONS}.every(id => !document.getElementById(id).disabled)"),
+    )
+    .await;
+    c.execute(
+        "window.heldLoads = []; window.pageFetch = window.fetch; \
+         window.fetch = (url, init) => String(url).endsWith('/api/assets/promo/clip.mp4') \
+           ? new Promise(go => window.heldLoads.push(go)).then(() => window.pageFetch(url, init)) \
+           : window.pageFetch(url, init);",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&c, "[data-testid=asset-row][data-path=\"promo/clip.mp4\"]").await;
+    until(
+        &c,
+        "the page to ask for promo/clip.mp4",
+        "return window.heldLoads.length === 1",
+    )
+    .await;
+    let waiting = c
+        .execute(
+            &format!(
+                "return {{shown: document.getElementById('detail-path').textContent, \
+                 loading: document.getElementById('asset-detail').classList.contains('loading'), \
+                 enabled: {ACTIONS}.filter(id => !document.getElementById(id).disabled)}}"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting,
+        json!({"shown": "promo/dropped.png", "loading": true, "enabled": []}),
+        "while promo/clip.mp4 loads"
+    );
+    c.execute(
+        "window.fetch = window.pageFetch; window.heldLoads.forEach(go => go());",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until_text(&c, "#detail-path", "promo/clip.mp4").await;
+    until(
+        &c,
+        "the actions on promo/clip.mp4 to be enabled",
+        &format!(
+            "return !document.getElementById('asset-detail').classList.contains('loading') \
+             && {ACTIONS}.every(id => !document.getElementById(id).disabled)"
+        ),
+    )
+    .await;
 
     // Nothing went wrong in the page itself: no script errors, no CSP violations. (The
     // deliberate 400, 401 and 415 above are logged by Chromium as failed loads; only those.)

@@ -13,12 +13,23 @@ const MAX_PAGES = 20;
 
 const state = {
   token: null,
+  /**
+   * Counts sign-outs: a request remembers the session (and token) it was sent in, so a late
+   * answer from an earlier session neither ends the current one nor shows in its views.
+   */
+  session: 0,
   /** The current folder: "" for the root, else a path without leading or trailing slash. */
   folder: '',
   /** The selected asset's path, or null. */
   selected: null,
-  /** The selected asset's record, as the API last answered it. */
+  /**
+   * The record the asset panel shows, as the API last answered it. Right after a selection
+   * changes it is null until the new asset's record arrives: actions act on this record's
+   * path (what is on screen), never on `selected` alone.
+   */
   record: null,
+  /** Assets whose "Get media ID" or "Refresh" is on its way. */
+  mediaBusy: new Set(),
   /** GET /api/policies and GET /api/access, as last answered. */
   policies: null,
   access: null,
@@ -27,6 +38,8 @@ const state = {
   /** The folder the latest navigation asked for: a reload follows it, not the one it leaves. */
   wantedFolder: null,
   detailGeneration: 0,
+  settingsGeneration: 0,
+  fetchLogGeneration: 0,
 };
 
 // ---- small helpers ---------------------------------------------------------------------
@@ -175,12 +188,33 @@ function parseJson(text) {
   }
 }
 
+/** The rejection of a request whose session is over: the sign-in view says why, if anything. */
+function signedOutError(message) {
+  const error = new ApiError(401, 'signed_out', message);
+  error.signedOut = true;
+  return error;
+}
+
+/** A 401 for a request sent with an earlier token: only that request failed. */
+function staleTokenError() {
+  return new ApiError(
+    401,
+    'stale_token',
+    'the server refused it: it was sent with an admin token this page no longer uses',
+  );
+}
+
 /**
  * Call the admin API with the token. Resolves to the parsed JSON (null for 204); rejects with
- * an ApiError. A 401 ends the session: the page goes back to sign-in with the API's message.
+ * an ApiError. A 401 ends the session (the page goes back to sign-in with the API's message)
+ * only if the request carried the current session's token: a late 401 for a request sent
+ * before the token changed fails that request alone.
  */
 async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${state.token}`, Accept: 'application/json' };
+  const token = state.token;
+  const session = state.session;
+  if (token === null) throw signedOutError('signed out');
+  const headers = { Authorization: `Bearer ${token}`, Accept: 'application/json' };
   const init = { method, headers, cache: 'no-store', credentials: 'omit' };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -195,13 +229,16 @@ async function api(method, path, body) {
   const data = parseJson(await response.text());
   if (response.ok) return data;
   const error = errorFromBody(response.status, data);
-  if (response.status === 401) sessionEnded(error.message);
+  if (response.status === 401) {
+    if (!sessionEnded(error.message, token, session)) throw staleTokenError();
+    error.signedOut = true;
+  }
   throw error;
 }
 
-/** Show an error's message in `target`; a 401 already went back to sign-in. */
+/** Show an error's message in `target`; one that ended the session is on the sign-in view. */
 function showError(target, error) {
-  if (error instanceof ApiError && error.status === 401) return;
+  if (error instanceof ApiError && error.signedOut) return;
   target.textContent = error instanceof Error ? error.message : String(error);
 }
 
@@ -215,45 +252,85 @@ function showSignIn(message) {
   $('token').focus();
 }
 
+/**
+ * Forget the session: every answer still on its way is dropped. The upload rows stay (each
+ * tells how its file went, and a running upload still reports its end there).
+ */
 function resetView() {
   state.token = null;
+  state.session += 1;
   state.selected = null;
   state.record = null;
   state.policies = null;
   state.access = null;
+  state.wantedFolder = null;
+  state.mediaBusy.clear();
   state.listGeneration += 1;
   state.detailGeneration += 1;
+  state.settingsGeneration += 1;
+  state.fetchLogGeneration += 1;
   $('asset-detail').hidden = true;
+  updateDetailActions();
   $('folder-list').replaceChildren();
   $('asset-list').tBodies[0].replaceChildren();
-  $('uploads').replaceChildren();
+  for (const id of ERROR_IDS) $(id).textContent = '';
   closeDeleteDialog();
 }
 
-function sessionEnded(message) {
-  if (state.token === null && !$('sign-in-view').hidden) {
-    $('sign-in-error').textContent = message;
-    return;
-  }
-  // Signed in until now: the server no longer takes the token (changed, or the server restarted
-  // with a generated one).
+/** The error lines of the views, emptied when the session ends. */
+const ERROR_IDS = [
+  'list-error',
+  'go-folder-error',
+  'folder-policy-error',
+  'folder-signed-error',
+  'override-error',
+  'media-id-error',
+  'delete-error',
+];
+
+/**
+ * A request sent with `token` in `session` got a 401. If that is still the session's token, the
+ * server no longer takes it (changed, or the server restarted with a generated one): back to
+ * sign-in, and true. A request from an earlier session or token says nothing about the
+ * current one: false, and nothing changes.
+ */
+function sessionEnded(message, token, session) {
+  if (token === null || token !== state.token || session !== state.session) return false;
   const wasSignedIn = !$('app').hidden;
   sessionStorage.removeItem(TOKEN_KEY);
   resetView();
   showSignIn(wasSignedIn ? `Signed out: ${message}` : message);
+  return true;
 }
 
 function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
   resetView();
+  // Whoever signs out leaves: the list of their uploads goes too.
+  $('uploads').replaceChildren();
   $('token').value = '';
   showSignIn('');
 }
 
+/**
+ * An HTTP header carries printable ASCII only (the server reads nothing else), and fetch
+ * refuses to send anything outside Latin-1: such a token can never be the admin token.
+ */
+function tokenProblem(token) {
+  if (!token) return 'Enter the admin token.';
+  if (!/^[\x20-\x7e\t]+$/.test(token)) {
+    return 'This token contains characters an admin token never has (only printable ASCII ' +
+      'letters, digits and symbols): check what was pasted.';
+  }
+  return '';
+}
+
 async function signIn(token) {
   $('sign-in-error').textContent = '';
-  if (!token) {
-    $('sign-in-error').textContent = 'Enter the admin token.';
+  const problem = tokenProblem(token);
+  if (problem) {
+    if (token) sessionStorage.removeItem(TOKEN_KEY);
+    showSignIn(problem);
     return;
   }
   state.token = token;
@@ -261,8 +338,11 @@ async function signIn(token) {
   try {
     await loadSettings();
   } catch (e) {
-    state.token = null;
-    showError($('sign-in-error'), e);
+    // A 401 already went back to sign-in, with the API's reason.
+    if (!e.signedOut) {
+      state.token = null;
+      showError($('sign-in-error'), e);
+    }
     return;
   } finally {
     $('sign-in').disabled = false;
@@ -278,9 +358,14 @@ async function signIn(token) {
   if (start.asset && parentFolder(start.asset) === state.folder) await selectAsset(start.asset);
 }
 
-/** The folder policies and signed-only folders, which several views show. */
+/**
+ * The folder policies and signed-only folders, which several views show. An answer that
+ * comes after a later call's was asked for is dropped: the later one is the truer.
+ */
 async function loadSettings() {
+  const generation = ++state.settingsGeneration;
   const [policies, access] = await Promise.all([api('GET', '/policies'), api('GET', '/access')]);
+  if (generation !== state.settingsGeneration) return;
   state.policies = policies;
   state.access = access;
 }
@@ -342,6 +427,8 @@ async function openFolder(folder, errorTarget) {
   if (generation !== state.listGeneration) return false;
   const changed = folder !== state.folder;
   state.folder = folder;
+  // The open asset stays open only if it is in the folder now shown.
+  if (changed && state.selected && parentFolder(state.selected) !== folder) closeDetail();
   $('list-error').textContent = '';
   $('go-folder-error').textContent = '';
   renderFolder(listing);
@@ -531,32 +618,43 @@ function renderFolderPolicy() {
   tbody.replaceChildren(...rows);
 }
 
+/**
+ * Whether the folder views still show `folder` of `session`: an action's answer (its error or
+ * what it renders) is for the folder it was asked for, and is dropped once another is shown.
+ */
+function showsFolder(folder, session) {
+  return session === state.session && state.folder === folder;
+}
+
 async function saveFolderPolicy() {
   const folder = state.folder;
+  const session = state.session;
   const errorTarget = $('folder-policy-error');
   errorTarget.textContent = '';
   const value = $('folder-policy').value.trim();
   try {
     await api('PUT', `/policies/${encodePath(folder)}`, { cache_control: value });
   } catch (e) {
-    showError(errorTarget, e);
+    if (showsFolder(folder, session)) showError(errorTarget, e);
     return;
   }
   await afterChange();
-  if (state.folder === folder) $('folder-policy').value = currentRule()?.cache_control ?? value;
+  if (showsFolder(folder, session)) $('folder-policy').value = currentRule()?.cache_control ?? value;
 }
 
 async function removeFolderPolicy() {
+  const folder = state.folder;
+  const session = state.session;
   const errorTarget = $('folder-policy-error');
   errorTarget.textContent = '';
   try {
-    await api('DELETE', `/policies/${encodePath(state.folder)}`);
+    await api('DELETE', `/policies/${encodePath(folder)}`);
   } catch (e) {
-    showError(errorTarget, e);
+    if (showsFolder(folder, session)) showError(errorTarget, e);
     return;
   }
   await afterChange();
-  $('folder-policy').value = currentRule()?.cache_control ?? '';
+  if (showsFolder(folder, session)) $('folder-policy').value = currentRule()?.cache_control ?? '';
 }
 
 function renderFolderSigned() {
@@ -580,13 +678,15 @@ function renderFolderSigned() {
 }
 
 async function setFolderSigned(signed) {
+  const folder = state.folder;
+  const session = state.session;
   const errorTarget = $('folder-signed-error');
   errorTarget.textContent = '';
   try {
-    if (signed) await api('PUT', `/access/${encodePath(state.folder)}`, { signed: true });
-    else await api('DELETE', `/access/${encodePath(state.folder)}`);
+    if (signed) await api('PUT', `/access/${encodePath(folder)}`, { signed: true });
+    else await api('DELETE', `/access/${encodePath(folder)}`);
   } catch (e) {
-    showError(errorTarget, e);
+    if (showsFolder(folder, session)) showError(errorTarget, e);
     return;
   }
   await afterChange();
@@ -611,18 +711,28 @@ function uploadFiles(fileList) {
   for (const file of files) startUpload(file, folder, cache);
 }
 
-/** One XMLHttpRequest per file (fetch cannot report upload progress). */
+/**
+ * One XMLHttpRequest per file (fetch cannot report upload progress). Its row is keyed on the
+ * target path: a new upload to the same path replaces the row of a finished one, never that of
+ * one still running (both rows stay, the newest first).
+ */
 function startUpload(file, folder, cache) {
+  if (state.token === null) return;
+  const token = state.token;
+  const session = state.session;
   const list = $('uploads');
-  for (const old of list.querySelectorAll('li[data-testid="upload"]')) {
-    if (old.dataset.name === file.name) old.remove();
-  }
   const target = folder === '' ? file.name : `${folder}/${file.name}`;
-  const progress = el('progress', { max: 1, value: 0, attrs: { 'aria-label': `Upload of ${file.name}` } });
+  for (const old of list.querySelectorAll('li[data-testid="upload"]')) {
+    if (old.dataset.path === target && old.dataset.state !== 'uploading') old.remove();
+  }
+  const progress = el('progress', { max: 1, value: 0, attrs: { 'aria-label': `Upload of ${target}` } });
   const status = el('span', { textContent: 'uploading', dataset: { testid: 'upload-status' } });
   const row = el(
     'li',
-    { dataset: { testid: 'upload', name: file.name }, title: `${target} (${file.size} bytes)` },
+    {
+      dataset: { testid: 'upload', name: file.name, path: target, state: 'uploading' },
+      title: `${target} (${file.size} bytes)`,
+    },
     el('span', { className: 'name', textContent: target }),
     progress,
     status,
@@ -636,7 +746,7 @@ function startUpload(file, folder, cache) {
 
   const xhr = new XMLHttpRequest();
   xhr.open('POST', `${API}/assets`);
-  xhr.setRequestHeader('Authorization', `Bearer ${state.token}`);
+  xhr.setRequestHeader('Authorization', `Bearer ${token}`);
   xhr.setRequestHeader('Accept', 'application/json');
   xhr.upload.onprogress = (event) => {
     if (event.lengthComputable && event.total > 0) {
@@ -646,6 +756,7 @@ function startUpload(file, folder, cache) {
   };
   const fail = (message) => {
     row.classList.add('failed');
+    row.dataset.state = 'failed';
     status.textContent = `error: ${message}`;
   };
   xhr.onload = () => {
@@ -653,16 +764,29 @@ function startUpload(file, folder, cache) {
     if (xhr.status >= 200 && xhr.status < 300) {
       progress.value = progress.max;
       row.classList.add('done');
+      row.dataset.state = 'done';
       status.textContent = 'done';
+      // 200 rather than 201: an asset was there and these bytes replaced it.
+      if (xhr.status === 200) {
+        row.append(
+          el('span', {
+            className: 'note',
+            textContent: '(replaced the existing asset: links already sent now serve these bytes)',
+            dataset: { testid: 'upload-note' },
+          }),
+        );
+      }
       const path = body && body.path;
-      if (path) row.dataset.path = path;
       scheduleFolderReload();
       if (path && path === state.selected) loadDetail();
       return;
     }
     const error = errorFromBody(xhr.status, body);
+    if (xhr.status === 401 && !sessionEnded(error.message, token, session)) {
+      fail(staleTokenError().message);
+      return;
+    }
     fail(error.message);
-    if (xhr.status === 401) sessionEnded(error.message);
   };
   xhr.onerror = () => fail('the connection failed before the server answered');
   xhr.onabort = () => fail('the upload was cancelled');
@@ -711,23 +835,78 @@ async function selectAsset(path) {
     for (const id of ['override-error', 'media-id-error', 'delete-error', 'copy-status']) $(id).textContent = '';
     $('media-id-info').textContent = '';
     hideCopyFallback();
+    // Until the new record is on screen the panel still shows the previous asset: it is
+    // marked as loading and its actions wait (they act on the record shown, not this path).
     state.record = null;
+    state.selected = path;
+    state.fetchLogGeneration += 1;
+    $('fetch-log').replaceChildren();
+    updateDetailActions();
   }
-  state.selected = path;
   for (const row of $('asset-list').tBodies[0].rows) {
     row.classList.toggle('selected', row.dataset.path === path);
   }
   writeLocation();
-  const fresh = !state.record || state.record.path !== path;
   await loadDetail();
-  if (fresh && state.record && state.record.path === path) {
-    $('override-policy').value = state.record.cache_override ?? '';
-  }
 }
 
 function hideDetail() {
   $('asset-detail').hidden = true;
   state.record = null;
+  updateDetailActions();
+}
+
+/** Close the asset panel: nothing selected, and an answer on its way for it is dropped. */
+function closeDetail() {
+  state.selected = null;
+  state.detailGeneration += 1;
+  state.fetchLogGeneration += 1;
+  for (const id of ['override-error', 'media-id-error', 'delete-error', 'copy-status']) $(id).textContent = '';
+  hideCopyFallback();
+  hideDetail();
+  for (const row of $('asset-list').tBodies[0].rows) row.classList.remove('selected');
+  writeLocation();
+}
+
+/** Whether the panel shows the selected asset's record, so that its actions may run. */
+function detailReady() {
+  return Boolean(state.record && state.record.path === state.selected && !$('asset-detail').hidden);
+}
+
+/**
+ * Whether the panel still shows `path` in `session`: an action's answer (its error, or what it
+ * renders) is for the asset it was asked for, and is dropped once another is shown.
+ */
+function showsAsset(path, session) {
+  return session === state.session && detailReady() && state.record.path === path;
+}
+
+/** The panel's buttons act on the record shown: they wait while another one is loading. */
+const DETAIL_ACTIONS = [
+  'copy-link',
+  'copy-link-json',
+  'override-save',
+  'override-remove',
+  'fetch-log-reload',
+  'delete-asset',
+];
+
+function updateDetailActions() {
+  const ready = detailReady();
+  const loading = Boolean(state.selected) && !ready;
+  const detail = $('asset-detail');
+  detail.classList.toggle('loading', loading);
+  if (loading) detail.setAttribute('aria-busy', 'true');
+  else detail.removeAttribute('aria-busy');
+  $('detail-loading').hidden = !loading;
+  $('detail-loading').textContent = loading ? `Loading ${state.selected}…` : '';
+  for (const id of DETAIL_ACTIONS) $(id).disabled = !ready;
+  const busy = ready && state.mediaBusy.has(state.record.path);
+  $('media-id-get').disabled = !ready || busy;
+  $('media-id-refresh').disabled = !ready || busy;
+  const byId = ready && state.record.message_by_id;
+  $('copy-id-json').disabled = !byId;
+  $('copy-id-json').title = !ready || byId ? '' : 'No valid media ID yet: use "Get media ID" first';
 }
 
 /** Fetch the selected asset's record and its fetch log again and show them. */
@@ -744,19 +923,25 @@ async function loadDetail() {
   } catch (e) {
     if (generation !== state.detailGeneration) return;
     if (e instanceof ApiError && e.status === 404) {
-      state.selected = null;
-      hideDetail();
-      writeLocation();
+      closeDetail();
       $('list-error').textContent = `${path} no longer exists.`;
     } else {
+      // The panel must not go on showing another asset than the one selected.
+      if (!detailReady()) hideDetail();
       showError($('list-error'), e);
     }
     return;
   }
   if (generation !== state.detailGeneration) return;
+  const fresh = !state.record || state.record.path !== record.path;
+  state.selected = record.path;
   state.record = record;
   renderDetail(record);
-  await loadFetchLog(path);
+  // A new asset's override field starts from its override; a refresh keeps what is typed.
+  if (fresh) $('override-policy').value = record.cache_override ?? '';
+  updateDetailActions();
+  if (record.path !== path) writeLocation();
+  await loadFetchLog(record.path);
 }
 
 function renderDetail(r) {
@@ -782,8 +967,6 @@ function renderDetail(r) {
   $('detail-link').textContent = r.link;
   $('detail-link').href = r.link;
   $('detail-message').textContent = JSON.stringify(r.message, null, 2);
-  $('copy-id-json').disabled = !r.message_by_id;
-  $('copy-id-json').title = r.message_by_id ? '' : 'No valid media ID yet: use "Get media ID" first';
   $('override-current').textContent = r.cache_override ?? 'none';
 
   const headerRows = (r.headers || []).map((h) =>
@@ -802,10 +985,11 @@ function renderDetail(r) {
 
 function renderPreview(r) {
   const box = $('preview-box');
-  // Keep a playing video or audio when nothing about it changed.
-  if (box.dataset.link === r.link && box.dataset.kind === String(r.kind)) return;
-  box.dataset.link = r.link;
-  box.dataset.kind = String(r.kind);
+  // Keep the preview (a playing video or audio too) while the same bytes are shown the same
+  // way: a signed link's signature changes at every refresh, the bytes do not.
+  const key = JSON.stringify([r.path, r.sha256, r.kind, Boolean(r.signed)]);
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
   let preview = null;
   if (r.kind === 'image' || r.kind === 'sticker') {
     preview = el('img', { id: 'preview', src: r.link, alt: `Preview of ${r.path}`, decoding: 'async' });
@@ -843,17 +1027,19 @@ function renderMediaId(r) {
 
 async function loadFetchLog(path) {
   const target = $('fetch-log');
+  const generation = ++state.fetchLogGeneration;
+  const current = () => generation === state.fetchLogGeneration && state.selected === path;
   let data;
   try {
     data = await api('GET', `/fetches/${encodePath(path)}`);
   } catch (e) {
-    if (state.selected === path) {
+    if (current()) {
       target.replaceChildren(el('p', { className: 'error' }));
       showError(target.firstChild, e);
     }
     return;
   }
-  if (state.selected !== path) return;
+  if (!current()) return;
   const fetches = data.fetches || [];
   if (fetches.length === 0) {
     target.replaceChildren(
@@ -894,18 +1080,19 @@ async function loadFetchLog(path) {
 // ---- the override -----------------------------------------------------------------------
 
 async function setOverride(value) {
-  const path = state.selected;
+  if (!detailReady()) return;
+  const path = state.record.path;
+  const session = state.session;
   const errorTarget = $('override-error');
   errorTarget.textContent = '';
-  if (!path) return;
   try {
     await api('PATCH', `/assets/${encodePath(path)}`, { cache_control: value });
   } catch (e) {
-    showError(errorTarget, e);
+    if (showsAsset(path, session)) showError(errorTarget, e);
     return;
   }
   await afterChange();
-  if (state.record && state.record.path === path) $('override-policy').value = state.record.cache_override ?? '';
+  if (showsAsset(path, session)) $('override-policy').value = state.record.cache_override ?? '';
 }
 
 // ---- copying ----------------------------------------------------------------------------
@@ -936,8 +1123,8 @@ async function copyText(text) {
 }
 
 function copyField(pick) {
+  if (!detailReady()) return;
   const r = state.record;
-  if (!r) return;
   const value = pick(r);
   if (value === undefined || value === null) return;
   copyText(typeof value === 'string' ? value : JSON.stringify(value, null, 2));
@@ -948,11 +1135,14 @@ function copyField(pick) {
 // "Get" reuses a valid ID (uploading only when there is none); "Refresh" uploads the current
 // bytes again for a new ID with a full 30 days, e.g. before a campaign outlives the old one.
 async function requestMediaId(force) {
-  const path = state.selected;
-  if (!path) return;
+  if (!detailReady()) return;
+  const path = state.record.path;
+  const session = state.session;
+  if (state.mediaBusy.has(path)) return;
   const errorTarget = $('media-id-error');
   errorTarget.textContent = '';
-  setMediaButtons(true);
+  state.mediaBusy.add(path);
+  updateDetailActions();
   $('media-id-info').textContent = force
     ? 'uploading again for a new ID…'
     : 'asking the WhatsApp Media API…';
@@ -960,32 +1150,31 @@ async function requestMediaId(force) {
   try {
     answer = await api('POST', '/whatsapp/media', { path, force });
   } catch (e) {
-    showError(errorTarget, e);
-    if (state.record) renderMediaId(state.record);
+    if (showsAsset(path, session)) {
+      showError(errorTarget, e);
+      renderMediaId(state.record);
+    }
     return;
   } finally {
-    setMediaButtons(false);
+    if (session === state.session) state.mediaBusy.delete(path);
+    updateDetailActions();
   }
   await afterChange();
-  if (state.selected !== path) return;
+  if (!showsAsset(path, session)) return;
   $('media-id').textContent = answer.media_id;
   $('media-id-info').textContent =
     `for phone number ${answer.phone_number_id}, valid until ${answer.expires_at}` +
     (answer.reused ? ' (reused: still valid)' : ' (newly uploaded)');
 }
 
-function setMediaButtons(busy) {
-  $('media-id-get').disabled = busy;
-  $('media-id-refresh').disabled = busy;
-}
-
 // ---- deleting ---------------------------------------------------------------------------
 
 function openDeleteDialog() {
-  const path = state.selected;
-  if (!path) return;
+  if (!detailReady()) return;
+  const path = state.record.path;
   const dialog = $('confirm-delete');
   dialog.dataset.path = path;
+  dialog.dataset.session = String(state.session);
   $('confirm-delete-text').textContent = `Delete ${path}?`;
   $('delete-error').textContent = '';
   if (!dialog.open) dialog.showModal();
@@ -1000,19 +1189,18 @@ function closeDeleteDialog() {
 async function confirmDelete() {
   const dialog = $('confirm-delete');
   const path = dialog.dataset.path;
+  const session = Number(dialog.dataset.session);
   closeDeleteDialog();
-  if (!path) return;
+  delete dialog.dataset.path;
+  if (!path || session !== state.session) return;
   try {
     await api('DELETE', `/assets/${encodePath(path)}`);
   } catch (e) {
-    showError($('delete-error'), e);
+    if (showsAsset(path, session)) showError($('delete-error'), e);
     return;
   }
-  if (state.selected === path) {
-    state.selected = null;
-    hideDetail();
-    writeLocation();
-  }
+  if (session !== state.session) return;
+  if (state.selected === path) closeDetail();
   await reloadFolder();
 }
 
@@ -1052,7 +1240,7 @@ function start() {
   $('media-id-refresh').addEventListener('click', () => requestMediaId(true));
 
   $('fetch-log-reload').addEventListener('click', () => {
-    if (state.selected) loadFetchLog(state.selected);
+    if (detailReady()) loadFetchLog(state.record.path);
   });
 
   $('delete-asset').addEventListener('click', openDeleteDialog);
