@@ -52,8 +52,9 @@ for _ in $(seq 100); do
 done
 
 # Per operation: without [whatsapp] here, the media-ID operations answer their documented
-# 501, which `not_a_server_error` would count as a failure. A form's text field sent twice is
-# read as its last value (a known leniency), which `negative_data_rejection` reports.
+# 501, which `not_a_server_error` would count as a failure. A form carries only text, so a
+# value schemathesis means as another type (`null`, an array) arrives as text or not at all,
+# which the form rightly takes and `negative_data_rejection` reports.
 cat >"$work/schemathesis.toml" <<'TOML'
 [[operations]]
 include-operation-id = ["getMediaId", "refreshMediaIds"]

@@ -6,6 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{Backend, Storage, TOKEN, TestServer, fixtures};
+use media_origin::store::path::{MAX_SEGMENT_LEN, stored_len, url_encode};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -422,7 +423,204 @@ async fn unknown_admin_methods_answer_405_with_allow(backend: Backend) {
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
+/// Segments at the limit of `MAX_SEGMENT_LEN` (as stored: `é` is stored as `%C3%A9`, 6 bytes):
+/// ASCII, accented, as a file and as a folder.
+fn longest_segment_paths() -> Vec<String> {
+    let ascii = format!("{}.jpg", "a".repeat(MAX_SEGMENT_LEN - 4));
+    let accented = format!("{}aaaa.jpg", "é".repeat(32)); // 32 × 6 + 8
+    let folder = format!("{}/x.jpg", "b".repeat(MAX_SEGMENT_LEN));
+    for seg in [&ascii, &accented] {
+        assert_eq!(stored_len(seg), MAX_SEGMENT_LEN, "{seg}");
+    }
+    vec![ascii, accented, folder]
+}
+
+/// The longest segment the path gate accepts can be stored: on disk the record is
+/// `<segment>.json`, written first as `<segment>.json#<n>`, within the 255-byte name limit.
+/// One byte more is a 400 `invalid_path` (not a 503 with Retry-After that a client would retry
+/// forever), and nothing is stored.
+async fn the_longest_accepted_segment_is_stored_and_one_byte_more_is_400(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
+    let jpeg = fixtures::jpeg(300, 9);
+    // One byte more, in the file name or in the folder.
+    let over: Vec<String> = longest_segment_paths()
+        .iter()
+        .map(|p| match p.split_once('/') {
+            Some((folder, name)) => format!("{folder}b/{name}"),
+            None => format!("a{p}"),
+        })
+        .collect();
+    let before = s.files();
+    if backend == Backend::S3 {
+        s.storage.s3().clear_requests();
+    }
+    for path in &over {
+        let url = url_encode(path);
+        let r = s.put(&url, "image/jpeg", jpeg.clone()).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert!(r.headers().get("retry-after").is_none());
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "invalid_path", "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("longer than {MAX_SEGMENT_LEN} bytes")),
+            "{e}"
+        );
+        let form = reqwest::multipart::Form::new()
+            .text("path", path.clone())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(jpeg.clone())
+                    .file_name("x.jpg")
+                    .mime_str("image/jpeg")
+                    .unwrap(),
+            );
+        let r = s
+            .admin(Method::POST, "/assets")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "form {path}");
+        let r = s.get(&s.media(&url)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "GET {path}");
+        for method in [Method::GET, Method::DELETE] {
+            let r = s
+                .admin(method.clone(), &format!("/assets/{url}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{method} {path}");
+        }
+    }
+    assert_eq!(s.files(), before, "a refused path stored something");
+    if backend == Backend::S3 {
+        let asked: Vec<_> = s
+            .storage
+            .s3()
+            .requests()
+            .into_iter()
+            .filter(|r| r.target.contains("/assets/"))
+            .collect();
+        assert!(asked.is_empty(), "S3 was asked: {asked:?}");
+    }
+
+    // The longest accepted segments store and serve. Not on the S3 test server: s3s-fs keeps
+    // each object's metadata in a file named after the base64 of the whole key, so it cannot
+    // hold a key over about 160 bytes (it answers 500), a limit of the test server alone (S3
+    // takes keys up to 1024 bytes, with no limit per segment).
+    if backend == Backend::S3 {
+        return;
+    }
+    for path in longest_segment_paths() {
+        let url = url_encode(&path);
+        let r = s.put(&url, "image/jpeg", jpeg.clone()).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "{path}");
+        let rec: Value = r.json().await.unwrap();
+        assert_eq!(rec["path"], path.as_str());
+        let r = s.get(&s.media(&url)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), jpeg.as_slice());
+        let got: Value = s.admin_json(Method::GET, &format!("/assets/{url}")).await;
+        assert_eq!(got["path"], path.as_str(), "{got}");
+        // Replacing it writes the record again.
+        let r = s.put(&url, "image/jpeg", fixtures::jpeg(300, 10)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    let all: Value = s.admin_json(Method::GET, "/assets").await;
+    assert_eq!(all["assets"].as_array().unwrap().len(), 3, "{all}");
+    // After a restart too (the records are read back from their files).
+    let s = s.restart().await;
+    for path in longest_segment_paths() {
+        let r = s.get(&s.media(&url_encode(&path))).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+}
+
+/// Policy and access folders are decoded once from the URL, then held to the folder rules of
+/// the form's `folder` field: no segment may end in `.json` (no asset could live below it),
+/// the last one included.
+async fn policy_and_access_folders_follow_the_folder_rules(backend: Backend) {
+    let dir = Storage::new(backend).await;
+    let s = TestServer::start_with(dir, |c| {
+        c.signing.keys = vec![media_origin::config::Secret::new(
+            "k1:first-signing-secret-0123456789",
+        )];
+    })
+    .await;
+    let before = s.files();
+    let refused = [
+        "x.json",
+        "x.json/",
+        "promo/x.json",
+        "promo/x%2Ejson",
+        "x.json/a",
+        "promo/a%5Cb",
+        "a%25b",
+        "a%3Ab",
+        "%c0%ae",
+    ];
+    for folder in refused {
+        for (method, route, body) in [
+            (
+                Method::PUT,
+                "policies",
+                Some(json!({"cache_control": "no-cache"})),
+            ),
+            (Method::DELETE, "policies", None),
+            (Method::PUT, "access", Some(json!({"signed": true}))),
+            (Method::PUT, "access", Some(json!({"signed": false}))),
+            (Method::DELETE, "access", None),
+        ] {
+            let mut req = s.admin(method.clone(), &format!("/{route}/{folder}"));
+            if let Some(body) = &body {
+                req = req.json(body);
+            }
+            let r = req.send().await.unwrap();
+            let what = format!("{method} /api/{route}/{folder} {body:?}");
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{what}");
+            let e: Value = r.json().await.unwrap();
+            assert_eq!(e["error"]["code"], "invalid_path", "{what}: {e}");
+        }
+    }
+    assert_eq!(s.files(), before, "a refused folder stored something");
+    let policies: Value = s.admin_json(Method::GET, "/policies").await;
+    assert_eq!(policies["folders"], json!([]), "{policies}");
+    let access: Value = s.admin_json(Method::GET, "/access").await;
+    assert_eq!(access["signed_folders"], json!([]), "{access}");
+
+    // What the rules take: surrounding slashes (encoded or not) dropped, `.json` inside a name.
+    for (raw, folder) in [
+        ("promo.jsonx", "promo.jsonx"),
+        ("%2Fpromo%2F", "promo"),
+        ("caf%C3%A9/x.json.d", "café/x.json.d"),
+    ] {
+        let r = s
+            .admin(Method::PUT, &format!("/policies/{raw}"))
+            .json(&json!({"cache_control": "no-cache"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{raw}");
+        let rule: Value = r.json().await.unwrap();
+        assert_eq!(rule["folder"], folder, "{rule}");
+        let r = s
+            .admin(Method::PUT, &format!("/access/{raw}"))
+            .json(&json!({"signed": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{raw}");
+        let rule: Value = r.json().await.unwrap();
+        assert_eq!(rule, json!({"folder": folder, "signed": true}));
+    }
+}
+
 on_both_backends! {
+    the_longest_accepted_segment_is_stored_and_one_byte_more_is_400,
+    policy_and_access_folders_follow_the_folder_rules,
     every_admin_route_needs_the_bearer_token,
     without_a_configured_token_one_is_generated_into_the_token_file,
     records_carry_urls_links_and_a_ready_to_paste_message,

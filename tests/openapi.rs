@@ -704,7 +704,17 @@ async fn path_parameters_refuse_what_the_server_refuses() {
         ),
         ("Folder", "/api/policies/", "promo/2026", "promo/2026", true),
         ("Folder", "/api/policies/", "/promo/", "/promo/", true),
-        ("Folder", "/api/policies/", "x.json", "x.json", true),
+        ("Folder", "/api/policies/", "x.jsonx", "x.jsonx", true),
+        ("Folder", "/api/policies/", "a/x.json.d", "a/x.json.d", true),
+        ("Folder", "/api/policies/", "x.json", "x.json", false),
+        (
+            "Folder",
+            "/api/policies/",
+            "promo/x.json/",
+            "promo/x.json/",
+            false,
+        ),
+        ("Folder", "/api/access/", "x.json", "x.json", false),
         ("Folder", "/api/policies/", "x.json/a", "x.json/a", false),
         (
             "Folder",
@@ -1084,12 +1094,12 @@ async fn real_answers_match_the_documented_schemas() {
         .await;
     assert_eq!(status, 415);
     assert_code("unsupported_media_type", &e);
-    let body = json!({"cache_control": "no-cache"});
-    let (status, e) = api
-        .json(Method::PUT, rule, "/api/policies/a%25b", body, true)
-        .await;
-    assert_eq!(status, 400);
-    assert_code("invalid_path", &e);
+    for bad in ["/api/policies/a%25b", "/api/policies/promo/x.json"] {
+        let body = json!({"cache_control": "no-cache"});
+        let (status, e) = api.json(Method::PUT, rule, bad, body, true).await;
+        assert_eq!(status, 400, "{bad}");
+        assert_code("invalid_path", &e);
+    }
     let head = format!(
         "PUT /api/policies/promo HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\
          Content-Type: application/json\r\nContent-Length: 70000\r\n"
@@ -1155,10 +1165,15 @@ async fn real_answers_match_the_documented_schemas() {
     assert_code("config_rule", &e);
     let off = json!({"signed": false});
     let (status, r) = api
-        .json(Method::PUT, access, "/api/access/promo", off, true)
+        .json(Method::PUT, access, "/api/access/promo", off.clone(), true)
         .await;
     assert_eq!(status, 200);
     assert_eq!(r["signed"], false);
+    let (status, e) = api
+        .json(Method::PUT, access, "/api/access/vault", off, true)
+        .await;
+    assert_eq!(status, 409);
+    assert_code("config_rule", &e);
 
     // Signed links.
     let sign = "/api/sign";
@@ -1275,6 +1290,11 @@ async fn real_answers_match_the_documented_schemas() {
     assert_eq!(status, 200);
     assert_eq!(report["failed"].as_array().unwrap().len(), 1, "{report}");
     assert_eq!(report["uploaded"].as_array().unwrap().len(), 2, "{report}");
+    assert!(report["uploaded"][0]["expires_at"].is_string(), "{report}");
+    let body = json!({"prefix": "promo/../"});
+    let (status, e) = api.json(Method::POST, refresh, refresh, body, true).await;
+    assert_eq!(status, 400);
+    assert_code("invalid_path", &e);
     let (status, report) = api
         .json(Method::POST, refresh, refresh, json!({}), true)
         .await;

@@ -328,6 +328,43 @@ async fn config_folders_are_signed_only_and_cannot_be_lifted_through_the_api() {
         "signature_required",
     )
     .await;
+    // Nor by `{"signed": false}`, which must not answer that it did, with or without an API
+    // mark of the same folder beside the config's; nothing changes.
+    for api_mark in [false, true] {
+        if api_mark {
+            let r = s
+                .admin(Method::PUT, "/access/legal")
+                .json(&json!({"signed": true}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+        }
+        let before = s.admin_json(Method::GET, "/access").await;
+        let r = s
+            .admin(Method::PUT, "/access/legal/")
+            .json(&json!({"signed": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CONFLICT, "API mark: {api_mark}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "config_rule", "{e}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.contains("config file"), "{message}");
+        assert_eq!(s.admin_json(Method::GET, "/access").await, before);
+        assert_forbidden(
+            s.get(&s.media("legal/terms.pdf")).await,
+            "signature_required",
+        )
+        .await;
+    }
+    // The API's mark stays (the listing names it, the config's lies beneath).
+    let access = s.admin_json(Method::GET, "/access").await;
+    assert_eq!(
+        access["signed_folders"],
+        json!([{"folder": "legal", "signed": true, "source": "api"}])
+    );
 
     // The CLI prints a link that works.
     let server = format!("http://{}", s.admin_addr);

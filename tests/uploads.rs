@@ -1047,6 +1047,71 @@ async fn invalid_forms_are_400_and_store_nothing(backend: Backend) {
     assert_serves(&s, "x.jpg", None).await;
 }
 
+/// A text field sent twice is refused, naming it, rather than one of its values kept in
+/// silence, as a second `file` part is; before or after the file, which is then discarded
+/// (a large one too, staged as a multipart write on S3).
+async fn repeated_form_fields_are_400_and_store_nothing(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
+    let small = || file_part(fixtures::jpeg(6_000, 79), "x.jpg", Some("image/jpeg"));
+    // Past the first part of a multipart write (5 MiB).
+    let large = || file_part(fixtures::pdf(6_000_000, 80), "x.pdf", None);
+    let repeats: [(&str, &str, &str); 4] = [
+        ("path", "f/x.jpg", "f/y.jpg"),
+        ("folder", "f", "g"),
+        ("cache", "no-cache", "no-store"),
+        ("whatsapp", "false", "false"),
+    ];
+    let before = s.files();
+    for (field, first, second) in repeats {
+        // Exactly one of `path` and `folder`, whichever is not repeated.
+        let with_place = |form: Form| match field {
+            "path" | "folder" => form,
+            _ => form.text("path", "f/x.jpg"),
+        };
+        let forms = [
+            (
+                "before the file",
+                with_place(Form::new().text(field, first).text(field, second))
+                    .part("file", small()),
+            ),
+            (
+                "around the file",
+                with_place(Form::new().text(field, first))
+                    .part("file", small())
+                    .text(field, second),
+            ),
+            (
+                "after a large file",
+                with_place(Form::new())
+                    .part("file", large())
+                    .text(field, first)
+                    .text(field, second),
+            ),
+        ];
+        for (what, form) in forms {
+            let message = expect_error(post_form(&s, form).await, 400, "invalid_form").await;
+            assert!(
+                message.contains(&format!("{field:?}")),
+                "{field} {what}: {message}"
+            );
+            assert_eq!(s.files(), before, "{field} {what}: storage changed");
+            if backend == Backend::S3 {
+                assert!(s.storage.s3().pending_multipart_uploads().is_empty());
+            }
+        }
+    }
+    for p in ["f/x.jpg", "f/y.jpg", "f/x.pdf", "g/x.jpg", "g/x.pdf"] {
+        assert_serves(&s, p, None).await;
+    }
+    // Each once: stored.
+    let form = Form::new()
+        .text("folder", "f")
+        .text("cache", "no-cache")
+        .text("whatsapp", "false")
+        .part("file", small());
+    assert_eq!(post_form(&s, form).await.status(), 201);
+}
+
 async fn malformed_multipart_is_400_and_leaves_nothing(backend: Backend) {
     let s = TestServer::start_on(backend).await;
     let part_head = |boundary: &str, ctype: &str| {
@@ -1609,6 +1674,7 @@ on_both_backends! {
     form_upload_with_cache,
     form_field_order_does_not_matter,
     invalid_forms_are_400_and_store_nothing,
+    repeated_form_fields_are_400_and_store_nothing,
     malformed_multipart_is_400_and_leaves_nothing,
     rejected_file_in_a_form_stores_nothing,
     upload_cut_off_mid_body_leaves_nothing,

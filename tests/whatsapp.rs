@@ -346,6 +346,47 @@ async fn bulk_refresh_uploads_what_expires_and_reports_the_rest() {
     assert_eq!(uploaded, ["promo/b.png", "promo/c.png"]);
     assert_eq!(report["failed"], json!([]));
     assert_eq!(g.uploads().len(), 3);
+    // Each new ID's expiry is an HTTP-date, as everywhere else in the API: the record's.
+    for u in report["uploaded"].as_array().unwrap() {
+        let expires = u["expires_at"]
+            .as_str()
+            .expect("an HTTP-date, not a number");
+        assert!(httpdate::parse_http_date(expires).is_ok(), "{expires}");
+        let path = u["path"].as_str().unwrap();
+        let rec = s.admin_json(Method::GET, &format!("/assets/{path}")).await;
+        assert_eq!(rec["whatsapp"][PHONE]["expires_at"], expires, "{rec}");
+        assert_eq!(rec["whatsapp"][PHONE]["media_id"], u["media_id"], "{rec}");
+    }
+    // The prefix is checked as the listing checks it, before anything is asked of Meta; a
+    // leading slash is ignored there too.
+    for bad in ["../promo/", "promo/%2e%2e/", "a\\b", "promo//x", "/.."] {
+        let r = s
+            .admin(Method::POST, "/whatsapp/refresh")
+            .json(&json!({"prefix": bad}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "invalid_path", "{bad}: {e}");
+        let listed = s
+            .admin(Method::GET, "/assets")
+            .query(&[("prefix", bad)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    assert_eq!(g.upload_attempts(), 3);
+    let r = s
+        .admin(Method::POST, "/whatsapp/refresh")
+        .json(&json!({"prefix": "/promo/", "expiring_within_secs": 86_400}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["reused"].as_array().unwrap().len(), 3, "{report}");
     // 25 days on, everything expires within 3 days: all three again, one failing.
     s.clock.advance(25 * 86_400);
     g.push_fault(Fault::Code {

@@ -9,6 +9,8 @@
 //!   it adds is a plain name (no `ParentDir`, `CurDir`, `RootDir` or `Prefix`), one per segment;
 //! * the storage key the store builds from it (`assets/<path>.json`) maps, through
 //!   object_store's local backend, to a file under the storage root, and back to the same path;
+//!   every name on that file's path fits a file system's 255 bytes, the record file's even while
+//!   object_store stages it as `<name>#<n>` (so no accepted path fails to store);
 //! * `from_url(url_encode(p)) == p`, parsing is idempotent, and `from_url` of a string without
 //!   `%` is `parse` of it.
 
@@ -26,6 +28,10 @@ use object_store::path::Path as Key;
 use percent_encoding::percent_decode_str;
 
 const FORBIDDEN: &[char] = &['\\', ':', '*', '?', '"', '<', '>', '|', '#', '%'];
+/// The longest file name common file systems allow, in bytes.
+const NAME_MAX: usize = 255;
+/// The longest suffix object_store's local backend stages a write under: `#` and a u64.
+const STAGING_SUFFIX: &str = "#18446744073709551615";
 
 /// A real directory for object_store's local backend (it canonicalises its root, so the
 /// directory must exist); nothing is ever written to it.
@@ -124,6 +130,19 @@ fn check_storage_key(p: &AssetPath) {
         1 + p.as_str().split('/').count(),
         "{p:?} -> {file:?}"
     );
+    // Every name fits NAME_MAX, the record file's with the longest staging suffix too.
+    for (i, c) in below.iter().enumerate() {
+        let staging = if i + 1 == below.len() {
+            STAGING_SUFFIX.len()
+        } else {
+            0
+        };
+        assert!(
+            c.as_os_str().len() + staging <= NAME_MAX,
+            "{p:?} -> a name of {} bytes (+{staging} while staged): {c:?}",
+            c.as_os_str().len()
+        );
+    }
 
     let back = key
         .as_ref()
@@ -199,13 +218,17 @@ fn check_str(s: &str) {
             "parse_folder changed more than the slashes"
         );
         assert_eq!(parse_folder(&f).as_deref(), Ok(f.as_str()));
-        // A file in the folder is an accepted path, unless the whole is too long or the
-        // folder ends in `.json` (parse_folder accepts that as the last segment; the asset
-        // gate then refuses every path below it).
+        // A file in the folder is an accepted path, unless the whole is too long: no segment
+        // of an accepted folder ends in `.json`, the last one included (the admin API's
+        // policy and access folders go through parse_folder).
+        assert!(
+            !f.split('/').any(|seg| seg.ends_with(".json")),
+            "accepted the folder {f:?}"
+        );
         match AssetPath::parse(&format!("{f}/x.jpg")) {
             Ok(p) => check_accepted(&p),
             Err(e) => assert!(
-                matches!(e, PathError::TooLong | PathError::JsonFolder),
+                matches!(e, PathError::TooLong),
                 "folder {f:?} accepted, {f:?}/x.jpg refused: {e:?}"
             ),
         }

@@ -23,7 +23,7 @@ use super::error::ApiError;
 use super::openapi::Recorded;
 use crate::media_kind::{self, Kind};
 use crate::policy::{CachePolicy, PolicySet, PolicySource, RuleSource};
-use crate::store::path::{parse_folder, url_encode};
+use crate::store::path::{folder_from_url, parse_folder, url_encode};
 use crate::store::{AssetPath, AssetRecord, Staged, UploadHints};
 
 /// Largest page of a listing.
@@ -235,6 +235,17 @@ fn path_from_uri(uri: &Uri, prefix: &str) -> Result<AssetPath, ApiError> {
     Ok(AssetPath::from_url(raw)?)
 }
 
+/// A prefix of asset paths to list, as `GET /api/assets?prefix=` and `POST
+/// /api/whatsapp/refresh` take it: leading slashes dropped, and the rest, but for trailing
+/// slashes, held to the rules of an asset path (400 `invalid_path`). Returns what to list.
+fn list_prefix(raw: &str) -> Result<&str, ApiError> {
+    let prefix = raw.trim_start_matches('/');
+    if !prefix.is_empty() {
+        AssetPath::parse(prefix.trim_end_matches('/'))?;
+    }
+    Ok(prefix)
+}
+
 fn parse_cache(value: Option<&str>) -> Result<Option<CachePolicy>, ApiError> {
     value.map(str::parse).transpose().map_err(ApiError::from)
 }
@@ -419,6 +430,14 @@ async fn upload_form(
                     ));
                 }
             };
+            if fields[slot].is_some() {
+                // Keeping the first or the last would be a guess; the file part is refused
+                // twice too.
+                return Err(ApiError::bad_request(
+                    "invalid_form",
+                    format!("the form field {name:?} is repeated; send it once"),
+                ));
+            }
             fields[slot] = Some(small_text(field).await?);
         }
         Ok(())
@@ -531,10 +550,7 @@ async fn list_assets(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-    let prefix = q.prefix.trim_start_matches('/');
-    if !prefix.is_empty() {
-        AssetPath::parse(prefix.trim_end_matches('/'))?;
-    }
+    let prefix = list_prefix(&q.prefix)?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::bad_request(
@@ -681,12 +697,11 @@ fn folder_from_uri(uri: &Uri) -> Result<String, ApiError> {
     folder_after(uri, "/policies/")
 }
 
-/// The folder named after `prefix` in the URI, decoded once and validated.
+/// The folder named after `prefix` in the URI, decoded once and held to the folder rules
+/// (those of the form's `folder` field): a name ending in `.json` is refused.
 fn folder_after(uri: &Uri, prefix: &str) -> Result<String, ApiError> {
     let raw = uri.path().strip_prefix(prefix).unwrap_or_default();
-    Ok(AssetPath::from_url(raw.trim_matches('/'))?
-        .as_str()
-        .to_owned())
+    Ok(folder_from_url(raw)?)
 }
 
 /// The answer to removing a folder rule: 204 when an API rule went, 409 when the rule lives
@@ -818,7 +833,8 @@ async fn list_access(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
-/// `PUT /api/access/{folder}` with `{"signed": true}` (or `false` to lift it).
+/// `PUT /api/access/{folder}` with `{"signed": true}` (or `false` to lift the API's mark; 409
+/// for a folder the config file marks, which would stay signed-only).
 async fn put_access(
     State(state): State<AppState>,
     uri: Uri,
@@ -839,6 +855,9 @@ async fn put_access(
         })?;
     if signed {
         require_signing(&state)?;
+    } else if state.store.policies().await.signed_config.contains(&folder) {
+        // Lifting only the API's mark would leave it signed-only: say so, change nothing.
+        return Err(config_mark(&folder));
     }
     let was = state.store.set_folder_signed(&folder, signed).await?;
     tracing::info!(%folder, signed, "folder access set");
@@ -862,8 +881,20 @@ async fn delete_access(State(state): State<AppState>, uri: Uri) -> Result<Respon
     rule_removed(
         removed,
         in_config,
-        format!("{folder:?} is marked signed-only in the config file; change it there"),
+        config_mark(&folder).message,
         format!("{folder:?} is not marked signed-only"),
+    )
+}
+
+/// 409 `config_rule`: the config file marks `folder` signed-only, so the API cannot lift it.
+fn config_mark(folder: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "config_rule",
+        format!(
+            "{folder:?} is marked signed-only in the config file ([signing] folders); change it \
+             there"
+        ),
     )
 }
 
@@ -930,11 +961,12 @@ async fn whatsapp_refresh(
     body: Result<Json<RefreshRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body.map_err(json_rejection)?;
+    let prefix = list_prefix(&req.prefix)?;
     let report = state
         .whatsapp
         .refresh(
             &state.store,
-            &req.prefix,
+            prefix,
             req.phone_number_id.as_deref(),
             req.expiring_within_secs,
         )

@@ -11,8 +11,16 @@ use std::fmt;
 
 /// Longest accepted path, in bytes.
 pub const MAX_PATH_LEN: usize = 1024;
-/// Longest accepted segment, in bytes (a common file-system name limit).
-pub const MAX_SEGMENT_LEN: usize = 255;
+/// Longest accepted segment, in bytes as stored (see [`stored_len`]).
+///
+/// Every segment becomes a name on disk: a directory, or for the last one the record file
+/// `<segment>.json`, which object_store's local backend first writes as `<segment>.json#<n>`
+/// and renames. Common file systems (ext4, XFS, Btrfs, ZFS, APFS, NTFS) allow 255 bytes per
+/// name, and so does a file-backed S3 server. 200 leaves room for `.json` (5 bytes) and the
+/// staging suffix (`#` and a counter, 21 bytes at most) with 29 to spare, so an accepted path
+/// can always be stored, on both backends; a longer one is a 400, not a storage failure
+/// answered 503 forever. (S3 itself has no per-segment limit, only 1024 bytes per key.)
+pub const MAX_SEGMENT_LEN: usize = 200;
 
 /// Characters refused anywhere in a path, beyond control characters: separators and wildcards
 /// of other systems, and `%`, which would mean the path was encoded twice.
@@ -31,8 +39,11 @@ pub enum PathError {
     /// Over [`MAX_PATH_LEN`].
     #[error("the path is longer than {MAX_PATH_LEN} bytes")]
     TooLong,
-    /// A segment over [`MAX_SEGMENT_LEN`].
-    #[error("a path segment is longer than {MAX_SEGMENT_LEN} bytes")]
+    /// A segment over [`MAX_SEGMENT_LEN`] bytes as stored.
+    #[error(
+        "a path segment is longer than {MAX_SEGMENT_LEN} bytes as stored (each byte of a \
+         non-ASCII character, and each of [ ] {{ }} ^ ` ~, takes 3)"
+    )]
     SegmentTooLong,
     /// Starts with `/`.
     #[error("the path must be relative (no leading '/')")]
@@ -77,7 +88,7 @@ impl AssetPath {
             match *seg {
                 "" => return Err(PathError::EmptySegment),
                 "." | ".." => return Err(PathError::DotSegment),
-                _ if seg.len() > MAX_SEGMENT_LEN => return Err(PathError::SegmentTooLong),
+                _ if stored_len(seg) > MAX_SEGMENT_LEN => return Err(PathError::SegmentTooLong),
                 _ if i < last && seg.ends_with(".json") => return Err(PathError::JsonFolder),
                 _ => {}
             }
@@ -87,10 +98,7 @@ impl AssetPath {
 
     /// Percent-decode a raw URL path tail once, then validate it.
     pub fn from_url(raw: &str) -> Result<Self, PathError> {
-        let decoded = percent_encoding::percent_decode_str(raw)
-            .decode_utf8()
-            .map_err(|_| PathError::NotUtf8)?;
-        Self::parse(&decoded)
+        Self::parse(&decode_once(raw)?)
     }
 
     /// The path as a string.
@@ -115,6 +123,15 @@ impl fmt::Display for AssetPath {
     }
 }
 
+/// The length of a segment as stored. Storage keys percent-encode every byte of a non-ASCII
+/// character and the ASCII characters S3 advises against that a path may hold (`[`, `]`, `{`,
+/// `}`, `^`, `` ` ``, `~`), each then taking 3 bytes, and the local backend names its files by
+/// the key (`é` is stored as `%C3%A9`). Measured by object_store itself, so it cannot drift
+/// from the names it writes.
+pub fn stored_len(segment: &str) -> usize {
+    object_store::path::PathPart::from(segment).as_ref().len()
+}
+
 /// Validate a folder name for a policy rule or a listing prefix: the same rules as an asset path,
 /// with surrounding slashes trimmed first (`promo/` and `/promo` both mean `promo`).
 pub fn parse_folder(raw: &str) -> Result<String, PathError> {
@@ -125,6 +142,19 @@ pub fn parse_folder(raw: &str) -> Result<String, PathError> {
         return Err(PathError::JsonFolder);
     }
     Ok(folder.0)
+}
+
+/// Percent-decode a raw URL path tail once, then validate it as a folder ([`parse_folder`]):
+/// what a `{folder}` in an admin route goes through.
+pub fn folder_from_url(raw: &str) -> Result<String, PathError> {
+    parse_folder(&decode_once(raw)?)
+}
+
+/// Percent-decode once; a `%` left over is then refused by the validation, never decoded again.
+fn decode_once(raw: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| PathError::NotUtf8)
 }
 
 /// Percent-encode a path for a URL, keeping `/` as the separator.
@@ -204,6 +234,55 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(AssetPath::parse(input), Err(want), "{input:?}");
         }
+    }
+
+    #[test]
+    fn segments_are_measured_as_stored() {
+        use PathError::SegmentTooLong;
+        assert_eq!(stored_len("banner.jpg"), 10);
+        assert_eq!(stored_len("é"), 6); // stored as %C3%A9
+        assert_eq!(stored_len("[~]"), 9);
+        let ascii = "a".repeat(MAX_SEGMENT_LEN);
+        // Two bytes per character, stored as six: 33 × 6 + 2 = 200.
+        let accented = format!("{}ab", "é".repeat(33));
+        assert_eq!(stored_len(&accented), MAX_SEGMENT_LEN);
+        for longest in [&ascii, &accented] {
+            assert!(AssetPath::parse(longest).is_ok());
+            assert!(AssetPath::parse(&format!("promo/{longest}")).is_ok());
+            assert!(AssetPath::parse(&format!("{longest}/x.jpg")).is_ok());
+            assert_eq!(parse_folder(longest).as_deref(), Ok(longest.as_str()));
+            let over = format!("{longest}a");
+            assert_eq!(AssetPath::parse(&over), Err(SegmentTooLong));
+            assert_eq!(
+                AssetPath::parse(&format!("promo/{over}")),
+                Err(SegmentTooLong)
+            );
+            assert_eq!(
+                AssetPath::parse(&format!("{over}/x.jpg")),
+                Err(SegmentTooLong)
+            );
+            assert_eq!(parse_folder(&over), Err(SegmentTooLong));
+        }
+        // 100 accented characters are 200 bytes, but 600 as stored.
+        assert_eq!(AssetPath::parse(&"é".repeat(100)), Err(SegmentTooLong));
+    }
+
+    #[test]
+    fn folders_from_urls_are_decoded_once_then_held_to_the_folder_rules() {
+        assert_eq!(folder_from_url("promo/2026").as_deref(), Ok("promo/2026"));
+        assert_eq!(folder_from_url("/promo/").as_deref(), Ok("promo"));
+        assert_eq!(folder_from_url("%2Fpromo%2F").as_deref(), Ok("promo"));
+        assert_eq!(folder_from_url("caf%C3%A9").as_deref(), Ok("café"));
+        assert_eq!(folder_from_url("x.json"), Err(PathError::JsonFolder));
+        assert_eq!(folder_from_url("a/x%2Ejson"), Err(PathError::JsonFolder));
+        assert_eq!(folder_from_url("x.json/a"), Err(PathError::JsonFolder));
+        assert_eq!(folder_from_url("promo/%2E%2E"), Err(PathError::DotSegment));
+        assert_eq!(
+            folder_from_url("a%252e"),
+            Err(PathError::ForbiddenChar('%'))
+        );
+        assert_eq!(folder_from_url("%c0%ae"), Err(PathError::NotUtf8));
+        assert_eq!(folder_from_url(""), Err(PathError::Empty));
     }
 
     #[test]

@@ -358,8 +358,13 @@ pub struct RefreshedId {
     pub path: String,
     /// The new ID.
     pub media_id: String,
-    /// Its expiry (epoch seconds).
+    /// Its expiry (epoch seconds), sent as an HTTP-date like every date of the admin API.
+    #[serde(serialize_with = "serialize_http_date")]
     pub expires_at: u64,
+}
+
+fn serialize_http_date<S: serde::Serializer>(secs: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::http_date(*secs))
 }
 
 /// One asset that failed.
