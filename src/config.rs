@@ -664,6 +664,15 @@ impl StorageSettings {
             } else {
                 let clean = parse_folder(trimmed)
                     .map_err(|e| ConfigError::Invalid(format!("storage.prefix {prefix:?}: {e}")))?;
+                let stored: usize = clean.split('/').map(crate::store::path::stored_len).sum();
+                if stored + clean.matches('/').count() > crate::store::path::MAX_STORAGE_PREFIX_LEN
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "storage.prefix {prefix:?} is over {} bytes as stored: with the longest \
+                         asset paths, keys would pass S3's 1024 bytes",
+                        crate::store::path::MAX_STORAGE_PREFIX_LEN
+                    )));
+                }
                 self.prefix = Some(clean);
             }
         }
@@ -760,6 +769,14 @@ mod tests {
             assert!(e.contains("must start with http:// or https://"), "{e}");
             jail.set_env("MEDIA_ORIGIN__STORAGE__ENDPOINT", "https://minio:9000");
             jail.set_env("MEDIA_ORIGIN__STORAGE__PREFIX", "a/../b");
+            assert!(Settings::load(None).is_err());
+            // With the longest asset paths, keys must stay within S3's 1024 bytes.
+            jail.set_env("MEDIA_ORIGIN__STORAGE__PREFIX", "p/".repeat(50) + "q");
+            let e = Settings::load(None).unwrap_err().to_string();
+            assert!(e.contains("over 100 bytes as stored"), "{e}");
+            jail.set_env("MEDIA_ORIGIN__STORAGE__PREFIX", "é".repeat(16) + "abcd");
+            assert!(Settings::load(None).is_ok());
+            jail.set_env("MEDIA_ORIGIN__STORAGE__PREFIX", "é".repeat(17));
             assert!(Settings::load(None).is_err());
             jail.set_env("MEDIA_ORIGIN__STORAGE__PREFIX", "a/b");
             assert_eq!(

@@ -510,7 +510,8 @@ async fn the_longest_accepted_segment_is_stored_and_one_byte_more_is_400(backend
     // The longest accepted segments store and serve. Not on the S3 test server: s3s-fs keeps
     // each object's metadata in a file named after the base64 of the whole key, so it cannot
     // hold a key over about 160 bytes (it answers 500), a limit of the test server alone (S3
-    // takes keys up to 1024 bytes, with no limit per segment).
+    // takes keys up to 1024 bytes, with no limit per segment; paths are held to 900 bytes as
+    // stored for that).
     if backend == Backend::S3 {
         return;
     }

@@ -9,8 +9,14 @@
 
 use std::fmt;
 
-/// Longest accepted path, in bytes.
-pub const MAX_PATH_LEN: usize = 1024;
+/// Longest accepted path, in bytes as stored (its segments' [`stored_len`] and the slashes).
+///
+/// S3 keys are at most 1024 bytes, and a record's key is `[<prefix>/]assets/<path>.json`:
+/// 900 leaves 124 bytes for `assets/`, `.json` and a `storage.prefix` of up to
+/// [`MAX_STORAGE_PREFIX_LEN`], so an accepted path fits on every backend.
+pub const MAX_PATH_LEN: usize = 900;
+/// Longest `storage.prefix` (as stored) the config accepts; see [`MAX_PATH_LEN`].
+pub const MAX_STORAGE_PREFIX_LEN: usize = 100;
 /// Longest accepted segment, in bytes as stored (see [`stored_len`]).
 ///
 /// Every segment becomes a name on disk: a directory, or for the last one the record file
@@ -19,7 +25,8 @@ pub const MAX_PATH_LEN: usize = 1024;
 /// name, and so does a file-backed S3 server. 200 leaves room for `.json` (5 bytes) and the
 /// staging suffix (`#` and a counter, 21 bytes at most) with 29 to spare, so an accepted path
 /// can always be stored, on both backends; a longer one is a 400, not a storage failure
-/// answered 503 forever. (S3 itself has no per-segment limit, only 1024 bytes per key.)
+/// answered 503 forever. (S3 itself has no per-segment limit, only 1024 bytes per key: see
+/// [`MAX_PATH_LEN`].)
 pub const MAX_SEGMENT_LEN: usize = 200;
 
 /// Characters refused anywhere in a path, beyond control characters: separators and wildcards
@@ -36,8 +43,11 @@ pub enum PathError {
     /// Empty path.
     #[error("the path is empty")]
     Empty,
-    /// Over [`MAX_PATH_LEN`].
-    #[error("the path is longer than {MAX_PATH_LEN} bytes")]
+    /// Over [`MAX_PATH_LEN`] bytes as stored.
+    #[error(
+        "the path is longer than {MAX_PATH_LEN} bytes as stored (each byte of a non-ASCII \
+         character, and each of [ ] {{ }} ^ ` ~, takes 3)"
+    )]
     TooLong,
     /// A segment over [`MAX_SEGMENT_LEN`] bytes as stored.
     #[error(
@@ -83,6 +93,10 @@ impl AssetPath {
             return Err(PathError::ForbiddenChar(c));
         }
         let segments: Vec<&str> = s.split('/').collect();
+        let stored = segments.iter().map(|seg| stored_len(seg)).sum::<usize>() + segments.len() - 1;
+        if stored > MAX_PATH_LEN {
+            return Err(PathError::TooLong);
+        }
         let last = segments.len() - 1;
         for (i, seg) in segments.iter().enumerate() {
             match *seg {
@@ -265,6 +279,24 @@ mod tests {
         }
         // 100 accented characters are 200 bytes, but 600 as stored.
         assert_eq!(AssetPath::parse(&"é".repeat(100)), Err(SegmentTooLong));
+    }
+
+    #[test]
+    fn whole_paths_are_measured_as_stored() {
+        // Four full segments and the slashes: 4 × 200 + 3 = 803 bytes; one more segment of
+        // 96 makes 900, the longest that keeps `<prefix>/assets/<path>.json` within S3's 1024.
+        let seg = "a".repeat(MAX_SEGMENT_LEN);
+        let longest = format!("{seg}/{seg}/{seg}/{seg}/{}", "b".repeat(96));
+        assert_eq!(longest.len(), MAX_PATH_LEN);
+        assert!(AssetPath::parse(&longest).is_ok());
+        assert_eq!(
+            AssetPath::parse(&format!("{longest}b")),
+            Err(PathError::TooLong)
+        );
+        // 450 bytes of UTF-8, but 1350 as stored: too long for an S3 key.
+        let accented = vec!["é".repeat(30); 8].join("/");
+        assert!(accented.len() < MAX_PATH_LEN);
+        assert_eq!(AssetPath::parse(&accented), Err(PathError::TooLong));
     }
 
     #[test]
