@@ -9,7 +9,7 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_media-origin");
 
 /// Start the binary and wait for the address it logs as serving.
-fn spawn(cmd: &mut Command) -> (Child, String) {
+fn spawn(cmd: &mut Command) -> (common::Spawned, String) {
     common::spawn_binary(cmd.env_remove("MEDIA_ORIGIN_ADMIN_TOKEN"))
 }
 

@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -351,14 +351,7 @@ fn scan_storage(root: &Path, sent: &HashSet<String>) -> Stored {
 // ---- the binary ----------------------------------------------------------------------------
 
 /// The binary, killed (SIGKILL) when dropped, so a failing test leaves no server behind.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+type Running = common::Spawned;
 
 /// `media-origin serve` over `storage`, configured from the environment alone, with
 /// `storage.stale_upload_secs` at `stale_secs`.
@@ -382,7 +375,7 @@ fn serve(storage: &Storage, stale_secs: u64) -> (Running, Api) {
             .env("AWS_SECRET_ACCESS_KEY", common::s3::SECRET_KEY),
     };
     let (child, addr) = common::spawn_binary(&mut cmd);
-    (Running(child), Api::new(addr))
+    (child, Api::new(addr))
 }
 
 /// Poll `cond` every 20 ms for up to `limit`.
@@ -889,6 +882,6 @@ async fn over_a_file_size_limit() {
         .env("MEDIA_ORIGIN_ADMIN_TOKEN", TOKEN)
         .env("MEDIA_ORIGIN__STORAGE__PATH", &root);
     let (child, addr) = common::spawn_binary(&mut cmd);
-    let _server = Running(child);
+    let _server = child;
     check_a_write_that_does_not_fit(&Api::new(addr), &root, &TOO_BIG, 2_500_000).await;
 }

@@ -249,7 +249,7 @@ async fn stalled_upload_is_cut_and_stores_nothing(backend: Backend) {
 /// The binary with `shutdown_grace_secs = grace`, holding a 15 MB `big.mp4`.
 async fn binary_with_big_asset(
     grace: u64,
-) -> (tempfile::TempDir, std::process::Child, String, Vec<u8>) {
+) -> (tempfile::TempDir, common::Spawned, String, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let (child, addr) = common::spawn_binary(
         Command::new(BIN)

@@ -370,7 +370,33 @@ impl TestServer {
 
 /// Start the real binary (`cmd` names it and its arguments) and wait for the address it logs as
 /// serving. Its stderr is read on a thread for the rest of its life.
-pub fn spawn_binary(cmd: &mut std::process::Command) -> (std::process::Child, String) {
+/// A spawned server process, killed when dropped: a test that fails half-way must not leave
+/// its server running (and holding its port and CPU) after the test binary exits.
+pub struct Spawned(std::process::Child);
+
+impl std::ops::Deref for Spawned {
+    type Target = std::process::Child;
+
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        // Both fail harmlessly when the test already stopped and reaped it.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn spawn_binary(cmd: &mut std::process::Command) -> (Spawned, String) {
     let (child, addr, _) = spawn_binary_logged(cmd);
     (child, addr)
 }
@@ -379,7 +405,7 @@ pub fn spawn_binary(cmd: &mut std::process::Command) -> (std::process::Child, St
 pub type Logs = Arc<std::sync::Mutex<Vec<String>>>;
 
 /// [`spawn_binary`], keeping the log. `RUST_LOG` is `info` unless the command sets it.
-pub fn spawn_binary_logged(cmd: &mut std::process::Command) -> (std::process::Child, String, Logs) {
+pub fn spawn_binary_logged(cmd: &mut std::process::Command) -> (Spawned, String, Logs) {
     use std::io::{BufRead, BufReader};
     if !cmd.get_envs().any(|(k, _)| k == "RUST_LOG") {
         cmd.env("RUST_LOG", "info");
@@ -411,5 +437,5 @@ pub fn spawn_binary_logged(cmd: &mut std::process::Command) -> (std::process::Ch
     let addr = rx
         .recv_timeout(std::time::Duration::from_secs(30))
         .expect("the server logs its address");
-    (child, addr, logs)
+    (Spawned(child), addr, logs)
 }
