@@ -7,6 +7,7 @@
 //! Public requests are logged at DEBUG (a broadcast brings tens of thousands a second), admin
 //! requests at INFO.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -194,8 +195,14 @@ impl FetchLog {
         let Some(assets) = &self.assets else {
             return Slot::Off;
         };
-        let Ok(path) = percent_encoding::percent_decode_str(raw).decode_utf8() else {
-            return Slot::Off;
+        // Most paths have nothing to decode: skip the decoder's copy-on-write and UTF-8 check.
+        let path = if raw.contains('%') {
+            match percent_encoding::percent_decode_str(raw).decode_utf8() {
+                Ok(path) => path,
+                Err(_) => return Slot::Off,
+            }
+        } else {
+            Cow::Borrowed(raw)
         };
         let found = assets.read().expect("fetch log").get(&*path).cloned();
         match found {
@@ -336,9 +343,9 @@ where
 
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
         let route = RouteClass::of(req.uri().path());
-        let request_id = req
-            .headers()
-            .get(&X_REQUEST_ID)
+        let seen = Seen::of(req.headers());
+        let request_id = seen
+            .request_id
             .filter(|v| sane_request_id(v.as_bytes()))
             .cloned()
             .unwrap_or_else(new_request_id);
@@ -354,32 +361,33 @@ where
         } else {
             tracing::Span::none()
         };
+        let method = req.method();
         let media = (route == RouteClass::Media
-            && (req.method() == Method::GET || req.method() == Method::HEAD))
-            .then(|| {
-                let h = req.headers();
-                let agent = h.get(header::USER_AGENT);
-                let meta = agent
+            && (*method == Method::GET || *method == Method::HEAD))
+            .then(|| MediaRequest {
+                method: if *method == Method::GET {
+                    "GET"
+                } else {
+                    "HEAD"
+                },
+                agent: seen.agent.cloned(),
+                conditional: seen.conditional,
+                meta: seen
+                    .agent
                     .and_then(|a| a.to_str().ok())
-                    .is_some_and(|a| self.observer.is_meta(a));
-                MediaRequest {
-                    method: if req.method() == Method::GET {
-                        "GET"
-                    } else {
-                        "HEAD"
-                    },
-                    agent: agent.cloned(),
-                    conditional: h.contains_key(header::IF_NONE_MATCH)
-                        || h.contains_key(header::IF_MODIFIED_SINCE)
-                        || h.contains_key(header::RANGE),
-                    meta,
-                    slot: self
-                        .observer
-                        .fetches
-                        .slot(req.uri().path().strip_prefix("/media/").unwrap_or_default()),
-                }
+                    .is_some_and(|a| self.observer.is_meta(a)),
+                slot: self
+                    .observer
+                    .fetches
+                    .slot(req.uri().path().strip_prefix("/media/").unwrap_or_default()),
             });
-        let log = logged.then(|| (req.method().clone(), req.uri().clone(), Instant::now()));
+        let log = logged.then(|| {
+            Box::new(RequestLog {
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                started: Instant::now(),
+            })
+        });
         ObserveFuture {
             inner: self.inner.call(req).instrument(span),
             pending: Some(Pending {
@@ -393,13 +401,55 @@ where
     }
 }
 
+/// The request headers the layer reads, found in one pass over the header map: cheaper than a
+/// hashed lookup for each when, as usual, a request has a handful of headers.
+struct Seen<'a> {
+    /// The first `X-Request-Id`.
+    request_id: Option<&'a HeaderValue>,
+    /// The first `User-Agent`.
+    agent: Option<&'a HeaderValue>,
+    /// `If-None-Match`, `If-Modified-Since` or `Range` is there.
+    conditional: bool,
+}
+
+impl<'a> Seen<'a> {
+    fn of(headers: &'a axum::http::HeaderMap) -> Self {
+        let mut seen = Seen {
+            request_id: None,
+            agent: None,
+            conditional: false,
+        };
+        for (name, value) in headers {
+            if *name == header::USER_AGENT {
+                seen.agent.get_or_insert(value);
+            } else if *name == header::IF_NONE_MATCH
+                || *name == header::IF_MODIFIED_SINCE
+                || *name == header::RANGE
+            {
+                seen.conditional = true;
+            } else if *name == X_REQUEST_ID {
+                seen.request_id.get_or_insert(value);
+            }
+        }
+        seen
+    }
+}
+
+/// What a logged request's log event needs from the request (boxed: most are not logged, and
+/// the future stays small).
+struct RequestLog {
+    method: Method,
+    uri: axum::http::Uri,
+    started: Instant,
+}
+
 pin_project_lite::pin_project! {
     /// [`Observe`]'s future.
     pub struct ObserveFuture<F> {
         #[pin]
         inner: tracing::instrument::Instrumented<F>,
         pending: Option<Pending>,
-        log: Option<(Method, axum::http::Uri, Instant)>,
+        log: Option<Box<RequestLog>>,
     }
 }
 
@@ -446,7 +496,12 @@ where
                 p.observer.fetches.push(m.slot, entry, agent);
             }
         }
-        if let Some((method, uri, started)) = this.log.take() {
+        if let Some(log) = this.log.take() {
+            let RequestLog {
+                method,
+                uri,
+                started,
+            } = *log;
             // The path only: a query may hold a link's signature.
             let path = uri.path();
             let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -518,6 +573,11 @@ mod tests {
         let generated = new_request_id();
         assert_eq!(generated.len(), 36);
         assert!(sane_request_id(generated.as_bytes()));
+        let parsed = uuid::Uuid::parse_str(generated.to_str().unwrap()).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+        assert_eq!(parsed.hyphenated().to_string(), generated.to_str().unwrap());
+        assert_ne!(new_request_id(), generated);
     }
 
     fn entry(status: u16) -> Entry {

@@ -7,13 +7,16 @@
 //! bytes a range asks for are read.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 
 use super::AppState;
 use super::conditional::{Conditions, Outcome, Validators, evaluate};
@@ -30,30 +33,45 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/media/{*path}", get(serve))
 }
 
-/// A header's value; several occurrences joined with ", " as RFC 9110 §5.3 allows for lists.
-/// A value that is not visible ASCII becomes "", which every parser treats as malformed.
-fn header_value(headers: &HeaderMap, name: HeaderName) -> Option<Cow<'_, str>> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?.to_str().unwrap_or("");
-    let Some(second) = values.next() else {
-        // The usual case: one occurrence, borrowed.
-        return Some(Cow::Borrowed(first));
-    };
-    let mut out = first.to_owned();
-    for more in std::iter::once(second).chain(values) {
-        out.push_str(", ");
-        out.push_str(more.to_str().unwrap_or(""));
+/// The request headers [`Conditions`] reads, in that order.
+const CONDITION_HEADERS: [HeaderName; 6] = [
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::RANGE,
+    header::IF_RANGE,
+];
+
+/// The values of [`CONDITION_HEADERS`], found in one pass over the header map (cheaper than a
+/// hashed lookup for each when, as usual, a request has a handful of headers). Several
+/// occurrences of one are joined with ", " as RFC 9110 §5.3 allows for lists. A value that is
+/// not visible ASCII becomes "", which every parser treats as malformed.
+fn condition_values(headers: &HeaderMap) -> [Option<Cow<'_, str>>; 6] {
+    let mut values: [Option<Cow<'_, str>>; 6] = Default::default();
+    for (name, value) in headers {
+        let Some(i) = CONDITION_HEADERS.iter().position(|n| n == name) else {
+            continue;
+        };
+        let value = value.to_str().unwrap_or("");
+        match &mut values[i] {
+            // The usual case: one occurrence, borrowed.
+            None => values[i] = Some(Cow::Borrowed(value)),
+            Some(joined) => {
+                let joined = joined.to_mut();
+                joined.push_str(", ");
+                joined.push_str(value);
+            }
+        }
     }
-    Some(Cow::Owned(out))
+    values
 }
 
-async fn serve(
-    State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    match respond(&state, &method, &uri, &headers).await {
+// The request whole rather than its method, URI and headers as extractors: those would be cloned
+// out of it (the header map with every value), for nothing.
+async fn serve(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    match respond(&state, &parts.method, &parts.uri, &parts.headers).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -91,21 +109,13 @@ async fn respond(
         }
     }
 
-    let etag = record.etag();
+    let rep = Representation::of(&record, policy);
     let validators = Validators {
-        etag: &etag,
+        etag: &rep.etag,
         last_modified: record.last_modified,
         len: record.size,
     };
-    let values = [
-        header::IF_MATCH,
-        header::IF_UNMODIFIED_SINCE,
-        header::IF_NONE_MATCH,
-        header::IF_MODIFIED_SINCE,
-        header::RANGE,
-        header::IF_RANGE,
-    ]
-    .map(|name| header_value(headers, name));
+    let values = condition_values(headers);
     let conditions = Conditions {
         if_match: values[0].as_deref(),
         if_unmodified_since: values[1].as_deref(),
@@ -117,7 +127,7 @@ async fn respond(
     let is_get = method == Method::GET;
     let outcome = evaluate(&conditions, &validators, is_get);
 
-    let mut response = match outcome {
+    let response = match outcome {
         Outcome::PreconditionFailed => {
             return Err(ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
@@ -165,27 +175,39 @@ async fn respond(
             };
             let mut r = Response::new(body);
             *r.status_mut() = status;
-            // Room for the eight headers of a 200 with its request ID, without growing. (A 304's
-            // six fit in the map's first allocation; asking for more there costs more.)
-            *r.headers_mut() = HeaderMap::with_capacity(8);
-            let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, value(&record.content_type));
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-            if let Some((start, end)) = range {
-                h.insert(
-                    header::CONTENT_RANGE,
-                    value(&format!("bytes {start}-{end}/{}", record.size)),
-                );
-            }
+            *r.headers_mut() = match range {
+                None => rep.full.clone(),
+                Some((start, end)) => {
+                    // The full answer's headers, with the part's length and where it lies.
+                    let mut h = HeaderMap::with_capacity(9);
+                    for (name, v) in &rep.full {
+                        if name == header::CONTENT_LENGTH {
+                            h.append(header::CONTENT_LENGTH, HeaderValue::from(len));
+                            h.append(
+                                header::CONTENT_RANGE,
+                                value(&format!("bytes {start}-{end}/{}", record.size)),
+                            );
+                        } else {
+                            h.append(name.clone(), v.clone());
+                        }
+                    }
+                    h
+                }
+            };
             r
         }
         Outcome::NotModified => {
             let mut r = Response::new(Body::empty());
             *r.status_mut() = StatusCode::NOT_MODIFIED;
+            // Copied into a map of the first allocation's size rather than cloned: a clone has
+            // no room left, and the `Content-Length` axum adds and the request ID would grow it.
+            let h = r.headers_mut();
+            for (name, v) in &rep.not_modified {
+                h.append(name.clone(), v.clone());
+            }
             r
         }
     };
-    add_representation_headers(response.headers_mut(), &record, policy, &etag);
     Ok(response)
 }
 
@@ -193,36 +215,96 @@ async fn respond(
 /// request ID aside): what the admin API and page show as "served with", from the same code
 /// that serves it.
 pub fn served_headers(record: &AssetRecord, policy: CachePolicy) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(8);
-    h.insert(header::CONTENT_TYPE, value(&record.content_type));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(record.size));
-    add_representation_headers(&mut h, record, policy, &record.etag());
-    h
+    Representation::new(record, policy).full
 }
 
-/// The headers every answer about the asset carries: the caching trio, range support and
-/// `nosniff` (the type is exact, so browsers have nothing to guess).
-fn add_representation_headers(
-    h: &mut HeaderMap,
-    record: &AssetRecord,
-    policy: CachePolicy,
-    etag: &str,
-) {
-    h.insert(header::CACHE_CONTROL, value(&policy.to_string()));
-    h.insert(header::ETAG, value(etag));
-    h.insert(
-        header::LAST_MODIFIED,
-        value(&crate::http_date(record.last_modified)),
-    );
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+/// The headers of the answers about one version of an asset under one policy, built once:
+/// cloning a map of them costs an allocation or two and a reference count per value, where
+/// building one costs a hashed insert and, for most values, formatting and an allocation.
+struct Representation {
+    /// The entity tag, quoted.
+    etag: Box<str>,
+    /// The headers of a full `200` (and of a `HEAD`), in the order they are sent.
+    full: HeaderMap,
+    /// The headers of a `304`: those of the `200` but the type and length (RFC 9110 §15.4.5).
+    not_modified: HeaderMap,
+}
+
+/// Representations kept per thread, in slots chosen by the record's address: a broadcast asks
+/// for the same few assets thousands of times a second.
+const REPRESENTATION_SLOTS: usize = 8;
+
+/// A representation with what it was made from. Records are immutable once shared and a changed
+/// asset gets a new one, so the same record (by address, which the reference held here keeps
+/// from being reused) under the same policy has the same headers.
+type Memo = (Arc<AssetRecord>, CachePolicy, Arc<Representation>);
+
+thread_local! {
+    static REPRESENTATIONS: RefCell<[Option<Memo>; REPRESENTATION_SLOTS]> =
+        const { RefCell::new([const { None }; REPRESENTATION_SLOTS]) };
+}
+
+impl Representation {
+    fn new(record: &AssetRecord, policy: CachePolicy) -> Self {
+        let etag = record.etag();
+        // The headers every answer about the asset carries: the caching trio, range support and
+        // `nosniff` (the type is exact, so browsers have nothing to guess).
+        let common = [
+            (header::CACHE_CONTROL, shared_value(policy.to_string())),
+            (header::ETAG, shared_value(etag.clone())),
+            (
+                header::LAST_MODIFIED,
+                shared_value(crate::http_date(record.last_modified)),
+            ),
+            (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ];
+        let mut full = HeaderMap::with_capacity(8);
+        full.insert(
+            header::CONTENT_TYPE,
+            shared_value(record.content_type.clone()),
+        );
+        full.insert(header::CONTENT_LENGTH, HeaderValue::from(record.size));
+        let mut not_modified = HeaderMap::new();
+        for (name, v) in common {
+            full.insert(name.clone(), v.clone());
+            not_modified.insert(name, v);
+        }
+        Self {
+            etag: etag.into_boxed_str(),
+            full,
+            not_modified,
+        }
+    }
+
+    /// The representation of `record` under `policy`, from this thread's memo when it is there.
+    fn of(record: &Arc<AssetRecord>, policy: CachePolicy) -> Arc<Self> {
+        // Allocations are at least 8-aligned: the low bits tell nothing apart.
+        let slot = (Arc::as_ptr(record) as usize >> 4) % REPRESENTATION_SLOTS;
+        REPRESENTATIONS.with(|memo| {
+            let mut memo = memo.borrow_mut();
+            match &memo[slot] {
+                Some((r, p, rep)) if Arc::ptr_eq(r, record) && *p == policy => Arc::clone(rep),
+                _ => {
+                    let rep = Arc::new(Self::new(record, policy));
+                    memo[slot] = Some((Arc::clone(record), policy, Arc::clone(&rep)));
+                    rep
+                }
+            }
+        })
+    }
+}
+
+/// A header value whose clones share its bytes.
+fn shared_value(s: String) -> HeaderValue {
+    // Stored types, dates, tags and policies are ASCII by construction.
+    HeaderValue::from_maybe_shared(Bytes::from(s)).expect("header value is visible ASCII")
 }
 
 fn value(s: &str) -> HeaderValue {
-    // Stored types, dates, tags and policies are ASCII by construction.
     HeaderValue::from_str(s).expect("header value is visible ASCII")
 }
 
