@@ -359,6 +359,27 @@ async fn config_folders_are_signed_only_and_cannot_be_lifted_through_the_api() {
         )
         .await;
     }
+    // Nor can a folder below a signed-only one be made public by a mark of its own: 409, and
+    // nothing changes.
+    let before = s.admin_json(Method::GET, "/access").await;
+    let r = s
+        .admin(Method::PUT, "/access/legal/archive")
+        .json(&json!({"signed": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "inherited_rule", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"legal\""),
+        "{e}"
+    );
+    assert_eq!(s.admin_json(Method::GET, "/access").await, before);
+
     // The API's mark stays (the listing names it, the config's lies beneath).
     let access = s.admin_json(Method::GET, "/access").await;
     assert_eq!(

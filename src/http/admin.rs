@@ -855,9 +855,23 @@ async fn put_access(
         })?;
     if signed {
         require_signing(&state)?;
-    } else if state.store.policies().await.signed_config.contains(&folder) {
-        // Lifting only the API's mark would leave it signed-only: say so, change nothing.
-        return Err(config_mark(&folder));
+    } else {
+        let policies = state.store.policies().await;
+        if policies.signed_config.contains(&folder) {
+            // Lifting only the API's mark would leave it signed-only: say so, change nothing.
+            return Err(config_mark(&folder));
+        }
+        // Nor can a mark below a signed-only folder make anything public.
+        if let (true, PolicySource::Folder(above)) = policies.signed_for(&folder, None) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "inherited_rule",
+                format!(
+                    "{above:?} is signed-only, and so is everything below it, {folder:?} \
+                     included; lift the mark on {above:?} instead"
+                ),
+            ));
+        }
     }
     let was = state.store.set_folder_signed(&folder, signed).await?;
     tracing::info!(%folder, signed, "folder access set");
