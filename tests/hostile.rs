@@ -833,6 +833,26 @@ async fn oversized_bodies_are_413_and_store_nothing(backend: Backend) {
             "{what}: {msg}"
         );
     }
+    // Without the token, the 401 comes first, whatever the declared length: limits are for
+    // those who may upload.
+    for (method, target, length) in [
+        ("PUT", "/api/assets/promo/big.jpg", 100_000_001),
+        ("POST", "/api/assets", 200_000_000),
+        ("PATCH", "/api/assets/promo/big.jpg", 100_000),
+        ("PUT", "/api/policies/promo", 100_000),
+    ] {
+        let r = Req::new(method, target)
+            .header("Content-Type", "image/jpeg")
+            .length(length)
+            .try_send(s, quick)
+            .await
+            .unwrap_or_else(|| panic!("{method} {target}: no answer before the body"));
+        r.error(
+            401,
+            "unauthorized",
+            &format!("{method} {target} without the token"),
+        );
+    }
     // A body streamed past its kind's limit (chunked, so no length is known up front): 413
     // once the limit is crossed, and the staged bytes are gone.
     for (path, ctype, body) in [

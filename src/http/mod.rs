@@ -139,6 +139,9 @@ fn finish(routes: Router<AppState>, state: AppState) -> App {
 
 fn admin_api(state: &AppState, body_idle_timeout: Duration) -> Router<AppState> {
     admin::routes()
+        // The token first (the outer of the two), then the declared size: a request without
+        // the token learns nothing of the routes' limits, and gets the 401 it needs to see.
+        .route_layer(axum::middleware::from_fn(refuse_declared_oversize))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
@@ -148,7 +151,6 @@ fn admin_api(state: &AppState, body_idle_timeout: Duration) -> Router<AppState> 
         // Uploads are streamed and limited by kind in the store; multipart framing adds a
         // little on top of the largest media. JSON bodies are small.
         .layer(DefaultBodyLimit::max(admin::MAX_JSON_BODY))
-        .layer(axum::middleware::from_fn(refuse_declared_oversize))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             body_idle_timeout,
         ))
