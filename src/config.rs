@@ -664,8 +664,8 @@ impl StorageSettings {
             } else {
                 let clean = parse_folder(trimmed)
                     .map_err(|e| ConfigError::Invalid(format!("storage.prefix {prefix:?}: {e}")))?;
-                let stored: usize = clean.split('/').map(crate::store::path::stored_len).sum();
-                if stored + clean.matches('/').count() > crate::store::path::MAX_STORAGE_PREFIX_LEN
+                if crate::store::path::stored_path_len(&clean)
+                    > crate::store::path::MAX_STORAGE_PREFIX_LEN
                 {
                     return Err(ConfigError::Invalid(format!(
                         "storage.prefix {prefix:?} is over {} bytes as stored: with the longest \

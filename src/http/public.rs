@@ -317,3 +317,72 @@ fn blob_error(record: &AssetRecord, e: StoreError) -> ApiError {
         other => other.into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(sha: char, last_modified: u64) -> Arc<AssetRecord> {
+        Arc::new(AssetRecord {
+            path: "promo/banner.jpg".into(),
+            sha256: sha.to_string().repeat(64),
+            size: 48_213,
+            content_type: "image/jpeg".into(),
+            last_modified,
+            cache_control: None,
+            filename: "banner.jpg".into(),
+            uploaded_at: last_modified,
+            deleted: false,
+            whatsapp: Default::default(),
+            signed: None,
+        })
+    }
+
+    fn header(h: &HeaderMap, name: HeaderName) -> &str {
+        h.get(name).unwrap().to_str().unwrap()
+    }
+
+    /// The memo gives back what it was given for the same record and policy, and never a
+    /// representation made for another policy or another version of the asset.
+    #[test]
+    fn representations_follow_the_record_and_the_policy() {
+        let day: CachePolicy = "max-age=86400".parse().unwrap();
+        let no_cache: CachePolicy = "no-cache".parse().unwrap();
+        let v1 = record('a', 1_700_000_000);
+        let first = Representation::of(&v1, day);
+        assert!(Arc::ptr_eq(&first, &Representation::of(&v1, day)));
+        assert_eq!(header(&first.full, header::CACHE_CONTROL), "max-age=86400");
+
+        // Same record, another policy: new headers.
+        let other = Representation::of(&v1, no_cache);
+        assert_eq!(header(&other.full, header::CACHE_CONTROL), "no-cache");
+        assert_eq!(
+            header(&other.not_modified, header::CACHE_CONTROL),
+            "no-cache"
+        );
+
+        // A replaced asset is a new record: its own tag and date, even at the same path.
+        let v2 = record('b', 1_700_000_100);
+        let replaced = Representation::of(&v2, no_cache);
+        assert_eq!(&*replaced.etag, format!("\"{}\"", "b".repeat(64)));
+        assert_eq!(header(&replaced.full, header::ETAG), &*replaced.etag);
+        assert_eq!(
+            header(&replaced.full, header::LAST_MODIFIED),
+            "Tue, 14 Nov 2023 22:15:00 GMT"
+        );
+        // Same content as v1 but a distinct record: equal headers, not v1's memo entry.
+        let copy = record('a', 1_700_000_000);
+        let again = Representation::of(&copy, day);
+        assert!(!Arc::ptr_eq(&again, &first));
+        assert_eq!(again.full, first.full);
+
+        // The 304 carries the 200's caching headers, without type and length.
+        assert!(first.not_modified.get(header::CONTENT_TYPE).is_none());
+        assert!(first.not_modified.get(header::CONTENT_LENGTH).is_none());
+        for name in [header::CACHE_CONTROL, header::ETAG, header::LAST_MODIFIED] {
+            assert_eq!(first.not_modified.get(&name), first.full.get(&name));
+        }
+        // And the admin API's list is the served 200's.
+        assert_eq!(served_headers(&v1, day), first.full);
+    }
+}

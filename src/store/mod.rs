@@ -237,8 +237,9 @@ pub struct Page {
 /// One folder level of [`Store::list_folder`].
 #[derive(Debug)]
 pub struct FolderPage {
-    /// Full paths of the folders directly inside, sorted. (A folder whose assets were all
-    /// deleted may still be listed until a garbage collection.)
+    /// Full paths of the folders directly inside, sorted. A folder whose assets were all
+    /// deleted may still be listed: on local disk its directory stays, and its tombstones
+    /// until a garbage collection (on a shared bucket, for good).
     pub folders: Vec<String>,
     /// The assets directly inside.
     pub page: Page,
@@ -702,11 +703,7 @@ impl Store {
         let _timer = self.timer(crate::metrics::StorageOp::List);
         // List the deepest folder the prefix names, then filter on the whole prefix.
         let folder = prefix.rsplit_once('/').map_or("", |(f, _)| f);
-        let list_prefix = if folder.is_empty() {
-            Key::from("assets")
-        } else {
-            Key::from(format!("assets/{folder}"))
-        };
+        let list_prefix = folder_key(folder);
         let paths: Vec<String> = self
             .inner
             .objects
@@ -731,11 +728,7 @@ impl Store {
         limit: usize,
     ) -> Result<FolderPage, StoreError> {
         let _timer = self.timer(crate::metrics::StorageOp::List);
-        let list_prefix = if folder.is_empty() {
-            Key::from("assets")
-        } else {
-            Key::from(format!("assets/{folder}"))
-        };
+        let list_prefix = folder_key(folder);
         let level = self
             .inner
             .objects
@@ -744,13 +737,7 @@ impl Store {
         let mut folders: Vec<String> = level
             .common_prefixes
             .iter()
-            .filter_map(|key| {
-                let raw = key.as_ref().strip_prefix("assets/")?;
-                percent_encoding::percent_decode_str(raw)
-                    .decode_utf8()
-                    .ok()
-                    .map(|s| s.into_owned())
-            })
+            .filter_map(|key| decode_key(key.as_ref().strip_prefix("assets/")?))
             .collect();
         folders.sort_unstable();
         let paths = level
@@ -1401,15 +1388,29 @@ fn next_last_modified(previous: Option<&AssetRecord>, now: u64) -> u64 {
 
 /// `assets/promo/a.jpg.json` → `promo/a.jpg`; `None` for anything else.
 fn key_to_asset_path(key: &Key) -> Option<String> {
-    let raw = key
-        .as_ref()
-        .strip_prefix("assets/")?
-        .strip_suffix(".json")?;
-    // object_store percent-encodes some characters in keys; asset paths never contain '%'.
+    decode_key(
+        key.as_ref()
+            .strip_prefix("assets/")?
+            .strip_suffix(".json")?,
+    )
+}
+
+/// A key's text as the path it stands for: object_store percent-encodes some characters in
+/// keys, and asset paths never contain '%'.
+fn decode_key(raw: &str) -> Option<String> {
     percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .ok()
         .map(|s| s.into_owned())
+}
+
+/// The key under which a folder's records lie (`""`: all of them).
+fn folder_key(folder: &str) -> Key {
+    if folder.is_empty() {
+        Key::from("assets")
+    } else {
+        Key::from(format!("assets/{folder}"))
+    }
 }
 
 /// Remove the staging files object_store writes beside `key` on the local backend

@@ -92,11 +92,10 @@ impl AssetPath {
         if let Some(c) = s.chars().find(|c| c.is_control() || FORBIDDEN.contains(c)) {
             return Err(PathError::ForbiddenChar(c));
         }
-        let segments: Vec<&str> = s.split('/').collect();
-        let stored = segments.iter().map(|seg| stored_len(seg)).sum::<usize>() + segments.len() - 1;
-        if stored > MAX_PATH_LEN {
+        if stored_path_len(s) > MAX_PATH_LEN {
             return Err(PathError::TooLong);
         }
+        let segments: Vec<&str> = s.split('/').collect();
         let last = segments.len() - 1;
         for (i, seg) in segments.iter().enumerate() {
             match *seg {
@@ -144,6 +143,11 @@ impl fmt::Display for AssetPath {
 /// from the names it writes.
 pub fn stored_len(segment: &str) -> usize {
     object_store::path::PathPart::from(segment).as_ref().len()
+}
+
+/// The length of a `/`-separated path as stored: its segments' [`stored_len`] and the slashes.
+pub fn stored_path_len(path: &str) -> usize {
+    path.split('/').map(stored_len).sum::<usize>() + path.matches('/').count()
 }
 
 /// Validate a folder name for a policy rule or a listing prefix: the same rules as an asset path,
