@@ -36,16 +36,9 @@ SERVER_CPU=0
 CLIENT_CPU=1
 TOKEN="bench-$RANDOM$RANDOM$RANDOM"
 
-log() { printf '[compare] %s\n' "$*" >&2; }
-die() {
-    printf '[compare] ERROR: %s\n' "$*" >&2
-    exit 1
-}
-
-# Start from a clean environment for the servers: no inherited media-origin settings, no proxy
-# between curl/the S3 client and loopback.
-while read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(MEDIA_ORIGIN|AWS_)' || true)
-export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
+BENCH_NAME=compare
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # --- tools -------------------------------------------------------------------------------------
 
@@ -79,48 +72,12 @@ install_missing
 
 # --- build -------------------------------------------------------------------------------------
 
-command -v cargo >/dev/null || die "needs the Rust toolchain (cargo) on PATH; see README.md"
-log "building (cargo build --release --locked, and the s3_server example)"
-cargo build --release --locked || die "cargo build --release failed"
-cargo build --release --locked --example s3_server || die "building the s3_server example failed"
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-MO_BIN="$TARGET_DIR/release/media-origin"
-S3_BIN="$TARGET_DIR/release/examples/s3_server"
-[[ -x $MO_BIN ]] || die "no binary at $MO_BIN"
-[[ -x $S3_BIN ]] || die "no example binary at $S3_BIN"
+build_release s3_server
+S3_BIN=$EXAMPLE_BIN
 
 # --- temp dir, clean-up ------------------------------------------------------------------------
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mo-bench.XXXXXX")
-PIDS=()
-
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    local pid
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [[ ${KEEP:-0} == 1 ]]; then
-        log "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+make_work mo-bench
 
 mkdir -p "$WORK/corpus" "$WORK/wrk" "$WORK/www/media/bench" "$WORK/nginx" "$WORK/s3tmp"
 RESULTS="$WORK/results.tsv"

@@ -34,15 +34,10 @@ TIMEOUT=${TIMEOUT:-30}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
 TOKEN="load-$RANDOM$RANDOM$RANDOM"
 
-log() { printf '[load.sh] %s\n' "$*" >&2; }
-die() {
-    printf '[load.sh] ERROR: %s\n' "$*" >&2
-    exit 2
-}
-
-# A clean environment for the server: no inherited media-origin settings, no proxy to loopback.
-while read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(MEDIA_ORIGIN|AWS_)' || true)
-export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
+BENCH_NAME=load.sh
+DIE_STATUS=2
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 # --- tools -------------------------------------------------------------------------------------
 
@@ -56,7 +51,6 @@ if ((${#pkgs[@]})); then
     apt-get install -y "${pkgs[@]}" || { apt-get update && apt-get install -y "${pkgs[@]}"; } ||
         die "apt-get install ${pkgs[*]} failed"
 fi
-command -v cargo >/dev/null || die "needs the Rust toolchain (cargo) on PATH; see README.md"
 
 # One descriptor per connection on each side, plus files: raise the limit for both processes.
 want_fds=65536
@@ -68,47 +62,12 @@ fi
 
 # --- build -------------------------------------------------------------------------------------
 
-log "building (cargo build --release --locked, and --example load)"
-cargo build --release --locked || die "cargo build --release failed"
-cargo build --release --locked --example load || die "building the load example failed"
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-MO_BIN="$TARGET_DIR/release/media-origin"
-LOAD_BIN="$TARGET_DIR/release/examples/load"
-[[ -x $MO_BIN ]] || die "no binary at $MO_BIN"
-[[ -x $LOAD_BIN ]] || die "no example binary at $LOAD_BIN"
+build_release load
+LOAD_BIN=$EXAMPLE_BIN
 
 # --- temp dir, clean-up ------------------------------------------------------------------------
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mo-load.XXXXXX")
-PIDS=()
-
-stop_pid() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    local pid
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [[ ${KEEP:-0} == 1 ]]; then
-        log "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+make_work mo-load
 
 # --- corpus ------------------------------------------------------------------------------------
 
