@@ -411,6 +411,8 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
     until_text(&c, "#detail-path", "promo/banner.png").await;
     until_text(&c, "#detail-kind", "image").await;
     until_text(&c, "#detail-type", "image/png").await;
+    let size = nonempty_text(&c, "#detail-size").await;
+    assert!(size.contains(&format!("{} bytes", PNG_1X1.len())), "{size}");
     until_text(&c, "#detail-policy", "max-age=86400").await;
     assert_eq!(shown_header(&c, "cache-control").await, "max-age=86400");
     let record: Value = s
@@ -652,6 +654,22 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
         ),
     )
     .await;
+    // A video previews as a player of its link on the public listener.
+    until_text(&c, "#detail-kind", "video").await;
+    let preview = until(
+        &c,
+        "the video preview",
+        "const p = document.querySelector('#preview'); \
+         return p && p.tagName === 'VIDEO' && p.controls ? p.src : null",
+    )
+    .await;
+    assert!(
+        preview
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("http://{}/media/promo/clip.mp4?v=", s.addr)),
+        "{preview}"
+    );
 
     // Nothing went wrong in the page itself: no script errors, no CSP violations. (The
     // deliberate 400, 401 and 415 above are logged by Chromium as failed loads; only those.)
