@@ -205,6 +205,17 @@ pub fn kind_of(content_type: &str) -> Option<Kind> {
         .map(|m| m.kind())
 }
 
+/// The file extension WhatsApp users and Meta expect for an exact stored content type
+/// (`image/jpeg` -> `jpg`, `audio/ogg; codecs=opus` -> `ogg`), without the dot; `None` for a
+/// type that is not a stored type. Used to name files sent to the Media API, whatever the
+/// asset's own path is called.
+pub fn canonical_extension(content_type: &str) -> Option<&'static str> {
+    Mt::ALL
+        .iter()
+        .find(|m| m.as_str() == content_type)
+        .map(|m| m.extension())
+}
+
 /// Size limit implied by a declared `Content-Type` header before any byte is
 /// read (to answer 413 early when `Content-Length` is known).
 ///
@@ -367,6 +378,30 @@ impl Mt {
         }
     }
 
+    /// The canonical file extension, without the dot.
+    fn extension(self) -> &'static str {
+        match self {
+            Mt::Jpeg => "jpg",
+            Mt::Png => "png",
+            Mt::Webp => "webp",
+            Mt::Mp4Video => "mp4",
+            Mt::ThreeGpp => "3gp",
+            Mt::Aac => "aac",
+            Mt::Amr => "amr",
+            Mt::Mpeg => "mp3",
+            Mt::Mp4Audio => "m4a",
+            Mt::OggOpus => "ogg",
+            Mt::Text => "txt",
+            Mt::Pdf => "pdf",
+            Mt::Doc => "doc",
+            Mt::Xls => "xls",
+            Mt::Ppt => "ppt",
+            Mt::Docx => "docx",
+            Mt::Xlsx => "xlsx",
+            Mt::Pptx => "pptx",
+        }
+    }
+
     /// Size limit; `animated` only matters for WebP stickers.
     fn limit(self, animated: bool) -> u64 {
         if self == Mt::Webp && !animated {
@@ -383,6 +418,8 @@ impl Mt {
             "audio/opus" | "audio/ogg" => Some(Mt::OggOpus),
             "audio/mp3" => Some(Mt::Mpeg),
             "audio/x-m4a" | "audio/m4a" => Some(Mt::Mp4Audio),
+            // Meta's media table spells it `video/3gp`; its upload errors and IANA `video/3gpp`.
+            "video/3gp" => Some(Mt::ThreeGpp),
             _ => Mt::ALL.into_iter().find(|m| m.as_str() == essence),
         }
     }
@@ -1311,6 +1348,35 @@ mod tests {
         ] {
             assert_eq!(kind_of(t), None, "{t}");
         }
+    }
+
+    #[test]
+    fn canonical_extensions_name_each_stored_type() {
+        let ext = |t| canonical_extension(t);
+        assert_eq!(ext("image/jpeg"), Some("jpg"));
+        assert_eq!(ext("video/3gpp"), Some("3gp"));
+        assert_eq!(ext("audio/mp4"), Some("m4a"));
+        assert_eq!(ext(OGG_OPUS), Some("ogg"));
+        assert_eq!(ext("audio/mpeg"), Some("mp3"));
+        assert_eq!(
+            ext("application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            Some("docx")
+        );
+        // Not a stored type: an alias, or something WhatsApp refuses.
+        assert_eq!(ext("audio/ogg"), None);
+        assert_eq!(ext("image/gif"), None);
+        // Every stored type has one, and no two share one.
+        let all: std::collections::HashSet<_> = Mt::ALL.iter().map(|m| m.extension()).collect();
+        assert_eq!(all.len(), Mt::ALL.len());
+    }
+
+    #[test]
+    fn video_3gp_is_metas_spelling_of_3gpp() {
+        assert_eq!(
+            normalize_declared(Some("video/3gp")).unwrap(),
+            Some(Mt::ThreeGpp)
+        );
+        assert_eq!(declared_limit(Some("Video/3GP")).unwrap(), Some(16_000_000));
     }
 
     #[test]
