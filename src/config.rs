@@ -94,7 +94,7 @@ pub struct LogSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsSettings {
-    /// A request whose `User-Agent` contains one of these (case-sensitive substrings) is
+    /// A request whose `User-Agent` contains one of these (substrings, ignoring ASCII case) is
     /// counted, and marked in the fetch log, as Meta's media fetcher. A list, or one
     /// comma-separated string.
     #[serde(deserialize_with = "string_list")]
@@ -104,7 +104,11 @@ pub struct MetricsSettings {
 impl Default for MetricsSettings {
     fn default() -> Self {
         Self {
-            meta_user_agents: vec!["facebookexternalhit".into(), "WhatsApp".into()],
+            meta_user_agents: vec![
+                "facebookexternalhit".into(),
+                "facebookexternalua".into(),
+                "WhatsApp".into(),
+            ],
         }
     }
 }

@@ -337,6 +337,70 @@ async fn fetch_log_keeps_the_last_fetches_of_each_asset() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// Meta's fetcher by default: `facebookexternalua` (its webhook agent, also seen fetching
+/// media), `facebookexternalhit` and `WhatsApp`, in any case; other agents are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn meta_fetcher_agents_are_recognised_in_any_case() {
+    let s = TestServer::start_with(Storage::new(Backend::Local).await, |_| {}).await;
+    s.upload("promo/ua.jpg", "image/jpeg", fixtures::jpeg(2000, 3))
+        .await;
+    let url = s.media("promo/ua.jpg");
+    let agents = [
+        ("facebookexternalua", true),
+        ("FacebookExternalUA/1.1", true),
+        ("FACEBOOKEXTERNALHIT/1.1", true),
+        ("whatsapp/2.24.1.0", true),
+        ("Mozilla/5.0 (X11; Linux x86_64)", false),
+        ("facebookexternal", false),
+    ];
+    for (agent, _) in agents {
+        let r = s
+            .client
+            .get(&url)
+            .header("user-agent", agent)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{agent}");
+    }
+
+    let m = scrape(&s).await;
+    assert_eq!(
+        value(
+            &m,
+            "media_origin_meta_fetcher_requests_total{status=\"200\"}"
+        ),
+        4.0,
+        "{m:#?}"
+    );
+    assert_eq!(
+        value(
+            &m,
+            "media_origin_http_requests_total{route=\"media\",status=\"200\"}"
+        ),
+        6.0
+    );
+
+    let log = s.admin_json(Method::GET, "/fetches/promo/ua.jpg").await;
+    let marked: Vec<(String, bool)> = log["fetches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["user_agent"].as_str().unwrap().to_owned(),
+                f["meta"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, bool)> = agents
+        .iter()
+        .rev()
+        .map(|(agent, meta)| ((*agent).to_owned(), *meta))
+        .collect();
+    assert_eq!(marked, expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn request_ids_are_echoed_or_generated() {
     let s = TestServer::start_with(Storage::new(Backend::Local).await, |_| {}).await;

@@ -39,7 +39,8 @@ pub struct Observer {
     pub metrics: Arc<Metrics>,
     /// Recent public fetches per asset.
     pub fetches: FetchLog,
-    meta_agents: Box<[Box<str>]>,
+    /// `metrics.meta_user_agents`, in ASCII lower case.
+    meta_agents: Box<[Box<[u8]>]>,
 }
 
 impl Observer {
@@ -55,15 +56,32 @@ impl Observer {
             meta_agents: settings
                 .meta_user_agents
                 .iter()
-                .map(|a| a.as_str().into())
+                .map(|a| a.to_ascii_lowercase().into_bytes().into())
                 .collect(),
         }
     }
 
-    /// Whether a `User-Agent` is Meta's fetcher's.
+    /// Whether a `User-Agent` is Meta's fetcher's: it contains one of the configured agents,
+    /// ignoring ASCII case (`FacebookExternalUA/1.1` is `facebookexternalua`'s).
     pub fn is_meta(&self, user_agent: &str) -> bool {
-        self.meta_agents.iter().any(|a| user_agent.contains(&**a))
+        let agent = user_agent.as_bytes();
+        self.meta_agents
+            .iter()
+            .any(|needle| contains_ignoring_ascii_case(agent, needle))
     }
+}
+
+/// Whether `haystack` contains `needle` (in ASCII lower case), ignoring ASCII case; without
+/// allocating, since it runs on every public request.
+fn contains_ignoring_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    haystack.len() >= needle.len()
+        && (0..=haystack.len() - needle.len()).any(|i| {
+            haystack[i].to_ascii_lowercase() == first
+                && haystack[i + 1..i + needle.len()].eq_ignore_ascii_case(rest)
+        })
 }
 
 /// One public fetch of an asset, as the admin API shows it.
@@ -578,6 +596,57 @@ mod tests {
         assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
         assert_eq!(parsed.hyphenated().to_string(), generated.to_str().unwrap());
         assert_ne!(new_request_id(), generated);
+    }
+
+    #[test]
+    fn meta_agents_match_as_substrings_ignoring_ascii_case() {
+        let observer = |agents: &[&str]| {
+            Observer::new(
+                Arc::new(Metrics::new()),
+                &MetricsSettings {
+                    meta_user_agents: agents.iter().map(|a| (*a).to_owned()).collect(),
+                },
+                &FetchLogSettings::default(),
+            )
+        };
+        let default = Observer::new(
+            Arc::new(Metrics::new()),
+            &MetricsSettings::default(),
+            &FetchLogSettings::default(),
+        );
+        for agent in [
+            "facebookexternalua",
+            "FacebookExternalUA/1.1",
+            "FACEBOOKEXTERNALUA",
+            "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+            "FacebookExternalHit/1.1",
+            "WhatsApp/2.23.20.0",
+            "whatsapp/2",
+            "Mozilla/5.0 (compatible; WHATSAPP)",
+        ] {
+            assert!(default.is_meta(agent), "{agent}");
+        }
+        for agent in [
+            "",
+            "facebookexternal",
+            "facebookexternalu",
+            "Mozilla/5.0",
+            "WhatsAp",
+            "curl/8.5.0",
+        ] {
+            assert!(!default.is_meta(agent), "{agent}");
+        }
+        // A configured agent in any case matches any case; at the very start and end too.
+        let custom = observer(&["MyFetcher", "ÄBot"]);
+        assert!(custom.is_meta("myfetcher"));
+        assert!(custom.is_meta("x MYFETCHER"));
+        assert!(custom.is_meta("MyFetcher/1 y"));
+        assert!(!custom.is_meta("MyFetche"));
+        assert!(!custom.is_meta("facebookexternalua"));
+        // Only ASCII letters fold: non-ASCII must match exactly.
+        assert!(custom.is_meta("ÄBot"));
+        assert!(custom.is_meta("Äbot"));
+        assert!(!custom.is_meta("äbot"));
     }
 
     fn entry(status: u16) -> Entry {
