@@ -117,7 +117,12 @@ impl From<PolicyError> for ApiError {
 impl From<MediaError> for ApiError {
     fn from(e: MediaError) -> Self {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-        Self::new(status, e.code(), e.to_string())
+        let fix = e.fix();
+        let error = Self::new(status, e.code(), e.to_string());
+        match fix {
+            Some(fix) => error.with("fix", json!(fix)),
+            None => error,
+        }
     }
 }
 

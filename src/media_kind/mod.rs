@@ -33,6 +33,10 @@
 
 use std::fmt;
 
+pub mod bmff;
+mod fix;
+pub mod jpeg;
+
 /// How many leading bytes of the content [`resolve`] wants to see.
 pub const SNIFF_LEN: usize = 64 * 1024;
 
@@ -100,6 +104,9 @@ pub struct MediaType {
     pub content_type: String,
     /// The WhatsApp kind of `content_type`.
     pub kind: Kind,
+    /// What the inspection found inside, for reports: "H.264 video, AAC-LC audio",
+    /// "8-bit YCbCr baseline JPEG". `None` where nothing was looked into.
+    pub codecs: Option<String>,
 }
 
 /// Why an upload cannot be served to WhatsApp. See [`MediaError::status`] and
@@ -228,7 +235,7 @@ pub fn declared_limit(declared: Option<&str>) -> Result<Option<u64>, MediaError>
     Ok(normalize_declared(declared)?.map(|m| m.limit(true)))
 }
 
-/// Decide the type to store and serve for an upload.
+/// Decide the type to store and serve from the first bytes alone (provisional).
 ///
 /// * `declared`: the request's `Content-Type`, if any.
 /// * `filename`: the client's file name, if any; its extension only helps to
@@ -239,11 +246,189 @@ pub fn declared_limit(declared: Option<&str>) -> Result<Option<u64>, MediaError>
 /// The bytes decide. A declared type must agree with them (within a container
 /// family, the declared type is taken); otherwise the result is
 /// [`MediaError::Mismatch`]. Finally the size is checked against the kind's limit.
+///
+/// This reads the head only: it cannot see the codecs of an MP4 whose `moov` is further on,
+/// a JPEG frame header behind long metadata, or a NUL byte past the head. It serves to choose
+/// a size limit while an upload streams in; the final word is [`Inspector::finish`] (or
+/// [`inspect`] for bytes in memory), which reads everything.
 pub fn resolve(
     declared: Option<&str>,
     filename: Option<&str>,
     head: &[u8],
     size: u64,
+) -> Result<MediaType, MediaError> {
+    let usable = usize::try_from(size).unwrap_or(usize::MAX).min(SNIFF_LEN);
+    let head = &head[..head.len().min(usable)];
+    let has_nul = head.contains(&0);
+    judge(declared, filename, head, size, has_nul, None)
+}
+
+/// Decide the type of a whole file in memory: [`Inspector`] over `bytes` in one piece.
+pub fn inspect(
+    declared: Option<&str>,
+    filename: Option<&str>,
+    bytes: &[u8],
+) -> Result<MediaType, MediaError> {
+    let mut i = Inspector::new();
+    i.update(bytes);
+    i.finish(declared, filename)
+}
+
+/// Reads an upload as it streams by and decides, at the end, whether WhatsApp accepts it.
+///
+/// It keeps the first [`SNIFF_LEN`] bytes, notes whether a NUL byte occurs anywhere (the text
+/// rule), and for containers whose decisive fields can be anywhere it follows their structure
+/// as the bytes pass: the ISO-BMFF box walk keeps `moov` (the track descriptions, which may
+/// follow `mdat`), the JPEG walk reads the frame header. Nothing else is held, so memory stays
+/// bounded whatever the file's size (see [`bmff`] and [`jpeg`] for their bounds).
+#[derive(Debug, Default)]
+pub struct Inspector {
+    head: Vec<u8>,
+    size: u64,
+    has_nul: bool,
+    deep: Deep,
+}
+
+/// The structure walk chosen from the first bytes.
+#[derive(Debug, Default)]
+enum Deep {
+    /// Fewer than [`DEEP_PICK_LEN`] bytes seen so far.
+    #[default]
+    Undecided,
+    Bmff(bmff::Walker),
+    Jpeg(jpeg::Walker),
+    /// No structure to follow.
+    Nothing,
+}
+
+/// What the structure walk found, for [`judge`].
+enum Evidence {
+    Bmff(Result<Vec<bmff::Track>, bmff::BoxError>),
+    Jpeg(Result<jpeg::Frame, jpeg::JpegError>),
+}
+
+/// Bytes needed to choose a structure walk (`ftyp` sits at 4..8).
+const DEEP_PICK_LEN: usize = 12;
+
+impl Inspector {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next bytes of the content.
+    pub fn update(&mut self, chunk: &[u8]) {
+        let take = (SNIFF_LEN - self.head.len()).min(chunk.len());
+        self.head.extend_from_slice(&chunk[..take]);
+        self.size += chunk.len() as u64;
+        self.has_nul = self.has_nul || chunk.contains(&0);
+        match &mut self.deep {
+            Deep::Undecided => {
+                if self.head.len() >= DEEP_PICK_LEN {
+                    // Everything so far is in the head (it is larger than DEEP_PICK_LEN), and
+                    // the rest of this chunk follows it.
+                    self.pick();
+                    self.feed_deep_head();
+                    self.feed_deep(&chunk[take..]);
+                }
+            }
+            _ => self.feed_deep(chunk),
+        }
+    }
+
+    fn pick(&mut self) {
+        let h = &self.head;
+        self.deep = if h.len() >= 8 && (&h[4..8] == b"ftyp" || quicktime_atom(h)) {
+            Deep::Bmff(bmff::Walker::new())
+        } else if h.starts_with(b"\xff\xd8\xff") {
+            Deep::Jpeg(jpeg::Walker::new())
+        } else {
+            Deep::Nothing
+        };
+    }
+
+    fn feed_deep_head(&mut self) {
+        let head = std::mem::take(&mut self.head);
+        self.feed_deep(&head);
+        self.head = head;
+    }
+
+    fn feed_deep(&mut self, bytes: &[u8]) {
+        match &mut self.deep {
+            Deep::Bmff(w) => w.feed(bytes),
+            Deep::Jpeg(w) => w.feed(bytes),
+            Deep::Undecided | Deep::Nothing => {}
+        }
+    }
+
+    /// The first bytes seen (up to [`SNIFF_LEN`]).
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// How many bytes have been seen.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The decision as far as the head tells, while more bytes may follow (so a size limit can
+    /// be applied as the upload streams in). Not the final word: see [`Inspector::finish`].
+    pub fn provisional(
+        &self,
+        declared: Option<&str>,
+        filename: Option<&str>,
+    ) -> Result<MediaType, MediaError> {
+        judge(
+            declared,
+            filename,
+            &self.head,
+            self.size,
+            self.has_nul,
+            None,
+        )
+    }
+
+    /// The final decision, with everything the structure walk found.
+    pub fn finish(
+        mut self,
+        declared: Option<&str>,
+        filename: Option<&str>,
+    ) -> Result<MediaType, MediaError> {
+        if matches!(self.deep, Deep::Undecided) {
+            self.pick();
+            self.feed_deep_head();
+        }
+        let evidence = match std::mem::take(&mut self.deep) {
+            Deep::Bmff(w) => Some(Evidence::Bmff(w.finish())),
+            Deep::Jpeg(w) => Some(Evidence::Jpeg(w.finish())),
+            Deep::Undecided | Deep::Nothing => None,
+        };
+        judge(
+            declared,
+            filename,
+            &self.head,
+            self.size,
+            self.has_nul,
+            Some(evidence.as_ref()),
+        )
+    }
+}
+
+/// A QuickTime movie from before `ftyp` existed: it opens with one of these atoms.
+fn quicktime_atom(h: &[u8]) -> bool {
+    h.len() >= 8
+        && matches!(&h[4..8], b"moov" | b"mdat" | b"wide" | b"pnot")
+        && u32::from_be_bytes([h[0], h[1], h[2], h[3]]) >= 8
+}
+
+/// The decision. `evidence`: `None` for a provisional (head-only) decision; `Some(None)` when
+/// the whole content was seen and there was no structure to follow.
+fn judge(
+    declared: Option<&str>,
+    filename: Option<&str>,
+    head: &[u8],
+    size: u64,
+    has_nul: bool,
+    evidence: Option<Option<&Evidence>>,
 ) -> Result<MediaType, MediaError> {
     let declared = normalize_declared(declared)?;
     if size == 0 {
@@ -254,10 +439,9 @@ pub fn resolve(
             reason: "empty file".to_owned(),
         });
     }
-    // Be robust to a caller passing more than asked for.
-    let usable = usize::try_from(size).unwrap_or(usize::MAX).min(SNIFF_LEN);
-    let head = &head[..head.len().min(usable)];
-    let (mt, animated) = decide(declared, ext_hint(filename), sniff(head, size))?;
+    let ext = ext_hint(filename);
+    let (mut mt, animated) = decide(declared, ext, sniff(head, has_nul))?;
+    // The size first, as a streaming upload meets it first.
     let limit = mt.limit(animated);
     if size > limit {
         return Err(MediaError::TooLarge {
@@ -266,9 +450,43 @@ pub fn resolve(
             limit,
         });
     }
+    let mut codecs = None;
+    match evidence.flatten() {
+        Some(Evidence::Bmff(tracks)) if mt.family() == Family::Bmff => {
+            let tracks = tracks.as_ref().map_err(|e| MediaError::Invalid {
+                content_type: mt.as_str().to_owned(),
+                reason: e.to_string(),
+            })?;
+            // Nothing said which member of the family this is, and it has only audio: M4A.
+            let video = tracks.iter().any(|t| t.handler == bmff::Handler::Video);
+            if declared.is_none() && ext.is_none_or(|e| e.family() != Family::Bmff) && !video {
+                mt = Mt::Mp4Audio;
+            }
+            bmff::judge(tracks, mt == Mt::Mp4Audio).map_err(|reason| MediaError::Invalid {
+                content_type: mt.as_str().to_owned(),
+                reason,
+            })?;
+            codecs = Some(bmff::describe(tracks));
+        }
+        Some(Evidence::Jpeg(frame)) if mt == Mt::Jpeg => {
+            let frame = frame.as_ref().map_err(|e| MediaError::Invalid {
+                content_type: mt.as_str().to_owned(),
+                reason: e.to_string(),
+            })?;
+            if let Some(reason) = frame.problem() {
+                return Err(MediaError::Invalid {
+                    content_type: mt.as_str().to_owned(),
+                    reason,
+                });
+            }
+            codecs = Some(frame.to_string());
+        }
+        _ => {}
+    }
     Ok(MediaType {
         content_type: mt.as_str().to_owned(),
         kind: mt.kind(),
+        codecs,
     })
 }
 
@@ -456,7 +674,7 @@ fn ext_hint(filename: Option<&str>) -> Option<Mt> {
         "png" => Mt::Png,
         "webp" => Mt::Webp,
         "mp4" | "m4v" => Mt::Mp4Video,
-        "3gp" | "3gpp" | "3g2" => Mt::ThreeGpp,
+        "3gp" | "3gpp" => Mt::ThreeGpp,
         "m4a" => Mt::Mp4Audio,
         "aac" => Mt::Aac,
         "amr" => Mt::Amr,
@@ -634,8 +852,9 @@ fn le24(h: &[u8], at: usize) -> Option<u32> {
     Some(u32::from(b[0]) | (u32::from(b[1]) << 8) | (u32::from(b[2]) << 16))
 }
 
-/// Sniff the leading bytes (`size` is the total length, for the text rule).
-fn sniff(h: &[u8], size: u64) -> Sniffed {
+/// Sniff the leading bytes (`has_nul`: whether a NUL byte occurs in the content, for the text
+/// rule).
+fn sniff(h: &[u8], has_nul: bool) -> Sniffed {
     if h.starts_with(b"\xff\xd8\xff") {
         return Sniffed::Type(Mt::Jpeg);
     }
@@ -656,8 +875,15 @@ fn sniff(h: &[u8], size: u64) -> Sniffed {
     if h.starts_with(b"OggS") {
         return sniff_ogg(h);
     }
-    if h.starts_with(b"#!AMR\n") || h.starts_with(b"#!AMR-WB\n") {
+    if h.starts_with(b"#!AMR\n") {
         return Sniffed::Type(Mt::Amr);
+    }
+    if h.starts_with(b"#!AMR-WB\n") {
+        // Wideband AMR is its own type; WhatsApp's `audio/amr` is narrowband.
+        return Sniffed::Other("audio/amr-wb");
+    }
+    if quicktime_atom(h) {
+        return Sniffed::Other("video/quicktime");
     }
     if h.starts_with(b"ID3") {
         return sniff_id3(h);
@@ -666,11 +892,13 @@ fn sniff(h: &[u8], size: u64) -> Sniffed {
         return Sniffed::Bad {
             mt: Mt::Text,
             shown: "text/plain",
-            reason: "WhatsApp text documents must be UTF-8; this is UTF-16".to_owned(),
+            reason: "this is UTF-16 text, whose NUL bytes WhatsApp's text documents cannot hold; \
+                     save it as UTF-8"
+                .to_owned(),
         };
     }
-    if let Some(mt) = sniff_audio_frame(h) {
-        return Sniffed::Type(mt);
+    if let Some(sniffed) = sniff_frame(h) {
+        return sniffed;
     }
     if h.starts_with(b"ADIF") {
         return Sniffed::Type(Mt::Aac);
@@ -695,7 +923,7 @@ fn sniff(h: &[u8], size: u64) -> Sniffed {
     if let Some(&(_, other)) = OTHER_PREFIXES.iter().find(|(p, _)| h.starts_with(p)) {
         return Sniffed::Other(other);
     }
-    let text = is_text(h, size);
+    let text = !h.is_empty() && !has_nul;
     if let Some(at) = find(&h[..h.len().min(1024)], b"%PDF-") {
         // A PDF may have up to 1 KB of junk before its header, but a text file may
         // also just mention "%PDF-": when the bytes are all text, allow either.
@@ -709,18 +937,6 @@ fn sniff(h: &[u8], size: u64) -> Sniffed {
         Sniffed::Type(Mt::Text)
     } else {
         Sniffed::Binary
-    }
-}
-
-/// UTF-8 text without NUL; an incomplete character cut off at the very end of
-/// the head is fine when the content goes on past the head.
-fn is_text(h: &[u8], size: u64) -> bool {
-    if h.is_empty() || h.contains(&0) {
-        return false;
-    }
-    match std::str::from_utf8(h) {
-        Ok(_) => true,
-        Err(e) => e.error_len().is_none() && size > h.len() as u64,
     }
 }
 
@@ -818,7 +1034,11 @@ fn webp_has_anim_chunk(h: &[u8]) -> bool {
 fn sniff_ftyp(brand: &[u8]) -> Sniffed {
     match brand {
         b"M4A " | b"M4B " => Sniffed::Bmff(Mt::Mp4Audio),
-        b if b.starts_with(b"3gp") || b.starts_with(b"3g2") => Sniffed::Bmff(Mt::ThreeGpp),
+        b if b.starts_with(b"3gp") => Sniffed::Bmff(Mt::ThreeGpp),
+        // 3GPP2 (CDMA phones): a sibling container WhatsApp does not list.
+        b if b.starts_with(b"3g2") => Sniffed::Other("video/3gpp2"),
+        // QuickTime (`.mov`, iPhone recordings) is not MP4, whatever its codecs.
+        b"qt  " => Sniffed::Other("video/quicktime"),
         // HEIF/AVIF stills share the container but are images WhatsApp refuses.
         b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" => Sniffed::Other("image/heic"),
         b"mif1" | b"msf1" => Sniffed::Other("image/heif"),
@@ -878,9 +1098,41 @@ fn sniff_id3(h: &[u8]) -> Sniffed {
             if sniff_audio_frame(rest) == Some(Mt::Aac) {
                 return Sniffed::Type(Mt::Aac);
             }
+            if let Some(bad @ Sniffed::Bad { .. }) = sniff_frame(rest) {
+                return bad;
+            }
         }
     }
     Sniffed::Type(Mt::Mpeg)
+}
+
+/// [`sniff_audio_frame`], with MPEG audio Layers I and II (MP1, MP2) told from Layer III (MP3):
+/// they share `audio/mpeg` and their frame sync, but WhatsApp's `audio/mpeg` is MP3.
+fn sniff_frame(h: &[u8]) -> Option<Sniffed> {
+    let mt = sniff_audio_frame(h)?;
+    if mt == Mt::Mpeg {
+        let layer = match (h[1] >> 1) & 0x03 {
+            0b11 => 1,
+            0b10 => 2,
+            _ => 3,
+        };
+        if layer != 3 {
+            let version = match (h[1] >> 3) & 0x03 {
+                0b11 => "MPEG-1",
+                0b10 => "MPEG-2",
+                _ => "MPEG-2.5",
+            };
+            return Some(Sniffed::Bad {
+                mt: Mt::Mpeg,
+                shown: "audio/mpeg",
+                reason: format!(
+                    "{version} Audio Layer {} (MP{layer}); WhatsApp plays MP3 (Layer III) only",
+                    if layer == 1 { "I" } else { "II" }
+                ),
+            });
+        }
+    }
+    Some(Sniffed::Type(mt))
 }
 
 /// An AAC ADTS header (layer bits 00) or an MPEG audio frame header (layer bits
@@ -1516,7 +1768,7 @@ mod tests {
         ] {
             assert_eq!(ok(None, None, &w), ("image/webp".into(), Kind::Sticker));
             assert_eq!(ct(Some("image/webp"), None, &w), "image/webp");
-            assert_eq!(sniff(&w, len(&w)), Sniffed::Sticker { animated: false });
+            assert_eq!(sniff(&w, false), Sniffed::Sticker { animated: false });
         }
     }
 
@@ -1525,7 +1777,7 @@ mod tests {
         let flag = webp_vp8x(512, 512, true, false);
         let chunk = webp_vp8x(512, 512, false, true);
         for w in [&flag, &chunk] {
-            assert_eq!(sniff(w, len(w)), Sniffed::Sticker { animated: true });
+            assert_eq!(sniff(w, false), Sniffed::Sticker { animated: true });
             assert_eq!(ct(None, None, w), "image/webp");
         }
     }
@@ -1596,7 +1848,8 @@ mod tests {
             ok(None, None, &ftyp(b"3gp4")),
             ("video/3gpp".into(), Kind::Video)
         );
-        assert_eq!(ct(None, None, &ftyp(b"3g2a")), "video/3gpp");
+        assert_unsupported(&err(None, None, &ftyp(b"3g2a")), "video/3gpp2");
+        assert_unsupported(&err(None, None, &ftyp(b"qt  ")), "video/quicktime");
         assert_eq!(
             ok(None, None, &ftyp(b"M4A ")),
             ("audio/mp4".into(), Kind::Audio)
@@ -1676,14 +1929,14 @@ mod tests {
             ok(None, None, &padded(b"#!AMR\n".to_vec(), 100)),
             ("audio/amr".into(), Kind::Audio)
         );
-        assert_eq!(
-            ct(
-                Some("audio/amr"),
-                None,
-                &padded(b"#!AMR-WB\n".to_vec(), 100)
-            ),
-            "audio/amr"
+        // Wideband AMR is not WhatsApp's (narrowband) audio/amr.
+        let wb = padded(b"#!AMR-WB\n".to_vec(), 100);
+        assert_mismatch(
+            err(Some("audio/amr"), None, &wb),
+            "audio/amr",
+            "audio/amr-wb",
         );
+        assert_unsupported(&err(None, None, &wb), "audio/amr-wb");
         assert_eq!(
             ok(None, None, &mp3_frame()),
             ("audio/mpeg".into(), Kind::Audio)
@@ -1868,11 +2121,8 @@ mod tests {
         let mut bom = b"\xef\xbb\xbf".to_vec();
         bom.extend_from_slice(b"with BOM\n");
         assert_eq!(ct(None, None, &bom), "text/plain");
-        // Latin-1 is not UTF-8.
-        assert_eq!(
-            err(None, None, b"caf\xe9 au lait\n"),
-            MediaError::Unrecognized
-        );
+        // Meta sets no encoding rule: Latin-1 is text too.
+        assert_eq!(ct(None, None, b"caf\xe9 au lait\n"), "text/plain");
         // A NUL byte means binary.
         assert_eq!(err(None, None, b"abc\0def"), MediaError::Unrecognized);
         // UTF-16 is named.
@@ -1880,26 +2130,27 @@ mod tests {
     }
 
     #[test]
-    fn text_with_multibyte_char_cut_at_end_of_head() {
-        let mut head = b"a".repeat(SNIFF_LEN - 1);
-        head.push(0xf0); // first byte of a 4-byte character
-        let size = SNIFF_LEN as u64 + 3;
+    fn text_is_judged_on_every_byte() {
+        let mut long = b"a".repeat(SNIFF_LEN + 10);
         assert_eq!(
-            resolve(None, None, &head, size).unwrap().content_type,
+            inspect(None, None, &long).unwrap().content_type,
             "text/plain"
         );
-        // Not acceptable when the head is the whole file.
+        // A NUL past the head makes it binary: only the whole-content inspection sees it.
+        long[SNIFF_LEN + 5] = 0;
         assert_eq!(
-            resolve(None, None, &head, len(&head)),
-            Err(MediaError::Unrecognized)
+            resolve(None, None, &long[..SNIFF_LEN], len(&long))
+                .unwrap()
+                .content_type,
+            "text/plain"
         );
-        // Nor an invalid byte that is not at the end.
-        let mut bad = b"a".repeat(100);
-        bad.push(0xf0);
-        bad.extend_from_slice(b"bcd");
+        assert_eq!(inspect(None, None, &long), Err(MediaError::Unrecognized));
+        // A character cut at the end of the head is no concern: no encoding is required.
+        let mut cut = b"a".repeat(SNIFF_LEN - 1);
+        cut.push(0xf0);
         assert_eq!(
-            resolve(None, None, &bad, 10_000),
-            Err(MediaError::Unrecognized)
+            inspect(None, None, &cut).unwrap().content_type,
+            "text/plain"
         );
     }
 

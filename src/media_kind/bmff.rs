@@ -1,0 +1,1025 @@
+//! What is inside an ISO base media file (MP4, M4A, 3GPP): the codec of every track.
+//!
+//! # Why
+//!
+//! Meta plays "H.264 video and AAC audio only, a single audio stream or none"
+//! (../shared/WHATSAPP_MEDIA.md §3). The `ftyp` brand says nothing about codecs: an iPhone's
+//! HEVC clip, a VP9 or AV1 export and an Opus-in-MP4 recording all carry `isom`/`mp42`. The
+//! codec of a track is the four-character code of its sample entry, in
+//! `moov/trak/mdia/minf/stbl/stsd` (ISO/IEC 14496-12 §8.5.2), and for `mp4a` the object type
+//! in its `esds` decoder configuration (ISO/IEC 14496-1 §7.2.6.6; audio object types in
+//! ISO/IEC 14496-3 §1.5.1.1).
+//!
+//! # Why hand-written
+//!
+//! Mozilla's `mp4parse` reads the whole file through `Read` and returns its own view of the
+//! tracks, refusing files for reasons of its own (it is a playback front end); what is needed
+//! here is narrower and must run on a stream as it is uploaded, without holding it: walk the
+//! top-level boxes as the bytes go by, keep only `moov` (which may come after `mdat`), then
+//! read a handful of fields from it. That is a few hundred lines over the box walk the
+//! sniffer already does, with every size checked and every count bounded.
+//!
+//! # Bounds
+//!
+//! [`Walker`] keeps no more than one `moov` of at most [`MAX_MOOV`] bytes and a fixed-size
+//! header buffer; [`tracks`] descends only along the fixed path above, reads at most
+//! [`MAX_TRACKS`] tracks and [`MAX_ENTRIES`] sample entries per track, and never trusts a
+//! size or count beyond the bytes it holds. A box tree that lies about sizes is an error, not a
+//! long loop.
+
+use std::fmt;
+
+/// The largest `moov` kept. A 16 MB H.264 clip's `moov` is a few hundred KB at most (its
+/// sample tables: a few bytes per frame); 8 MiB leaves room for long, fragmented or
+/// many-track files while bounding what one upload holds.
+pub const MAX_MOOV: u64 = 8 << 20;
+/// The most tracks read from a `moov`.
+pub const MAX_TRACKS: usize = 64;
+/// The most sample entries read from one `stsd`.
+pub const MAX_ENTRIES: usize = 16;
+
+/// Why the box structure cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoxError {
+    /// A box size that cannot be (smaller than its header, or past its parent).
+    BadSize { fourcc: FourCc, offset: u64 },
+    /// The file ends inside a box.
+    Truncated {
+        fourcc: FourCc,
+        offset: u64,
+        claimed: u64,
+        available: u64,
+    },
+    /// A second `moov`.
+    TwoMoov,
+    /// A `moov` larger than [`MAX_MOOV`].
+    MoovTooLarge { size: u64 },
+    /// No `moov` at all.
+    NoMoov,
+}
+
+impl fmt::Display for BoxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BoxError::BadSize { fourcc, offset } => {
+                write!(f, "box '{fourcc}' at byte {offset} has an impossible size")
+            }
+            BoxError::Truncated {
+                fourcc,
+                offset,
+                claimed,
+                available,
+            } => write!(
+                f,
+                "the file is truncated: box '{fourcc}' at byte {offset} is {claimed} bytes long \
+                 but the file ends {available} bytes into it"
+            ),
+            BoxError::TwoMoov => f.write_str("the file has two 'moov' boxes"),
+            BoxError::MoovTooLarge { size } => write!(
+                f,
+                "its 'moov' box is {size} bytes, more than the {MAX_MOOV} this server reads"
+            ),
+            BoxError::NoMoov => f.write_str(
+                "it has no 'moov' box (no track descriptions): the file is truncated or not a \
+                 finished recording",
+            ),
+        }
+    }
+}
+
+/// A box type, shown as text when printable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct FourCc(pub [u8; 4]);
+
+impl fmt::Display for FourCc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &b in &self.0 {
+            if b.is_ascii_graphic() || b == b' ' {
+                write!(f, "{}", char::from(b))?;
+            } else {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for FourCc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "'{self}'")
+    }
+}
+
+/// Streams the top-level boxes by, keeping only `moov`.
+#[derive(Debug)]
+pub struct Walker {
+    /// Absolute offset of the next byte fed.
+    pos: u64,
+    state: State,
+    moov: Option<Vec<u8>>,
+    error: Option<BoxError>,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Reading a box header (8 bytes, or 16 with a 64-bit size).
+    Header { buf: [u8; 16], have: usize },
+    /// Inside a box that is not kept: `left` bytes to go (`None`: to the end of the file).
+    Skip {
+        fourcc: FourCc,
+        start: u64,
+        size: Option<u64>,
+        left: u64,
+    },
+    /// Inside `moov`: its bytes (header included) go to `moov`.
+    Keep {
+        start: u64,
+        size: Option<u64>,
+        left: u64,
+    },
+}
+
+impl Default for Walker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Walker {
+    pub fn new() -> Self {
+        Walker {
+            pos: 0,
+            state: State::Header {
+                buf: [0; 16],
+                have: 0,
+            },
+            moov: None,
+            error: None,
+        }
+    }
+
+    /// Feed the next bytes of the file.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() && self.error.is_none() {
+            let used = self.step(data);
+            self.pos += used as u64;
+            data = &data[used..];
+        }
+    }
+
+    /// One step of the state machine over `data`; returns how many bytes it used.
+    fn step(&mut self, data: &[u8]) -> usize {
+        match &mut self.state {
+            State::Header { buf, have } => {
+                let need = if *have >= 8 && be32(&buf[..4]) == 1 {
+                    16
+                } else {
+                    8
+                };
+                let take = (need - *have).min(data.len());
+                buf[*have..*have + take].copy_from_slice(&data[..take]);
+                *have += take;
+                if *have == need && !(need == 8 && be32(&buf[..4]) == 1) {
+                    let (buf, have) = (*buf, *have);
+                    let start = self.pos + take as u64 - have as u64;
+                    self.open(&buf[..have], start);
+                }
+                take
+            }
+            State::Skip { left, size, .. } => {
+                let take = if size.is_none() {
+                    data.len()
+                } else {
+                    usize::try_from(*left).unwrap_or(usize::MAX).min(data.len())
+                };
+                if size.is_some() {
+                    *left -= take as u64;
+                }
+                if size.is_some() && *left == 0 {
+                    self.state = State::Header {
+                        buf: [0; 16],
+                        have: 0,
+                    };
+                }
+                take
+            }
+            State::Keep { left, size, .. } => {
+                let take = if size.is_none() {
+                    data.len()
+                } else {
+                    usize::try_from(*left).unwrap_or(usize::MAX).min(data.len())
+                };
+                let moov = self.moov.get_or_insert_with(Vec::new);
+                if moov.len() as u64 + take as u64 > MAX_MOOV {
+                    self.error = Some(BoxError::MoovTooLarge {
+                        size: moov.len() as u64 + take as u64,
+                    });
+                    return take;
+                }
+                moov.extend_from_slice(&data[..take]);
+                if size.is_some() {
+                    *left -= take as u64;
+                }
+                if size.is_some() && *left == 0 {
+                    self.state = State::Header {
+                        buf: [0; 16],
+                        have: 0,
+                    };
+                }
+                take
+            }
+        }
+    }
+
+    /// A complete header `h` (8 or 16 bytes) has been read; the box starts at `start`.
+    fn open(&mut self, h: &[u8], start: u64) {
+        let fourcc = FourCc([h[4], h[5], h[6], h[7]]);
+        let size = match be32(&h[..4]) {
+            0 => None,
+            1 => Some(be64(&h[8..16])),
+            n => Some(u64::from(n)),
+        };
+        let header = h.len() as u64;
+        if size.is_some_and(|s| s < header) {
+            self.error = Some(BoxError::BadSize {
+                fourcc,
+                offset: start,
+            });
+            return;
+        }
+        let left = size.map_or(0, |s| s - header);
+        if &fourcc.0 == b"moov" {
+            if self.moov.is_some() {
+                self.error = Some(BoxError::TwoMoov);
+                return;
+            }
+            if let Some(s) = size.filter(|&s| s > MAX_MOOV) {
+                self.error = Some(BoxError::MoovTooLarge { size: s });
+                return;
+            }
+            let mut moov =
+                Vec::with_capacity(usize::try_from(size.unwrap_or(0)).unwrap_or(0).min(1 << 20));
+            moov.extend_from_slice(h);
+            self.moov = Some(moov);
+            self.state = State::Keep { start, size, left };
+        } else {
+            self.state = State::Skip {
+                fourcc,
+                start,
+                size,
+                left,
+            };
+        }
+        if size.is_some() && left == 0 {
+            self.state = State::Header {
+                buf: [0; 16],
+                have: 0,
+            };
+        }
+    }
+
+    /// The end of the file: the tracks, or why the structure cannot be read.
+    pub fn finish(self) -> Result<Vec<Track>, BoxError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        match self.state {
+            State::Header { have: 0, .. } => {}
+            State::Header { buf, have } => {
+                return Err(BoxError::Truncated {
+                    fourcc: FourCc(if have >= 8 {
+                        [buf[4], buf[5], buf[6], buf[7]]
+                    } else {
+                        *b"????"
+                    }),
+                    offset: self.pos - have as u64,
+                    claimed: 8,
+                    available: have as u64,
+                });
+            }
+            State::Skip {
+                fourcc,
+                start,
+                size: Some(size),
+                left,
+            } if left > 0 => {
+                return Err(BoxError::Truncated {
+                    fourcc,
+                    offset: start,
+                    claimed: size,
+                    available: size - left,
+                });
+            }
+            State::Keep {
+                start,
+                size: Some(size),
+                left,
+            } if left > 0 => {
+                return Err(BoxError::Truncated {
+                    fourcc: FourCc(*b"moov"),
+                    offset: start,
+                    claimed: size,
+                    available: size - left,
+                });
+            }
+            _ => {}
+        }
+        let moov = self.moov.ok_or(BoxError::NoMoov)?;
+        tracks(&moov)
+    }
+}
+
+/// What a track carries, as far as WhatsApp's rule needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Track {
+    pub handler: Handler,
+    /// The first sample entry's codec (a track with several entries is judged by all of them:
+    /// see [`Track::codecs`]).
+    pub codecs: Vec<Codec>,
+}
+
+/// A track's handler type (`hdlr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    Video,
+    Audio,
+    /// Timed text, subtitles, timecode, metadata, hint: not played as a stream.
+    Other(FourCc),
+}
+
+/// A sample entry's codec, as WhatsApp's rule sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Codec {
+    /// `avc1`/`avc3`.
+    H264,
+    /// `mp4a` with an AAC object type; the name says which (AAC-LC, HE-AAC…).
+    Aac(&'static str),
+    /// Anything else, named for the user (e.g. "HEVC (H.265)", "Opus", "MP3").
+    Other(String),
+}
+
+impl Codec {
+    pub fn name(&self) -> &str {
+        match self {
+            Codec::H264 => "H.264",
+            Codec::Aac(name) => name,
+            Codec::Other(name) => name,
+        }
+    }
+}
+
+/// The tracks described by a whole `moov` box (header included).
+pub fn tracks(moov: &[u8]) -> Result<Vec<Track>, BoxError> {
+    let header = if moov.get(..4).map(be32) == Some(1) {
+        16
+    } else {
+        8
+    };
+    let body = moov.get(header..).unwrap_or(&[]);
+    let mut out = Vec::new();
+    for b in Boxes::new(body, header) {
+        let (fourcc, payload) = b?;
+        if &fourcc.0 != b"trak" {
+            continue;
+        }
+        if out.len() == MAX_TRACKS {
+            break;
+        }
+        out.push(track(payload)?);
+    }
+    Ok(out)
+}
+
+fn track(trak: &[u8]) -> Result<Track, BoxError> {
+    let mut handler = Handler::Other(FourCc(*b"    "));
+    let mut codecs = Vec::new();
+    let Some(mdia) = child(trak, b"mdia")? else {
+        return Ok(Track { handler, codecs });
+    };
+    if let Some(hdlr) = child(mdia, b"hdlr")? {
+        // FullBox: version+flags (4), pre_defined (4), handler_type (4).
+        if let Some(t) = hdlr.get(8..12) {
+            handler = match t {
+                b"vide" => Handler::Video,
+                b"soun" => Handler::Audio,
+                _ => Handler::Other(FourCc([t[0], t[1], t[2], t[3]])),
+            };
+        }
+    }
+    let stsd = match child(mdia, b"minf")? {
+        Some(minf) => match child(minf, b"stbl")? {
+            Some(stbl) => child(stbl, b"stsd")?,
+            None => None,
+        },
+        None => None,
+    };
+    if let Some(stsd) = stsd {
+        // FullBox (4) then entry_count (4), then the entries, which are boxes.
+        let entries = stsd.get(8..).unwrap_or(&[]);
+        for entry in Boxes::new(entries, 0).take(MAX_ENTRIES) {
+            let (fourcc, payload) = entry?;
+            codecs.push(codec(fourcc, payload, handler));
+        }
+    }
+    Ok(Track { handler, codecs })
+}
+
+/// The codec of one sample entry.
+fn codec(fourcc: FourCc, payload: &[u8], handler: Handler) -> Codec {
+    let other = |s: &str| Codec::Other(s.to_owned());
+    match &fourcc.0 {
+        b"avc1" | b"avc3" => Codec::H264,
+        b"avc2" | b"avc4" => other("H.264 with external parameter sets (avc2/avc4)"),
+        b"hvc1" | b"hev1" => other("HEVC (H.265)"),
+        b"dvh1" | b"dvhe" => other("Dolby Vision (HEVC)"),
+        b"dva1" | b"dvav" => other("Dolby Vision (H.264)"),
+        b"av01" => other("AV1"),
+        b"vp09" => other("VP9"),
+        b"vp08" => other("VP8"),
+        b"mp4v" => other("MPEG-4 Part 2 (Xvid/DivX)"),
+        b"s263" | b"h263" => other("H.263"),
+        b"jpeg" | b"mjpa" | b"mjpb" => other("Motion JPEG"),
+        b"apcn" | b"apch" | b"apcs" | b"apco" | b"ap4h" | b"ap4x" => other("Apple ProRes"),
+        b"encv" => other("encrypted (DRM-protected) video"),
+        b"mp4a" => mp4a(payload),
+        b"Opus" => other("Opus"),
+        b"ac-3" => other("AC-3 (Dolby Digital)"),
+        b"ec-3" => other("E-AC-3 (Dolby Digital Plus)"),
+        b"ac-4" => other("AC-4"),
+        b"alac" => other("ALAC (Apple Lossless)"),
+        b"fLaC" => other("FLAC"),
+        b".mp3" => other("MP3"),
+        b"samr" => other("AMR-NB"),
+        b"sawb" => other("AMR-WB"),
+        b"sowt" | b"twos" | b"lpcm" | b"ipcm" | b"fpcm" | b"in24" | b"in32" | b"fl32" | b"fl64"
+        | b"raw " => other("uncompressed PCM"),
+        b"enca" => other("encrypted (DRM-protected) audio"),
+        _ => Codec::Other(match handler {
+            Handler::Video => format!("video format '{fourcc}'"),
+            Handler::Audio => format!("audio format '{fourcc}'"),
+            Handler::Other(_) => format!("format '{fourcc}'"),
+        }),
+    }
+}
+
+/// An `mp4a` entry: AAC, or MP3 (and others) under the same code, told apart by `esds`.
+fn mp4a(payload: &[u8]) -> Codec {
+    // SampleEntry (8: reserved 6 + data_reference_index 2), then AudioSampleEntry's fixed
+    // fields (20). QuickTime's sound description version 1 adds 16 bytes, version 2 adds 36.
+    let version = payload.get(8..10).map_or(0, be16);
+    let fixed = 28
+        + match version {
+            1 => 16,
+            2 => 36,
+            _ => 0,
+        };
+    let Some(children) = payload.get(fixed..) else {
+        return Codec::Other("AAC sample entry too short to read".to_owned());
+    };
+    // QuickTime puts `esds` inside a `wave` box.
+    let esds = match child(children, b"esds") {
+        Ok(Some(esds)) => Some(esds),
+        _ => match child(children, b"wave") {
+            Ok(Some(wave)) => child(wave, b"esds").ok().flatten(),
+            _ => None,
+        },
+    };
+    let Some(esds) = esds else {
+        return Codec::Other("'mp4a' without a decoder configuration ('esds')".to_owned());
+    };
+    match esds.get(4..).and_then(decoder_config) {
+        Some((oti, aot)) => audio_object(oti, aot),
+        None => Codec::Other("'mp4a' with an unreadable decoder configuration ('esds')".to_owned()),
+    }
+}
+
+/// Name the audio of an `esds`: its objectTypeIndication and, for MPEG-4 audio, the audio
+/// object type of its AudioSpecificConfig.
+fn audio_object(oti: u8, aot: Option<u8>) -> Codec {
+    match oti {
+        // MPEG-4 audio: the object type decides (ISO/IEC 14496-3 §1.5.1.1).
+        0x40 => match aot {
+            Some(1) => Codec::Aac("AAC Main"),
+            Some(2) => Codec::Aac("AAC-LC"),
+            Some(3) => Codec::Aac("AAC SSR"),
+            Some(4) => Codec::Aac("AAC LTP"),
+            Some(5) => Codec::Aac("HE-AAC"),
+            Some(29) => Codec::Aac("HE-AACv2"),
+            Some(23) => Codec::Aac("AAC-LD"),
+            Some(39) => Codec::Aac("AAC-ELD"),
+            Some(32) => Codec::Other("MPEG-1 Audio Layer I".to_owned()),
+            Some(33) => Codec::Other("MPEG-1 Audio Layer II (MP2)".to_owned()),
+            Some(34) => Codec::Other("MP3".to_owned()),
+            Some(42) => Codec::Other("xHE-AAC (USAC)".to_owned()),
+            Some(n) => Codec::Other(format!("MPEG-4 audio object type {n} (not AAC)")),
+            None => Codec::Other("MPEG-4 audio without an AudioSpecificConfig".to_owned()),
+        },
+        // MPEG-2 AAC profiles (ISO/IEC 14496-1 table 5).
+        0x66 => Codec::Aac("AAC Main (MPEG-2)"),
+        0x67 => Codec::Aac("AAC-LC (MPEG-2)"),
+        0x68 => Codec::Aac("AAC SSR (MPEG-2)"),
+        0x69 | 0x6b => Codec::Other("MP3".to_owned()),
+        0xa5 => Codec::Other("AC-3 (Dolby Digital)".to_owned()),
+        0xa6 => Codec::Other("E-AC-3 (Dolby Digital Plus)".to_owned()),
+        0xad => Codec::Other("Opus".to_owned()),
+        n => Codec::Other(format!("audio object type indication 0x{n:02x} (not AAC)")),
+    }
+}
+
+/// From an ES_Descriptor: the DecoderConfigDescriptor's objectTypeIndication and the audio
+/// object type in its DecoderSpecificInfo, if any.
+fn decoder_config(es: &[u8]) -> Option<(u8, Option<u8>)> {
+    let (tag, body) = descriptor(es)?;
+    if tag != 0x03 {
+        return None;
+    }
+    // ES_ID (2), flags (1), then optional fields the flags announce.
+    let flags = *body.get(2)?;
+    let mut at = 3usize;
+    if flags & 0x80 != 0 {
+        at += 2; // dependsOn_ES_ID
+    }
+    if flags & 0x40 != 0 {
+        at += 1 + usize::from(*body.get(at)?); // URL
+    }
+    if flags & 0x20 != 0 {
+        at += 2; // OCR_ES_Id
+    }
+    let (tag, dc) = descriptor(body.get(at..)?)?;
+    if tag != 0x04 {
+        return None;
+    }
+    let oti = *dc.first()?;
+    // objectTypeIndication (1), streamType etc. (1), bufferSizeDB (3), maxBitrate (4),
+    // avgBitrate (4): the DecoderSpecificInfo follows.
+    let aot = dc
+        .get(13..)
+        .and_then(descriptor)
+        .filter(|(tag, _)| *tag == 0x05)
+        .and_then(|(_, asc)| audio_object_type(asc));
+    Some((oti, aot))
+}
+
+/// The audio object type of an AudioSpecificConfig: 5 bits, 31 escaping to 32 + 6 more bits.
+fn audio_object_type(asc: &[u8]) -> Option<u8> {
+    let first = *asc.first()? >> 3;
+    if first != 31 {
+        return Some(first);
+    }
+    let bits = (u16::from(*asc.first()?) << 8) | u16::from(*asc.get(1)?);
+    Some(32 + ((bits >> 5) & 0x3f) as u8)
+}
+
+/// One descriptor: its tag and body (the size is 1 to 4 bytes of 7 bits each).
+fn descriptor(d: &[u8]) -> Option<(u8, &[u8])> {
+    let tag = *d.first()?;
+    let mut len = 0usize;
+    let mut at = 1;
+    loop {
+        let b = *d.get(at)?;
+        at += 1;
+        len = (len << 7) | usize::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            break;
+        }
+        if at == 5 {
+            return None;
+        }
+    }
+    Some((tag, d.get(at..at.checked_add(len)?)?))
+}
+
+/// The payload of the first child box of type `want`, if any.
+fn child<'a>(parent: &'a [u8], want: &[u8; 4]) -> Result<Option<&'a [u8]>, BoxError> {
+    for b in Boxes::new(parent, 0) {
+        let (fourcc, payload) = b?;
+        if &fourcc.0 == want {
+            return Ok(Some(payload));
+        }
+    }
+    Ok(None)
+}
+
+/// The boxes laid end to end in `data` (which starts at `base` in its parent, for errors).
+struct Boxes<'a> {
+    data: &'a [u8],
+    at: usize,
+    base: usize,
+    failed: bool,
+}
+
+impl<'a> Boxes<'a> {
+    fn new(data: &'a [u8], base: usize) -> Self {
+        Boxes {
+            data,
+            at: 0,
+            base,
+            failed: false,
+        }
+    }
+}
+
+impl<'a> Iterator for Boxes<'a> {
+    type Item = Result<(FourCc, &'a [u8]), BoxError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.data.get(self.at..)?;
+        // Fewer than 8 bytes left: padding some writers leave (e.g. a 4-byte zero terminator
+        // in QuickTime atoms), not a box.
+        if self.failed || rest.len() < 8 {
+            return None;
+        }
+        let fourcc = FourCc([rest[4], rest[5], rest[6], rest[7]]);
+        let (size, header) = match be32(&rest[..4]) {
+            0 => (rest.len() as u64, 8),
+            1 => match rest.get(8..16) {
+                Some(b) => (be64(b), 16),
+                None => (0, 16),
+            },
+            n => (u64::from(n), 8),
+        };
+        let bad = || BoxError::BadSize {
+            fourcc,
+            offset: (self.base + self.at) as u64,
+        };
+        if size < header as u64 || size > rest.len() as u64 {
+            self.failed = true;
+            return Some(Err(bad()));
+        }
+        let size = size as usize;
+        self.at += size;
+        Some(Ok((fourcc, &rest[header..size])))
+    }
+}
+
+fn be16(b: &[u8]) -> u16 {
+    u16::from_be_bytes([b[0], b[1]])
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+fn be64(b: &[u8]) -> u64 {
+    u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+/// "H.264 video, AAC-LC audio": the codecs of the played tracks, for reports.
+pub fn describe(tracks: &[Track]) -> String {
+    let mut parts = Vec::new();
+    for t in tracks {
+        let what = match t.handler {
+            Handler::Video => "video",
+            Handler::Audio => "audio",
+            Handler::Other(_) => continue,
+        };
+        let names: Vec<&str> = t.codecs.iter().map(Codec::name).collect();
+        let names = if names.is_empty() {
+            "no sample description".to_owned()
+        } else {
+            names.join(" + ")
+        };
+        parts.push(format!("{names} {what}"));
+    }
+    if parts.is_empty() {
+        "no audio or video track".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Whether WhatsApp plays these tracks: as a video (`audio_only` false: every video track
+/// H.264, at most one audio track, AAC) or as M4A audio (`audio_only`: one AAC track and no
+/// video). `Err` says what was found, in words for the API user.
+pub fn judge(tracks: &[Track], audio_only: bool) -> Result<(), String> {
+    let video: Vec<&Track> = tracks
+        .iter()
+        .filter(|t| t.handler == Handler::Video)
+        .collect();
+    let audio: Vec<&Track> = tracks
+        .iter()
+        .filter(|t| t.handler == Handler::Audio)
+        .collect();
+    if video.is_empty() && audio.is_empty() {
+        return Err("it has no audio or video track".to_owned());
+    }
+    if audio_only {
+        if let Some(v) = video.first() {
+            return Err(format!(
+                "it holds a video track ({}); WhatsApp's M4A audio is one AAC track: send it as \
+                 a video (video/mp4) or keep only the audio",
+                codec_names(v)
+            ));
+        }
+    } else {
+        if video.is_empty() {
+            return Err(format!(
+                "it has no video track, only audio ({}): send it as audio (audio/mp4, .m4a)",
+                describe(tracks)
+            ));
+        }
+        for v in &video {
+            if v.codecs.is_empty() {
+                return Err("a video track has no sample description".to_owned());
+            }
+            if let Some(c) = v.codecs.iter().find(|c| **c != Codec::H264) {
+                return Err(format!(
+                    "video codec {}; WhatsApp plays H.264 only",
+                    c.name()
+                ));
+            }
+        }
+    }
+    if audio.len() > 1 {
+        return Err(format!(
+            "it has {} audio tracks; WhatsApp accepts a single audio track{}",
+            audio.len(),
+            if audio_only { "" } else { " or none" }
+        ));
+    }
+    if let Some(a) = audio.first() {
+        if a.codecs.is_empty() {
+            return Err("the audio track has no sample description".to_owned());
+        }
+        if let Some(c) = a.codecs.iter().find(|c| !matches!(c, Codec::Aac(_))) {
+            return Err(format!("audio codec {}; WhatsApp plays AAC only", c.name()));
+        }
+    }
+    Ok(())
+}
+
+fn codec_names(t: &Track) -> String {
+    t.codecs
+        .iter()
+        .map(Codec::name)
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Made by ffmpeg (see tests/fixtures/README.md): H.264 + AAC-LC, `moov` first.
+    const H264_AAC: &[u8] = include_bytes!("../../tests/fixtures/h264_aac.mp4");
+    /// Made by ffmpeg: AAC-LC only, brand `M4A `.
+    const AAC_M4A: &[u8] = include_bytes!("../../tests/fixtures/aac.m4a");
+
+    fn bx(fourcc: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut v = (u32::try_from(payload.len() + 8).unwrap())
+            .to_be_bytes()
+            .to_vec();
+        v.extend_from_slice(fourcc);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn full(fourcc: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0, 0, 0, 0];
+        p.extend_from_slice(payload);
+        bx(fourcc, &p)
+    }
+
+    /// A `trak` with handler `handler` and one sample entry `entry` (a whole box).
+    fn trak(handler: &[u8; 4], entry: &[u8]) -> Vec<u8> {
+        let mut hdlr = vec![0, 0, 0, 0];
+        hdlr.extend_from_slice(handler);
+        hdlr.extend_from_slice(&[0; 12]);
+        hdlr.push(0);
+        let mut stsd = 1u32.to_be_bytes().to_vec();
+        stsd.extend_from_slice(entry);
+        let stbl = bx(b"stbl", &full(b"stsd", &stsd));
+        let minf = bx(b"minf", &stbl);
+        let mut mdia = full(b"hdlr", &hdlr);
+        mdia.extend_from_slice(&minf);
+        bx(b"trak", &bx(b"mdia", &mdia))
+    }
+
+    fn video_entry(fourcc: &[u8; 4]) -> Vec<u8> {
+        bx(fourcc, &[0; 78])
+    }
+
+    /// An `mp4a` entry whose esds says object type indication `oti` and audio object `aot`.
+    fn mp4a(oti: u8, aot: u8) -> Vec<u8> {
+        // Object types from 31 up are escaped: 31, then 6 bits of (type - 32).
+        let asc = if aot < 31 {
+            [aot << 3, 0x08]
+        } else {
+            [0xf8 | ((aot - 32) >> 3), ((aot - 32) & 0x07) << 5]
+        };
+        let mut dsi = vec![0x05, asc.len() as u8];
+        dsi.extend_from_slice(&asc);
+        let mut dc = vec![oti, 0x15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        dc.extend_from_slice(&dsi);
+        let mut dcd = vec![0x04, dc.len() as u8];
+        dcd.extend_from_slice(&dc);
+        let mut es = vec![0, 1, 0];
+        es.extend_from_slice(&dcd);
+        let mut esd = vec![0x03, 0x80, 0x80, es.len() as u8]; // a padded 4-byte length, as some muxers write
+        esd.extend_from_slice(&es);
+        let mut payload = vec![0; 28];
+        payload.extend_from_slice(&full(b"esds", &esd));
+        bx(b"mp4a", &payload)
+    }
+
+    fn file(traks: &[Vec<u8>]) -> Vec<u8> {
+        let mut f = bx(b"ftyp", b"isom\0\0\x02\0isomiso2");
+        f.extend_from_slice(&bx(b"moov", &traks.concat()));
+        f.extend_from_slice(&bx(b"mdat", &[0xAB; 100]));
+        f
+    }
+
+    fn walk(bytes: &[u8]) -> Result<Vec<Track>, BoxError> {
+        let mut w = Walker::new();
+        w.feed(bytes);
+        w.finish()
+    }
+
+    #[test]
+    fn real_h264_aac_and_m4a() {
+        let t = walk(H264_AAC).unwrap();
+        assert_eq!(describe(&t), "H.264 video, AAC-LC audio");
+        assert_eq!(judge(&t, false), Ok(()));
+        let t = walk(AAC_M4A).unwrap();
+        assert_eq!(describe(&t), "AAC-LC audio");
+        assert_eq!(judge(&t, true), Ok(()));
+        assert!(judge(&t, false).unwrap_err().contains("no video track"));
+    }
+
+    #[test]
+    fn byte_at_a_time_equals_all_at_once() {
+        let mut w = Walker::new();
+        for b in H264_AAC {
+            w.feed(std::slice::from_ref(b));
+        }
+        assert_eq!(w.finish(), walk(H264_AAC));
+    }
+
+    #[test]
+    fn moov_after_mdat_is_found() {
+        let mut f = bx(b"ftyp", b"isom\0\0\x02\0isom");
+        f.extend_from_slice(&bx(b"mdat", &vec![0u8; 200_000]));
+        f.extend_from_slice(&bx(b"moov", &trak(b"vide", &video_entry(b"avc1"))));
+        assert_eq!(describe(&walk(&f).unwrap()), "H.264 video");
+    }
+
+    #[test]
+    fn codecs_are_named() {
+        let cases: [(Vec<u8>, &[u8; 4], &str); 10] = [
+            (video_entry(b"hvc1"), b"vide", "HEVC (H.265)"),
+            (video_entry(b"hev1"), b"vide", "HEVC (H.265)"),
+            (video_entry(b"vp09"), b"vide", "VP9"),
+            (video_entry(b"av01"), b"vide", "AV1"),
+            (video_entry(b"mp4v"), b"vide", "MPEG-4 Part 2 (Xvid/DivX)"),
+            (bx(b"Opus", &[0; 28]), b"soun", "Opus"),
+            (bx(b"ac-3", &[0; 28]), b"soun", "AC-3 (Dolby Digital)"),
+            (bx(b"alac", &[0; 28]), b"soun", "ALAC (Apple Lossless)"),
+            (mp4a(0x6b, 0), b"soun", "MP3"),
+            (mp4a(0x40, 34), b"soun", "MP3"),
+        ];
+        for (entry, handler, name) in cases {
+            let t = walk(&file(&[trak(handler, &entry)])).unwrap();
+            assert_eq!(t[0].codecs[0].name(), name);
+        }
+        let he = walk(&file(&[trak(b"soun", &mp4a(0x40, 5))])).unwrap();
+        assert_eq!(he[0].codecs, vec![Codec::Aac("HE-AAC")]);
+        // Escaped object type 31 + 6 bits: 32 + 10 = 42, USAC.
+        let asc_escape = audio_object_type(&[0b1111_1001, 0b0100_0000]);
+        assert_eq!(asc_escape, Some(42));
+    }
+
+    #[test]
+    fn whatsapps_rule() {
+        let h264 = trak(b"vide", &video_entry(b"avc1"));
+        let aac = trak(b"soun", &mp4a(0x40, 2));
+        let judge_video = |traks: &[Vec<u8>]| judge(&walk(&file(traks)).unwrap(), false);
+        assert_eq!(judge_video(std::slice::from_ref(&h264)), Ok(()));
+        assert_eq!(judge_video(&[h264.clone(), aac.clone()]), Ok(()));
+        assert_eq!(
+            judge_video(&[trak(b"vide", &video_entry(b"hvc1")), aac.clone()]),
+            Err("video codec HEVC (H.265); WhatsApp plays H.264 only".to_owned())
+        );
+        assert_eq!(
+            judge_video(&[h264.clone(), aac.clone(), aac.clone()]),
+            Err("it has 2 audio tracks; WhatsApp accepts a single audio track or none".to_owned())
+        );
+        assert_eq!(
+            judge_video(&[h264.clone(), trak(b"soun", &bx(b"Opus", &[0; 28]))]),
+            Err("audio codec Opus; WhatsApp plays AAC only".to_owned())
+        );
+        assert_eq!(
+            judge_video(&[]),
+            Err("it has no audio or video track".to_owned())
+        );
+        // Subtitles and timecode tracks do not count.
+        assert_eq!(
+            judge_video(&[
+                h264.clone(),
+                aac.clone(),
+                trak(b"tmcd", &bx(b"tmcd", &[0; 20]))
+            ]),
+            Ok(())
+        );
+        // M4A: one AAC track and no video.
+        assert!(
+            judge(&walk(&file(&[h264, aac])).unwrap(), true)
+                .unwrap_err()
+                .contains("video track")
+        );
+    }
+
+    #[test]
+    fn lying_structures_are_errors() {
+        // A box smaller than its header.
+        let mut f = bx(b"ftyp", b"isom\0\0\0\0");
+        f.extend_from_slice(&[0, 0, 0, 4, b'm', b'd', b'a', b't']);
+        assert!(matches!(walk(&f), Err(BoxError::BadSize { .. })));
+        // A box claiming more than the file holds.
+        let mut f = bx(b"ftyp", b"isom\0\0\0\0");
+        f.extend_from_slice(&[0, 0, 0x10, 0, b'm', b'd', b'a', b't', 1, 2, 3]);
+        assert_eq!(
+            walk(&f),
+            Err(BoxError::Truncated {
+                fourcc: FourCc(*b"mdat"),
+                offset: 16,
+                claimed: 4096,
+                available: 11
+            })
+        );
+        // A 64-bit size of 2^63.
+        let mut f = bx(b"ftyp", b"isom\0\0\0\0");
+        f.extend_from_slice(&[
+            0, 0, 0, 1, b'm', b'o', b'o', b'v', 0x80, 0, 0, 0, 0, 0, 0, 0,
+        ]);
+        assert!(matches!(walk(&f), Err(BoxError::MoovTooLarge { .. })));
+        // A child claiming past its parent.
+        let mut f = bx(b"ftyp", b"isom\0\0\0\0");
+        f.extend_from_slice(&bx(b"moov", &[0, 0, 1, 0, b't', b'r', b'a', b'k']));
+        assert!(matches!(walk(&f), Err(BoxError::BadSize { .. })));
+        // No moov.
+        assert_eq!(walk(&bx(b"ftyp", b"isom\0\0\0\0")), Err(BoxError::NoMoov));
+        // Two moov.
+        let mut f = file(&[]);
+        f.extend_from_slice(&bx(b"moov", &[]));
+        assert_eq!(walk(&f), Err(BoxError::TwoMoov));
+        // A moov that runs to the end of the file (size 0) beyond the limit.
+        let mut w = Walker::new();
+        w.feed(&[0, 0, 0, 0, b'm', b'o', b'o', b'v']);
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..9 {
+            w.feed(&chunk);
+        }
+        assert!(matches!(w.finish(), Err(BoxError::MoovTooLarge { .. })));
+    }
+
+    #[test]
+    fn absurd_counts_are_bounded() {
+        // An stsd claiming 2^32-1 entries holds only what its bytes hold.
+        let mut stsd = u32::MAX.to_be_bytes().to_vec();
+        for _ in 0..100 {
+            stsd.extend_from_slice(&video_entry(b"avc1"));
+        }
+        let stbl = bx(b"stbl", &full(b"stsd", &stsd));
+        let mut mdia = full(b"hdlr", b"\0\0\0\0vide\0\0\0\0\0\0\0\0\0\0\0\0\0");
+        mdia.extend_from_slice(&bx(b"minf", &stbl));
+        let t = walk(&file(&[bx(b"trak", &bx(b"mdia", &mdia))])).unwrap();
+        assert_eq!(t[0].codecs.len(), MAX_ENTRIES);
+        // Thousands of tracks: the first MAX_TRACKS are read.
+        let many: Vec<Vec<u8>> = (0..1000).map(|_| trak(b"soun", &mp4a(0x40, 2))).collect();
+        assert_eq!(walk(&file(&many)).unwrap().len(), MAX_TRACKS);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Arbitrary bytes, and real files with bytes changed: never a panic, the same answer
+        /// whatever the chunking.
+        #[test]
+        fn never_panics_and_chunking_does_not_matter(
+            noise in proptest::collection::vec(any::<u8>(), 0..600),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+            cut in any::<prop::sample::Index>(),
+            split in 1usize..97,
+        ) {
+            let mut real = H264_AAC.to_vec();
+            for (at, b) in flips {
+                let i = at.index(real.len());
+                real[i] = b;
+            }
+            let real = &real[..cut.index(real.len() + 1)];
+            for bytes in [&noise[..], real] {
+                let whole = walk(bytes);
+                let mut w = Walker::new();
+                for c in bytes.chunks(split) {
+                    w.feed(c);
+                }
+                prop_assert_eq!(w.finish(), whole.clone());
+                if let Ok(t) = whole {
+                    let _ = judge(&t, false);
+                    let _ = describe(&t);
+                }
+            }
+        }
+    }
+}
