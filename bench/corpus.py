@@ -16,7 +16,6 @@ import sys
 
 CHUNK = 1 << 20
 
-JPEG_HEAD = bytes([0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10]) + b"JFIF\x00"
 
 # PNG signature + IHDR chunk: 640x480, bit depth 8, colour type 2 (RGB), compression 0,
 # filter 0, interlace 0, then a CRC (not checked by the sniffer; the fixture's placeholder).
@@ -29,8 +28,16 @@ PNG_HEAD = (
     + bytes([0x12, 0x34, 0x56, 0x78])
 )
 
-# ISO BMFF `ftyp` box of 24 bytes: major brand isom, minor version 0x200, brands isom iso2.
-MP4_HEAD = struct.pack(">I", 24) + b"ftypisom\x00\x00\x02\x00isomiso2"
+# Real files made by ffmpeg (tests/fixtures/README.md): the upload gate reads a JPEG's frame
+# header and an MP4's track list, so the heads must be whole files. Random bytes follow the
+# JPEG's end-of-image marker, and fill a `free` box after the MP4's boxes.
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
+with open(os.path.join(FIXTURES, "tiny.jpg"), "rb") as f:
+    JPEG_HEAD = f.read()
+with open(os.path.join(FIXTURES, "h264_aac.mp4"), "rb") as f:
+    MP4_BASE = f.read()
+MP4_SIZE = 15_900_000
+MP4_HEAD = MP4_BASE + struct.pack(">I", MP4_SIZE - len(MP4_BASE)) + b"free"
 
 PDF_HEAD = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
 
@@ -38,7 +45,7 @@ FILES = [
     # name, head, size, seed
     ("small.jpg", JPEG_HEAD, 48_000, 1),
     ("image.png", PNG_HEAD, 1_000_000, 2),
-    ("video.mp4", MP4_HEAD, 15_900_000, 3),
+    ("video.mp4", MP4_HEAD, MP4_SIZE, 3),
     ("doc.pdf", PDF_HEAD, 99_000_000, 4),
 ]
 

@@ -177,6 +177,8 @@ pub struct Body {
     pub sha256: String,
     /// The body broke off (timeout, reset) after `size` bytes.
     pub error: Option<String>,
+    /// Everything received, as the upload gate reads it (codecs, frame headers).
+    pub inspector: media_kind::Inspector,
 }
 
 /// GET `url` as Meta's fetcher would, following at most `max_redirects` redirects by hand.
@@ -229,6 +231,7 @@ async fn read_body(response: &mut reqwest::Response) -> Body {
     let mut head = Vec::new();
     let mut size = 0u64;
     let mut hasher = Sha256::new();
+    let mut inspector = media_kind::Inspector::new();
     let mut error = None;
     loop {
         match response.chunk().await {
@@ -236,6 +239,7 @@ async fn read_body(response: &mut reqwest::Response) -> Body {
                 let room = SNIFF_LEN.saturating_sub(head.len());
                 head.extend_from_slice(&chunk[..room.min(chunk.len())]);
                 hasher.update(&chunk);
+                inspector.update(&chunk);
                 size += chunk.len() as u64;
                 if size > MAX_UPLOAD_SIZE {
                     break;
@@ -254,6 +258,7 @@ async fn read_body(response: &mut reqwest::Response) -> Body {
         over_max: size > MAX_UPLOAD_SIZE,
         sha256: hex::encode(hasher.finalize()),
         error,
+        inspector,
     }
 }
 
@@ -597,11 +602,12 @@ impl<'a> Media<'a> {
         media
     }
 
-    /// [`media_kind::resolve`] on the head, with a size that keeps every size limit out of it
-    /// (all limits are above `SNIFF_LEN + 1`), so the type is decided on its own.
+    /// The upload gate's decision on the whole body, size limits left out, so the type is
+    /// decided on its own (the size check judges the size).
     fn resolve(&self, declared: Option<&str>) -> Result<media_kind::MediaType, MediaError> {
-        let size = self.body.size.min(self.body.head.len() as u64 + 1);
-        media_kind::resolve(declared, self.filename.as_deref(), &self.body.head, size)
+        self.body
+            .inspector
+            .type_only(declared, self.filename.as_deref())
     }
 
     /// "; serve it as `image/jpeg`" when the bytes are a type WhatsApp accepts.
@@ -678,10 +684,18 @@ impl<'a> Media<'a> {
                 return check(
                     "bytes",
                     Level::Fail,
-                    format!("{e}: Meta inspects the bytes and refuses them (§2, §3)"),
+                    format!(
+                        "{e}: Meta inspects the bytes and refuses them (§2, §3){}",
+                        fix_text(e)
+                    ),
                 );
             }
         };
+        let inside = sniffed
+            .codecs
+            .as_deref()
+            .map(|c| format!(": {c}"))
+            .unwrap_or_default();
         let declared_usable = matches!(media_kind::declared_limit(self.declared), Ok(Some(_)));
         if !declared_usable {
             let unsupported = self
@@ -701,7 +715,7 @@ impl<'a> Media<'a> {
                     "bytes",
                     Level::Ok,
                     format!(
-                        "the bytes are {}, a type WhatsApp accepts ({})",
+                        "the bytes are {}, a type WhatsApp accepts ({}){inside}",
                         sniffed.content_type, sniffed.kind
                     ),
                 ),
@@ -712,7 +726,7 @@ impl<'a> Media<'a> {
                 "bytes",
                 Level::Ok,
                 format!(
-                    "the bytes are {}, as declared (Meta inspects the bytes, §2)",
+                    "the bytes are {}, as declared (Meta inspects the bytes, §2){inside}",
                     m.content_type
                 ),
             ),
@@ -724,7 +738,11 @@ impl<'a> Media<'a> {
                      and refuses a mismatch (§2)"
                 ),
             ),
-            Err(e) => check("bytes", Level::Fail, format!("{e} (§2, §3)")),
+            Err(e) => check(
+                "bytes",
+                Level::Fail,
+                format!("{e} (§2, §3){}", fix_text(&e)),
+            ),
         }
     }
 
@@ -765,7 +783,7 @@ impl<'a> Media<'a> {
             );
         }
         let sha = format!("sha256 {}", body.sha256);
-        let full = media_kind::resolve(None, self.filename.as_deref(), &body.head, body.size);
+        let full = body.inspector.finish(None, self.filename.as_deref());
         let kind_and_limit = match (&full, &self.sniffed) {
             (Err(MediaError::TooLarge { kind, size, limit }), _) => {
                 return check(
@@ -821,6 +839,11 @@ impl<'a> Media<'a> {
             ),
         }
     }
+}
+
+/// "; fix: ffmpeg …" when the refusal has a fix.
+fn fix_text(e: &MediaError) -> String {
+    e.fix().map(|f| format!("; fix: {f}")).unwrap_or_default()
 }
 
 fn limit_text(kind: Kind) -> String {

@@ -70,17 +70,27 @@ impl Kind {
 /// uploading it).
 static NOISE: LazyLock<Vec<u8>> = LazyLock::new(|| fixtures::noise(10 << 20, 0x5eed));
 
-/// A valid `kind` body of `len` bytes, distinct for every `tag`: the header and the first bytes
-/// after it come from the fixture seeded with `tag`, the rest from [`NOISE`].
+/// A valid `kind` body of `len` bytes (at least the real file it starts with), distinct for every
+/// `tag`: the fixture, then noise from [`NOISE`] at an offset chosen by `tag`.
 fn body(kind: Kind, len: usize, tag: u64) -> Vec<u8> {
+    let offset = (tag as usize).wrapping_mul(7919) % (1 << 20);
+    if let Kind::Mp4 = kind {
+        // The noise goes into a `free` box: an MP4 must be whole boxes to the end.
+        let mut b = fixtures::mp4(0, tag);
+        let more = len.saturating_sub(b.len() + 8).max(8);
+        b.extend_from_slice(&u32::try_from(more + 8).unwrap().to_be_bytes());
+        b.extend_from_slice(b"free");
+        b.extend_from_slice(&NOISE[offset..offset + more]);
+        return b;
+    }
     let mut b = match kind {
-        Kind::Jpeg => fixtures::jpeg(64, tag),
+        Kind::Jpeg => fixtures::jpeg(0, tag),
         Kind::Png => fixtures::png(64, tag),
         Kind::Pdf => fixtures::pdf(64, tag),
-        Kind::Mp4 => fixtures::mp4(64, tag),
+        Kind::Mp4 => unreachable!("handled above"),
     };
-    let offset = (tag as usize).wrapping_mul(7919) % (1 << 20);
-    b.extend_from_slice(&NOISE[offset..offset + len.saturating_sub(64)]);
+    let head = b.len();
+    b.extend_from_slice(&NOISE[offset..offset + len.saturating_sub(head)]);
     b
 }
 

@@ -670,7 +670,7 @@ async fn missing_content_type_is_taken_from_the_bytes_and_extension(backend: Bac
         ),
         ("clip.mp4", fixtures::mp4(4_000, 32), "video/mp4", "video"),
         // The same ISO-BMFF bytes named .m4a are audio.
-        ("voice.m4a", fixtures::mp4(4_000, 32), "audio/mp4", "audio"),
+        ("voice.m4a", fixtures::m4a(4_000, 32), "audio/mp4", "audio"),
         ("note.txt", fixtures::text(4_000), "text/plain", "document"),
         // The bytes decide: a PNG named .jpg is still a PNG.
         (

@@ -111,7 +111,7 @@ impl fmt::Debug for FourCc {
 }
 
 /// Streams the top-level boxes by, keeping only `moov`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Walker {
     /// Absolute offset of the next byte fed.
     pos: u64,
@@ -120,7 +120,7 @@ pub struct Walker {
     error: Option<BoxError>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum State {
     /// Reading a box header (8 bytes, or 16 with a 64-bit size).
     Header { buf: [u8; 16], have: usize },
@@ -279,9 +279,9 @@ impl Walker {
     }
 
     /// The end of the file: the tracks, or why the structure cannot be read.
-    pub fn finish(self) -> Result<Vec<Track>, BoxError> {
-        if let Some(e) = self.error {
-            return Err(e);
+    pub fn finish(&self) -> Result<Vec<Track>, BoxError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
         }
         match self.state {
             State::Header { have: 0, .. } => {}
@@ -324,8 +324,8 @@ impl Walker {
             }
             _ => {}
         }
-        let moov = self.moov.ok_or(BoxError::NoMoov)?;
-        tracks(&moov)
+        let moov = self.moov.as_deref().ok_or(BoxError::NoMoov)?;
+        tracks(moov)
     }
 }
 

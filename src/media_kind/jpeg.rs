@@ -108,7 +108,7 @@ impl fmt::Display for JpegError {
 }
 
 /// Streams the segments by until the frame header.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Walker {
     pos: u64,
     state: State,
@@ -116,7 +116,7 @@ pub struct Walker {
     result: Option<Result<Frame, JpegError>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum State {
     /// The two bytes of SOI.
     Start { have: usize },
@@ -274,8 +274,8 @@ impl Walker {
     }
 
     /// The frame header, or why there is none.
-    pub fn finish(self) -> Result<Frame, JpegError> {
-        self.result.unwrap_or(Err(JpegError::Truncated))
+    pub fn finish(&self) -> Result<Frame, JpegError> {
+        self.result.clone().unwrap_or(Err(JpegError::Truncated))
     }
 }
 

@@ -281,7 +281,7 @@ pub fn inspect(
 /// as the bytes pass: the ISO-BMFF box walk keeps `moov` (the track descriptions, which may
 /// follow `mdat`), the JPEG walk reads the frame header. Nothing else is held, so memory stays
 /// bounded whatever the file's size (see [`bmff`] and [`jpeg`] for their bounds).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Inspector {
     head: Vec<u8>,
     size: u64,
@@ -290,7 +290,7 @@ pub struct Inspector {
 }
 
 /// The structure walk chosen from the first bytes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 enum Deep {
     /// Fewer than [`DEEP_PICK_LEN`] bytes seen so far.
     #[default]
@@ -336,7 +336,13 @@ impl Inspector {
     }
 
     fn pick(&mut self) {
-        let h = &self.head;
+        let head = std::mem::take(&mut self.head);
+        self.pick_for(&head);
+        self.head = head;
+    }
+
+    /// Choose the structure walk for content that starts with `h`.
+    fn pick_for(&mut self, h: &[u8]) {
         self.deep = if h.len() >= 8 && (&h[4..8] == b"ftyp" || quicktime_atom(h)) {
             Deep::Bmff(bmff::Walker::new())
         } else if h.starts_with(b"\xff\xd8\xff") {
@@ -389,28 +395,73 @@ impl Inspector {
 
     /// The final decision, with everything the structure walk found.
     pub fn finish(
-        mut self,
+        &self,
         declared: Option<&str>,
         filename: Option<&str>,
     ) -> Result<MediaType, MediaError> {
-        if matches!(self.deep, Deep::Undecided) {
-            self.pick();
-            self.feed_deep_head();
-        }
-        let evidence = match std::mem::take(&mut self.deep) {
+        self.decide(declared, filename, self.size)
+    }
+
+    /// [`Inspector::finish`] leaving size limits out: what the content is, whatever its size
+    /// (for reports that judge the size apart).
+    pub fn type_only(
+        &self,
+        declared: Option<&str>,
+        filename: Option<&str>,
+    ) -> Result<MediaType, MediaError> {
+        self.decide(declared, filename, self.size.min(1))
+    }
+
+    fn decide(
+        &self,
+        declared: Option<&str>,
+        filename: Option<&str>,
+        size: u64,
+    ) -> Result<MediaType, MediaError> {
+        let evidence = match &self.deep {
             Deep::Bmff(w) => Some(Evidence::Bmff(w.finish())),
             Deep::Jpeg(w) => Some(Evidence::Jpeg(w.finish())),
-            Deep::Undecided | Deep::Nothing => None,
+            Deep::Nothing => None,
+            // Fewer bytes than it takes to choose: the whole content is in the head.
+            Deep::Undecided => {
+                let mut short = Inspector::new();
+                short.pick_for(&self.head);
+                short.feed_deep(&self.head);
+                return short_decision(&short, self, declared, filename, size);
+            }
         };
         judge(
             declared,
             filename,
             &self.head,
-            self.size,
+            size,
             self.has_nul,
             Some(evidence.as_ref()),
         )
     }
+}
+
+/// The decision for content shorter than [`DEEP_PICK_LEN`]: `short` holds the walk over it.
+fn short_decision(
+    short: &Inspector,
+    whole: &Inspector,
+    declared: Option<&str>,
+    filename: Option<&str>,
+    size: u64,
+) -> Result<MediaType, MediaError> {
+    let evidence = match &short.deep {
+        Deep::Bmff(w) => Some(Evidence::Bmff(w.finish())),
+        Deep::Jpeg(w) => Some(Evidence::Jpeg(w.finish())),
+        Deep::Nothing | Deep::Undecided => None,
+    };
+    judge(
+        declared,
+        filename,
+        &whole.head,
+        size,
+        whole.has_nul,
+        Some(evidence.as_ref()),
+    )
 }
 
 /// A QuickTime movie from before `ftyp` existed: it opens with one of these atoms.

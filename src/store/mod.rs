@@ -171,6 +171,9 @@ pub struct MediaId {
     pub uploaded_at: u64,
     /// When it stops being reused (epoch seconds).
     pub expires_at: u64,
+    /// The `ttl_minutes` it was uploaded with (No-Storage numbers), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_minutes: Option<u32>,
 }
 
 impl AssetRecord {
@@ -1474,36 +1477,30 @@ where
     E: std::fmt::Display,
 {
     let mut hasher = Sha256::new();
-    let mut size: u64 = 0;
-    let mut head: Vec<u8> = Vec::new();
+    let mut inspector = media_kind::Inspector::new();
     let mut limit = media_kind::MAX_UPLOAD_SIZE;
     let mut decided = false;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| StoreError::Body(e.to_string()))?;
-        size += chunk.len() as u64;
-        if !decided {
-            let want = media_kind::SNIFF_LEN - head.len();
-            head.extend_from_slice(&chunk[..want.min(chunk.len())]);
-            if head.len() == media_kind::SNIFF_LEN {
-                // More bytes may follow: say so, so a character cut at the end of the sniff
-                // window is not mistaken for invalid text. The final check uses the real size.
-                let media = media_kind::resolve(
-                    hints.content_type,
-                    hints.filename,
-                    &head,
-                    size.max(head.len() as u64 + 1),
-                )?;
-                limit = media.kind.max_size();
-                decided = true;
-            }
+        inspector.update(&chunk);
+        let size = inspector.size();
+        if !decided && inspector.head().len() == media_kind::SNIFF_LEN {
+            // The head is enough for the kind, hence the size limit, while the rest streams
+            // in; the final decision below reads what the inspector kept of the whole.
+            limit = inspector
+                .provisional(hints.content_type, hints.filename)?
+                .kind
+                .max_size();
+            decided = true;
         }
         if size > limit {
-            return Err(too_large(&head, hints, size, limit));
+            return Err(too_large(inspector.head(), hints, size, limit));
         }
         hasher.update(&chunk);
         writer.put(chunk).await?;
     }
-    let media = media_kind::resolve(hints.content_type, hints.filename, &head, size)?;
+    let size = inspector.size();
+    let media = inspector.finish(hints.content_type, hints.filename)?;
     Ok((hex::encode(hasher.finalize()), size, media))
 }
 

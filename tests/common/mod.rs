@@ -282,11 +282,11 @@ pub mod fixtures {
         head
     }
 
+    /// A real 16x16 baseline JPEG (made by ffmpeg, tests/fixtures/tiny.jpg), then noise after
+    /// its end-of-image marker up to `len` (never shorter than the image itself).
     pub fn jpeg(len: usize, seed: u64) -> Vec<u8> {
         pad(
-            vec![
-                0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0,
-            ],
+            include_bytes!("../fixtures/tiny.jpg").to_vec(),
             len,
             seed,
         )
@@ -306,10 +306,26 @@ pub mod fixtures {
         pad(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec(), len, seed)
     }
 
+    /// A real H.264 + AAC-LC MP4 (made by ffmpeg, tests/fixtures/h264_aac.mp4), grown to
+    /// `len` with a `free` box of noise at its end (never shorter than the clip itself).
     pub fn mp4(len: usize, seed: u64) -> Vec<u8> {
-        let mut v = 24u32.to_be_bytes().to_vec();
-        v.extend_from_slice(b"ftypisom\0\0\x02\0isomiso2");
-        pad(v, len, seed)
+        with_free_box(include_bytes!("../fixtures/h264_aac.mp4"), len, seed)
+    }
+
+    /// A real AAC-LC M4A (made by ffmpeg, tests/fixtures/aac.m4a), grown like [`mp4`].
+    pub fn m4a(len: usize, seed: u64) -> Vec<u8> {
+        with_free_box(include_bytes!("../fixtures/aac.m4a"), len, seed)
+    }
+
+    fn with_free_box(base: &[u8], len: usize, seed: u64) -> Vec<u8> {
+        let mut v = base.to_vec();
+        let more = len.saturating_sub(v.len());
+        if more >= 8 {
+            v.extend_from_slice(&u32::try_from(more).expect("fixture size").to_be_bytes());
+            v.extend_from_slice(b"free");
+            v.extend(noise(more - 8, seed));
+        }
+        v
     }
 
     /// A static 512x512 VP8X WebP.
