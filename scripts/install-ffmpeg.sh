@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs Debian's ffmpeg (which brings ffprobe) for the media corpus that the tests make at
+# test time (tests/common/media.rs runs this before it calls ffmpeg). Idempotent: does nothing
+# when both are already there. Needs root, or sudo without a password.
+set -euo pipefail
+
+if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then
+    exit 0
+fi
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+    sudo="sudo -n"
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Several test binaries may call this at once; apt's own lock makes the second one wait.
+$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+$sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends ffmpeg >/dev/null
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null
