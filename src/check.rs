@@ -319,6 +319,9 @@ pub enum Caching {
     UntilLastModifiedChanges,
     /// `no-store` or `private`, as declared: fetched on every send.
     NotCached(CachePolicy),
+    /// Only an ETag (no Cache-Control, no Last-Modified): Meta caches it by its own undisclosed
+    /// logic (§2). Documented, so not a failure; but for how long cannot be known.
+    Undisclosed,
     /// Not cached as anything declares (the reason, for the verdict).
     Undeclared(String),
 }
@@ -367,6 +370,7 @@ impl Report {
             Some(Caching::For(n)) => (Some(format!("max-age={n}")), Some(*n)),
             Some(Caching::UntilLastModifiedChanges) => (Some("no-cache".to_owned()), None),
             Some(Caching::NotCached(p)) => (Some(p.to_string()), Some(0)),
+            Some(Caching::Undisclosed) => (Some("undisclosed".to_owned()), None),
             Some(Caching::Undeclared(_)) | None => (None, None),
         };
         json!({
@@ -881,17 +885,16 @@ fn caching_checks(
             Caching::Undeclared("there is no Cache-Control, so Meta does not cache it".into())
         }
         (None, None, Some(_)) => {
+            // Documented, not refused: Meta caches, only not in a way anyone can predict.
             checks.push(check(
                 "cache-control",
-                Level::Fail,
+                Level::Warn,
                 format!(
                     "missing: with only an ETag Meta caches it by its own undisclosed logic \
-                     (§2); {DECLARE}"
+                     (§2), so how long it keeps a copy cannot be known; {DECLARE} to decide it"
                 ),
             ));
-            Caching::Undeclared(
-                "there is no Cache-Control, so Meta caches it by its own undisclosed logic".into(),
-            )
+            Caching::Undisclosed
         }
         (None, Some(_), _) => {
             checks.push(check(
@@ -907,31 +910,31 @@ fn caching_checks(
             )
         }
         (Some((value, Ok(p))), _, _) => {
-            let (message, caching) = match p {
-                CachePolicy::MaxAge(0) => (
-                    format!("{value}: Meta may not reuse it; every send fetches it again (§2)"),
-                    Caching::For(0),
+            let (what, caching) = declared_caching(*p);
+            checks.push(check(
+                "cache-control",
+                Level::Ok,
+                format!("{value}: {what}"),
+            ));
+            caching
+        }
+        // Several directives, one of them Meta's (`public, max-age=604800, immutable`, what CDNs
+        // send by default): Meta documents single directives but refuses nothing, so this is a
+        // warning; the report assumes the documented directive is the one Meta reads.
+        (Some((value, Err(_))), _, _)
+            if value.contains(',')
+                && let Some(p) = intended_policy(value) =>
+        {
+            let (what, caching) = declared_caching(p);
+            checks.push(check(
+                "cache-control",
+                Level::Warn,
+                format!(
+                    "{value}: several directives; Meta documents a single one (max-age=N, \
+                     no-cache, no-store or private; §2) and not how it reads a list, so this \
+                     assumes it reads `{p}`: {what}; to be sure, serve `Cache-Control: {p}` alone"
                 ),
-                CachePolicy::MaxAge(n) => (
-                    format!(
-                        "{value}: Meta caches it by URL for {n} s, then fetches it again (§2); a \
-                         replaced asset needs a new URL to reach customers sooner"
-                    ),
-                    Caching::For(*n),
-                ),
-                CachePolicy::NoCache => (
-                    format!(
-                        "{value}: Meta may cache it and replaces its copy when Last-Modified \
-                         changes (§2)"
-                    ),
-                    Caching::UntilLastModifiedChanges,
-                ),
-                CachePolicy::NoStore | CachePolicy::Private => (
-                    format!("{value}: Meta does not cache it; every send fetches it again (§2)"),
-                    Caching::NotCached(*p),
-                ),
-            };
-            checks.push(check("cache-control", Level::Ok, message));
+            ));
             caching
         }
         (Some((value, Err(_))), _, _) => {
@@ -941,7 +944,7 @@ fn caching_checks(
                 None => DECLARE.to_owned(),
             };
             let shape = if value.contains(',') {
-                "several directives"
+                "several directives, none of them one Meta documents"
             } else {
                 "not a directive Meta documents"
             };
@@ -1029,6 +1032,32 @@ fn caching_checks(
     (checks, caching)
 }
 
+/// What Meta does with one of its four directives (§2's table), as the `cache-control` check
+/// says it, and as the report's caching.
+fn declared_caching(p: CachePolicy) -> (String, Caching) {
+    match p {
+        CachePolicy::MaxAge(0) => (
+            "Meta may not reuse it; every send fetches it again (§2)".to_owned(),
+            Caching::For(0),
+        ),
+        CachePolicy::MaxAge(n) => (
+            format!(
+                "Meta caches it by URL for {n} s, then fetches it again (§2); a replaced asset \
+                 needs a new URL to reach customers sooner"
+            ),
+            Caching::For(n),
+        ),
+        CachePolicy::NoCache => (
+            "Meta may cache it and replaces its copy when Last-Modified changes (§2)".to_owned(),
+            Caching::UntilLastModifiedChanges,
+        ),
+        CachePolicy::NoStore | CachePolicy::Private => (
+            "Meta does not cache it; every send fetches it again (§2)".to_owned(),
+            Caching::NotCached(p),
+        ),
+    }
+}
+
 /// The documented directive a multi-directive or misspelt `Cache-Control` most likely means,
 /// the most restrictive first.
 fn intended_policy(value: &str) -> Option<CachePolicy> {
@@ -1086,16 +1115,34 @@ fn verdict(report: &Report) -> String {
     let what = report
         .kind
         .map_or_else(|| "this asset".to_owned(), |k| format!("this {k}"));
+    // A declared caching read out of several directives is an assumption (see the warning).
+    let assumed = if report
+        .checks
+        .iter()
+        .any(|c| c.name == "cache-control" && c.level == Level::Warn)
+    {
+        " (assuming it reads the one documented directive among several in Cache-Control)"
+    } else {
+        ""
+    };
     match &report.caching {
-        Some(Caching::For(0)) => {
-            format!("Meta can use {what}; it will not reuse it (max-age=0): every send fetches it")
+        Some(Caching::For(0)) => format!(
+            "Meta can use {what}; it will not reuse it (max-age=0): every send fetches it{assumed}"
+        ),
+        Some(Caching::For(n)) => {
+            format!("Meta can use {what}; it will cache it for {n} s{assumed}")
         }
-        Some(Caching::For(n)) => format!("Meta can use {what}; it will cache it for {n} s"),
         Some(Caching::UntilLastModifiedChanges) => format!(
-            "Meta can use {what}; it may cache it, and refreshes it when Last-Modified changes"
+            "Meta can use {what}; it may cache it, and refreshes it when Last-Modified \
+             changes{assumed}"
         ),
         Some(Caching::NotCached(p)) => format!(
-            "Meta can use {what}; it will not cache it ({p}, as declared): every send fetches it"
+            "Meta can use {what}; it will not cache it ({p}, as declared): every send fetches \
+             it{assumed}"
+        ),
+        Some(Caching::Undisclosed) => format!(
+            "Meta can use {what}; with only an ETag it caches it by its own undisclosed logic, \
+             for a time no one can know"
         ),
         Some(Caching::Undeclared(why)) => {
             format!("Meta can use {what}, but will not cache it as declared: {why}")
@@ -1139,19 +1186,59 @@ mod tests {
     }
 
     #[test]
-    fn undocumented_or_incomplete_caching_fails() {
+    fn several_directives_with_a_documented_one_and_etag_only_warn() {
         use Level::{Fail, Ok, Warn};
+        // What CDNs send by default: read as its max-age, with a warning.
+        assert_eq!(
+            cache(
+                Some("public, max-age=604800, immutable"),
+                Some(LM),
+                Some("\"x\"")
+            ),
+            (vec![Warn, Ok, Ok], Caching::For(604_800))
+        );
+        assert_eq!(
+            cache(Some("private, max-age=60"), None, None),
+            (vec![Warn, Ok, Ok], Caching::NotCached(CachePolicy::Private))
+        );
+        assert_eq!(
+            cache(Some("no-cache, must-revalidate"), Some(LM), None),
+            (vec![Warn, Ok, Ok], Caching::UntilLastModifiedChanges)
+        );
+        // Read as no-cache, which still needs Last-Modified.
+        let (levels, caching) = cache(Some("no-cache, must-revalidate"), None, None);
+        assert_eq!(levels, [Warn, Fail, Ok]);
+        assert!(matches!(caching, Caching::Undeclared(_)), "{caching:?}");
+        // Only an ETag: Meta's own logic (§2), a warning on both.
+        assert_eq!(
+            cache(None, None, Some("\"e\"")),
+            (vec![Warn, Ok, Warn], Caching::Undisclosed)
+        );
+        let (checks, _) = caching_checks(Some("public, max-age=604800, immutable"), Some(LM), None);
+        assert_eq!(
+            checks[0].message,
+            "public, max-age=604800, immutable: several directives; Meta documents a single one \
+             (max-age=N, no-cache, no-store or private; §2) and not how it reads a list, so this \
+             assumes it reads `max-age=604800`: Meta caches it by URL for 604800 s, then fetches \
+             it again (§2); a replaced asset needs a new URL to reach customers sooner; to be \
+             sure, serve `Cache-Control: max-age=604800` alone"
+        );
+    }
+
+    #[test]
+    fn undocumented_or_incomplete_caching_fails() {
+        use Level::{Fail, Ok};
         for (cc, lm, etag, levels) in [
             (None, None, None, vec![Fail, Ok, Ok]),
-            (None, None, Some("\"e\""), vec![Fail, Ok, Warn]),
             (None, Some(LM), None, vec![Fail, Ok, Ok]),
             (Some("no-cache"), None, None, vec![Ok, Fail, Ok]),
             (
-                Some("public, max-age=60"),
+                Some("public, must-revalidate"),
                 Some(LM),
                 None,
                 vec![Fail, Ok, Ok],
             ),
+            (Some("public"), Some(LM), None, vec![Fail, Ok, Ok]),
             (Some("max-age=soon"), None, None, vec![Fail, Ok, Ok]),
         ] {
             let (got, caching) = cache(cc, lm, etag);
