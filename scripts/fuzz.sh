@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
 #
 # SECONDS_PER_TARGET defaults to 60; TARGET defaults to every target (path, policy, range,
-# conditional). Each target starts from its committed corpus (fuzz/corpus/<target>/) plus the
+# conditional, media). Each target starts from its committed corpus (fuzz/corpus/<target>/) plus the
 # hand-written seeds (fuzz/seeds/<target>/), uses its dictionary (fuzz/dict/<target>.dict), and
 # writes what it finds new back into fuzz/corpus/<target>/, which is then minimised
 # (`cargo fuzz cmin`) so the committed corpus stays small. The minimisation keeps one input per

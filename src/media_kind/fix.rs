@@ -1,7 +1,7 @@
 //! The command that turns a refused file into one WhatsApp accepts.
 //!
 //! A refusal that only says what is wrong leaves the marketer to find out how to fix it; the
-//! fix is almost always one ffmpeg (or LibreOffice, iconv, libheif) command, known from the
+//! fix is almost always one ffmpeg (or ImageMagick, LibreOffice, iconv, libheif) command, known from the
 //! refusal alone. The commands name `in.<ext>` and `out.<ext>` for the user's files, and are
 //! the same ones the test suite runs on its refused corpus to show they work.
 
@@ -42,7 +42,8 @@ fn ext_of(content_type: &str) -> &'static str {
     }
     match content_type {
         "video/quicktime" => "mov",
-        "video/webm" => "webm",
+        "video/webm" | "audio/webm" => "webm",
+        "audio/x-matroska" => "mka",
         "video/x-matroska" => "mkv",
         "video/x-msvideo" => "avi",
         "video/mpeg" => "mpg",
@@ -140,7 +141,7 @@ impl MediaError {
                             .to_owned()
                     }
                     "image/png" => "ffmpeg -i in.png -pix_fmt rgba out.png".to_owned(),
-                    "image/jpeg" => "ffmpeg -i in.jpg -pix_fmt yuvj420p out.jpg".to_owned(),
+                    "image/jpeg" => "convert in.jpg -colorspace sRGB -depth 8 out.jpg".to_owned(),
                     "image/webp" => sticker("webp"),
                     "text/plain" => "iconv -f UTF-16 -t UTF-8 in.txt > out.txt".to_owned(),
                     _ => return None,

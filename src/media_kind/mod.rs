@@ -961,11 +961,20 @@ fn sniff(h: &[u8], has_nul: bool) -> Sniffed {
         return sniff_zip(h);
     }
     if h.starts_with(b"\x1a\x45\xdf\xa3") {
-        let start = &h[..h.len().min(64)];
-        return Sniffed::Other(if find(start, b"webm").is_some() {
-            "video/webm"
-        } else {
-            "video/x-matroska"
+        let webm = find(&h[..h.len().min(64)], b"webm").is_some();
+        // A browser's voice recording is WebM with only an audio track: name it so, since its
+        // fix differs. CodecID elements (0x86, a one-byte size, "V_…"/"A_…") come in the
+        // Tracks element, before any media data.
+        let codec_id = |prefix: &[u8]| {
+            h.windows(4)
+                .any(|w| w[0] == 0x86 && w[1] & 0x80 != 0 && &w[2..] == prefix)
+        };
+        let audio_only = !codec_id(b"V_") && codec_id(b"A_");
+        return Sniffed::Other(match (webm, audio_only) {
+            (true, false) => "video/webm",
+            (true, true) => "audio/webm",
+            (false, false) => "video/x-matroska",
+            (false, true) => "audio/x-matroska",
         });
     }
     if is_bmp(h) {
