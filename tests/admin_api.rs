@@ -5,6 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
+use common::graph::GraphServer;
 use common::{Backend, Storage, TOKEN, TestServer, fixtures};
 use media_origin::store::path::{MAX_SEGMENT_LEN, stored_len, url_encode};
 use reqwest::{Method, StatusCode};
@@ -617,6 +618,170 @@ async fn policy_and_access_folders_follow_the_folder_rules(backend: Backend) {
         let rule: Value = r.json().await.unwrap();
         assert_eq!(rule, json!({"folder": folder, "signed": true}));
     }
+}
+
+/// Ogg Opus (mono, the only Ogg stored) is the one type WhatsApp sends as a voice note: its
+/// record also carries `message_voice` (and `message_voice_by_id` with a valid media ID), and
+/// over 512 KB (512,000 bytes) a warning that WhatsApp shows no play icon. Other audio: neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ogg_opus_records_offer_the_voice_note_and_warn_over_512_kb() {
+    let g = GraphServer::start_default().await;
+    let s = TestServer::start_with(Storage::new(Backend::Local).await, |c| {
+        g.configure(c);
+        c.server.public_base_url = Some("https://media.example.com".into());
+    })
+    .await;
+    let upload = |path: &'static str, content_type: &'static str, body: Vec<u8>| {
+        let s = &s;
+        async move {
+            let r = s
+                .admin(Method::PUT, &format!("/assets/{path}?whatsapp=true"))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED, "{path}");
+            let rec: Value = r.json().await.unwrap();
+            let id = rec["whatsapp_upload"]["media_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no media ID: {rec}"))
+                .to_owned();
+            (rec, id)
+        }
+    };
+
+    // At the limit (512,000 bytes), declared as plain audio/ogg: a voice note with its play
+    // icon, by link and by ID, and no warning.
+    let (rec, id) = upload(
+        "voice/hello.ogg",
+        "audio/ogg",
+        fixtures::ogg_opus(512_000, 1),
+    )
+    .await;
+    let link = rec["link"].as_str().unwrap().to_owned();
+    assert!(
+        link.starts_with("https://media.example.com/media/voice/hello.ogg?v="),
+        "{link}"
+    );
+    assert_eq!(rec["content_type"], "audio/ogg; codecs=opus");
+    assert_eq!(
+        rec["message"],
+        json!({"type": "audio", "audio": {"link": link}})
+    );
+    assert_eq!(
+        rec["message_voice"],
+        json!({"type": "audio", "audio": {"link": link, "voice": true}})
+    );
+    assert_eq!(
+        rec["message_by_id"],
+        json!({"type": "audio", "audio": {"id": id}})
+    );
+    assert_eq!(
+        rec["message_voice_by_id"],
+        json!({"type": "audio", "audio": {"id": id, "voice": true}})
+    );
+    assert_eq!(rec["warnings"], json!([]));
+    // POST /api/whatsapp/media answers the voice note by ID beside its `message`.
+    let r = s
+        .admin(Method::POST, "/whatsapp/media")
+        .json(&json!({"path": "voice/hello.ogg"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let got: Value = r.json().await.unwrap();
+    assert_eq!(got["media_id"], id.as_str());
+    assert_eq!(
+        got["message"],
+        json!({"type": "audio", "audio": {"id": id}})
+    );
+    assert_eq!(
+        got["message_voice"],
+        json!({"type": "audio", "audio": {"id": id, "voice": true}})
+    );
+
+    // One byte over: the same forms, and the warning.
+    let (rec, id) = upload(
+        "voice/long.ogg",
+        "audio/ogg; codecs=opus",
+        fixtures::ogg_opus(512_001, 2),
+    )
+    .await;
+    let link = rec["link"].as_str().unwrap().to_owned();
+    assert_eq!(
+        rec["message_voice"],
+        json!({"type": "audio", "audio": {"link": link, "voice": true}})
+    );
+    assert_eq!(
+        rec["message_voice_by_id"],
+        json!({"type": "audio", "audio": {"id": id, "voice": true}})
+    );
+    assert_eq!(
+        rec["warnings"],
+        json!([
+            "voice note over 512 KB (512001 bytes, more than 512000): WhatsApp shows no play \
+             icon for voice notes that large; send it as plain audio (`message`), or make it at \
+             most 512000 bytes (shorter, or a lower bitrate) to send it as a voice note"
+        ])
+    );
+    // The record read back says the same; without a valid media ID, no `id` forms.
+    let got = s.admin_json(Method::GET, "/assets/voice/long.ogg").await;
+    assert_eq!(got["message_voice"], rec["message_voice"]);
+    assert_eq!(got["message_voice_by_id"], rec["message_voice_by_id"]);
+    assert_eq!(got["warnings"], rec["warnings"]);
+    let r = s
+        .put(
+            "voice/long.ogg",
+            "audio/ogg; codecs=opus",
+            fixtures::ogg_opus(600_000, 3),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let replaced: Value = r.json().await.unwrap();
+    assert_eq!(replaced["message_by_id"], Value::Null);
+    assert_eq!(replaced["message_voice_by_id"], Value::Null);
+    assert_eq!(
+        replaced["message_voice"],
+        json!({"type": "audio", "audio": {"link": replaced["link"], "voice": true}})
+    );
+    assert!(
+        replaced["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("voice note over 512 KB (600000 bytes, more than 512000): ")
+    );
+
+    // MP3 is audio, but never a voice note, whatever its size.
+    let mut mp3 = b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x64\x00".to_vec();
+    mp3.resize(600_000, 0x55);
+    let (rec, id) = upload("voice/song.mp3", "audio/mpeg", mp3).await;
+    assert_eq!(rec["content_type"], "audio/mpeg");
+    assert_eq!(
+        rec["message"],
+        json!({"type": "audio", "audio": {"link": rec["link"]}})
+    );
+    assert_eq!(
+        rec["message_by_id"],
+        json!({"type": "audio", "audio": {"id": id}})
+    );
+    assert_eq!(rec["message_voice"], Value::Null);
+    assert_eq!(rec["message_voice_by_id"], Value::Null);
+    assert_eq!(rec["warnings"], json!([]));
+    let got = s
+        .admin(Method::POST, "/whatsapp/media")
+        .json(&json!({"path": "voice/song.mp3"}))
+        .send()
+        .await
+        .unwrap();
+    let got: Value = got.json().await.unwrap();
+    assert_eq!(
+        got["message"],
+        json!({"type": "audio", "audio": {"id": id}})
+    );
+    assert_eq!(got["message_voice"], Value::Null);
+    let members = rec.as_object().unwrap();
+    assert!(members.contains_key("message_voice") && members.contains_key("warnings"));
 }
 
 on_both_backends! {

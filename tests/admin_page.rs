@@ -692,3 +692,68 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
     );
     c.close().await.unwrap();
 }
+
+/// An Ogg Opus asset over 512 KB: the page offers its voice-note JSON beside the other copy
+/// buttons and shows the record's warning; an image has neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voice_note_offers_its_json_and_shows_its_warning() {
+    install_chromium();
+    let s = TestServer::start_with(Storage::new(common::Backend::Local).await, |c| {
+        c.server.admin_bind = media_origin::config::AdminBind::Addr("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let voice = s
+        .upload(
+            "voice/long.ogg",
+            "audio/ogg; codecs=opus",
+            fixtures::ogg_opus(600_000, 1),
+        )
+        .await;
+    let warning = voice["warnings"][0].as_str().unwrap().to_owned();
+    assert!(warning.starts_with("voice note over 512 KB"), "{warning}");
+    s.upload("voice/cover.png", "image/png", PNG_1X1.to_vec())
+        .await;
+
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    c.goto(&format!("http://{}/admin", s.admin_addr))
+        .await
+        .unwrap();
+    c.issue_cmd(SetPermission("clipboard-read")).await.unwrap();
+    c.issue_cmd(SetPermission("clipboard-write")).await.unwrap();
+    fill(&c, "#token", TOKEN).await;
+    click(&c, "#sign-in").await;
+    fill(&c, "#go-folder", "voice").await;
+    click(&c, "#go-folder-btn").await;
+    until_text(&c, "#current-folder", "voice").await;
+
+    click(&c, "[data-testid=asset-row][data-path=\"voice/long.ogg\"]").await;
+    until_text(&c, "#detail-path", "voice/long.ogg").await;
+    until(
+        &c,
+        "the voice-note button",
+        "return document.getElementById('copy-voice-json').offsetParent !== null",
+    )
+    .await;
+    until_text(&c, "#detail-warnings li", &warning).await;
+    let copied = copy(&c, "#copy-voice-json").await;
+    let pasted: Value = serde_json::from_str(&copied).expect("the voice-note JSON parses");
+    assert_eq!(pasted, voice["message_voice"]);
+    assert_eq!(
+        pasted,
+        json!({"type": "audio", "audio": {"link": voice["link"], "voice": true}})
+    );
+
+    click(&c, "[data-testid=asset-row][data-path=\"voice/cover.png\"]").await;
+    until_text(&c, "#detail-path", "voice/cover.png").await;
+    until(
+        &c,
+        "no voice-note button and no warnings for an image",
+        "const w = document.getElementById('detail-warnings'); \
+         return document.getElementById('copy-voice-json').offsetParent === null \
+         && w.offsetParent === null && w.children.length === 0",
+    )
+    .await;
+    c.close().await.unwrap();
+}

@@ -792,6 +792,20 @@ async fn real_answers_match_the_documented_schemas() {
     assert_eq!(status, 201);
     assert_eq!(rec["whatsapp_upload"]["reused"], false, "{rec}");
     assert!(rec["message_by_id"].is_object(), "{rec}");
+    assert_eq!(rec["message_voice"], Value::Null, "{rec}");
+    assert_eq!(rec["warnings"], json!([]), "{rec}");
+    // A voice note over 512 KB with a media ID: both voice forms and a warning.
+    let (status, rec) = api
+        .put_asset(
+            "/api/assets/voice/long.ogg?whatsapp=true",
+            "audio/ogg; codecs=opus",
+            fixtures::ogg_opus(600_000, 3),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(rec["message_voice"]["audio"]["voice"], true, "{rec}");
+    assert_eq!(rec["message_voice_by_id"]["audio"]["voice"], true, "{rec}");
+    assert_eq!(rec["warnings"].as_array().unwrap().len(), 1, "{rec}");
     let (status, rec) = api
         .put_asset(
             "/api/assets/legal/terms.pdf",
@@ -943,7 +957,7 @@ async fn real_answers_match_the_documented_schemas() {
     assert!(page["next_cursor"].is_null(), "{page}");
     let (status, page) = api.get(list, "/api/assets").await;
     assert_eq!(status, 200);
-    assert_eq!(page["assets"].as_array().unwrap().len(), 6, "{page}");
+    assert_eq!(page["assets"].as_array().unwrap().len(), 7, "{page}");
     let (status, level) = api.get(list, "/api/assets?folder=").await;
     assert_eq!(status, 200);
     assert!(!level["folders"].as_array().unwrap().is_empty(), "{level}");
@@ -1181,6 +1195,14 @@ async fn real_answers_match_the_documented_schemas() {
     let (status, link) = api.json(Method::POST, sign, sign, body, true).await;
     assert_eq!(status, 200);
     assert_eq!(link["message"]["type"], "document");
+    assert_eq!(link["message_voice"], Value::Null, "{link}");
+    let body = json!({"path": "voice/long.ogg", "ttl_secs": 3600});
+    let (status, link) = api.json(Method::POST, sign, sign, body, true).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        link["message_voice"],
+        json!({"type": "audio", "audio": {"link": link["url"], "voice": true}})
+    );
     let (status, link) = api
         .json(
             Method::POST,
@@ -1232,6 +1254,15 @@ async fn real_answers_match_the_documented_schemas() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(got["reused"], false);
+    assert_eq!(got["message_voice"], Value::Null, "{got}");
+    let body = json!({"path": "voice/long.ogg"});
+    let (status, got) = api.json(Method::POST, media, media, body, true).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["reused"], true);
+    assert_eq!(
+        got["message_voice"],
+        json!({"type": "audio", "audio": {"id": got["media_id"], "voice": true}})
+    );
     let (status, got) = api
         .json(
             Method::POST,

@@ -189,6 +189,76 @@ async fn upload_prints_link_media_id_and_the_json_to_paste() {
     assert_eq!(g.upload_attempts(), 3);
 }
 
+/// Ogg Opus gets its voice-note forms (by link and by ID) and, over 512 KB, the warning that
+/// WhatsApp shows no play icon; an MP3 gets neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_prints_the_voice_note_json_for_ogg_opus() {
+    let g = graph().await;
+    let s = server(&g).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.ogg"), fixtures::ogg_opus(600_000, 4)).unwrap();
+    let mut mp3 = b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x64\x00".to_vec();
+    mp3.resize(20_000, 0x55);
+    std::fs::write(dir.path().join("song.mp3"), &mp3).unwrap();
+    let out = upload(
+        dir.path(),
+        &[
+            "hello.ogg",
+            "song.mp3",
+            "--to",
+            "voice",
+            "--whatsapp",
+            "--server",
+            &s.base,
+            "--token",
+            TOKEN,
+        ],
+    )
+    .await;
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let (ogg, mp3) = text.split_at(text.find("voice/song.mp3").unwrap());
+    assert!(
+        ogg.starts_with("voice/hello.ogg  (audio/ogg; codecs=opus, 600000 bytes)"),
+        "{ogg}"
+    );
+    let link = field(ogg, "link:");
+    let voice: Value = serde_json::from_str(field(ogg, "voice note:")).unwrap();
+    assert_eq!(
+        voice,
+        json!({"type": "audio", "audio": {"link": link, "voice": true}})
+    );
+    assert_eq!(
+        field(ogg, "warning:"),
+        "voice note over 512 KB (600000 bytes, more than 512000): WhatsApp shows no play icon \
+         for voice notes that large; send it as plain audio (`message`), or make it at most \
+         512000 bytes (shorter, or a lower bitrate) to send it as a voice note"
+    );
+    let id = g.uploads()[0].media_id.clone();
+    let by_id: Value = serde_json::from_str(field(ogg, "by id:")).unwrap();
+    assert_eq!(by_id, json!({"type": "audio", "audio": {"id": id}}));
+    let voice_id: Value = serde_json::from_str(field(ogg, "voice id:")).unwrap();
+    assert_eq!(
+        voice_id,
+        json!({"type": "audio", "audio": {"id": id, "voice": true}})
+    );
+    // The MP3's block: the audio message by link and by ID, and nothing about voice notes.
+    assert!(
+        mp3.starts_with("voice/song.mp3  (audio/mpeg, 20000 bytes)"),
+        "{mp3}"
+    );
+    let labels: Vec<&str> = mp3
+        .lines()
+        .skip(1)
+        .map(|l| l.trim_start().split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        ["link", "cache", "message", "media id", "by id"],
+        "{mp3}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn upload_finds_server_and_token_in_the_config() {
     let g = graph().await;

@@ -421,7 +421,7 @@ fn progress_bar(item: &Planned) -> ProgressBar {
 
 fn describe(asset: &Value) -> String {
     let s = |key: &str| asset[key].as_str().unwrap_or("").to_owned();
-    format!(
+    let mut text = format!(
         "{path}  ({content_type}, {size} bytes)\n  link:       {link}\n  cache:      {cache} ({source})\n  message:    {message}\n",
         path = s("path"),
         content_type = s("content_type"),
@@ -430,7 +430,18 @@ fn describe(asset: &Value) -> String {
         cache = s("cache_control"),
         source = s("policy_source"),
         message = asset["message"],
-    )
+    );
+    // Ogg Opus: the same message as a voice note.
+    if asset["message_voice"].is_object() {
+        text.push_str(&format!("  voice note: {}\n", asset["message_voice"]));
+    }
+    for warning in asset["warnings"].as_array().into_iter().flatten() {
+        text.push_str(&format!(
+            "  warning:    {}\n",
+            warning.as_str().unwrap_or_default()
+        ));
+    }
+    text
 }
 
 fn describe_media(media: &Value) -> String {
@@ -440,11 +451,16 @@ fn describe_media(media: &Value) -> String {
     } else {
         "uploaded"
     };
-    format!(
+    let mut text = format!(
         "  media id:   {id} ({how} for phone number {phone}, valid until {expires})\n  by id:      {message}\n",
         id = s("media_id"),
         phone = s("phone_number_id"),
         expires = s("expires_at"),
         message = media["message"],
-    )
+    );
+    // Ogg Opus: the same message by ID as a voice note.
+    if media["message_voice"].is_object() {
+        text.push_str(&format!("  voice id:   {}\n", media["message_voice"]));
+    }
+    text
 }

@@ -34,6 +34,9 @@ const DEFAULT_PAGE: usize = 100;
 pub const MAX_JSON_BODY: usize = 64 * 1024;
 /// Largest text field accepted in a multipart upload.
 const MAX_FORM_FIELD: usize = 4096;
+/// Largest voice note WhatsApp shows with a play icon: "512 KB", taken as 512,000 bytes like
+/// Meta's other limits (its MB is 1,000,000 bytes), which also errs on the side of warning.
+const VOICE_NOTE_PLAY_ICON_MAX_SIZE: u64 = 512_000;
 
 /// Routes relative to `/api`.
 pub fn routes() -> Router<AppState> {
@@ -88,6 +91,14 @@ pub struct AssetView {
     message: Value,
     /// The same message by media ID, for the default phone number, while its ID is valid.
     message_by_id: Option<Value>,
+    /// `message` as a voice note (`"voice": true`), for Ogg Opus (mono, the only Ogg stored):
+    /// the one type WhatsApp sends as a voice note. None for anything else.
+    message_voice: Option<Value>,
+    /// `message_by_id` as a voice note, when both of those are there.
+    message_voice_by_id: Option<Value>,
+    /// What will not go as one would expect when the asset is sent, one sentence each (the
+    /// asset is still stored and served): a voice note over 512 KB shows no play icon.
+    warnings: Vec<String>,
     /// Media IDs by phone number ID.
     whatsapp: std::collections::BTreeMap<String, MediaIdView>,
     /// Served only through signed links; `link` is then signed, valid until `link_expires_at`.
@@ -159,11 +170,24 @@ fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetView {
         json!({"type": kind_name, kind_name: media})
     };
     let wa = &state.whatsapp;
-    let message_by_id = wa
+    let valid_id = wa
         .default_phone()
         .and_then(|phone| r.whatsapp.get(phone))
         .filter(|m| wa.is_valid(m, &r.sha256))
-        .map(|m| by_id(&m.media_id));
+        .map(|m| m.media_id.as_str());
+    let message_by_id = valid_id.map(by_id);
+    let message_voice = voice_message(r, json!({"link": link}));
+    let message_voice_by_id = valid_id.and_then(|id| voice_message(r, json!({"id": id})));
+    let mut warnings = Vec::new();
+    if message_voice.is_some() && r.size > VOICE_NOTE_PLAY_ICON_MAX_SIZE {
+        warnings.push(format!(
+            "voice note over 512 KB ({} bytes, more than {VOICE_NOTE_PLAY_ICON_MAX_SIZE}): \
+             WhatsApp shows no play icon for voice notes that large; send it as plain audio \
+             (`message`), or make it at most {VOICE_NOTE_PLAY_ICON_MAX_SIZE} bytes (shorter, \
+             or a lower bitrate) to send it as a voice note",
+            r.size
+        ));
+    }
     let whatsapp = r
         .whatsapp
         .iter()
@@ -184,6 +208,9 @@ fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetView {
         url,
         message: json!({"type": kind_name, kind_name: media}),
         message_by_id,
+        message_voice,
+        message_voice_by_id,
+        warnings,
         whatsapp,
         link,
         kind,
@@ -209,6 +236,17 @@ fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetView {
             })
             .collect(),
     }
+}
+
+/// The voice-note form of an asset's message (`{"type": "audio", "audio": {MEDIA, "voice":
+/// true}}`, `media` being `{"link": ...}` or `{"id": ...}`), for Ogg Opus only: a voice note
+/// needs it (WHATSAPP_MEDIA.md §3), and the upload gate stores mono Opus in Ogg, and nothing
+/// else, as that type.
+fn voice_message(r: &AssetRecord, mut media: Value) -> Option<Value> {
+    (r.content_type == media_kind::OGG_OPUS).then(|| {
+        media["voice"] = json!(true);
+        json!({"type": "audio", "audio": media})
+    })
 }
 
 /// Why a JSON body was refused: 415 when it is not declared JSON, 413 over the limit, else 400.
@@ -809,6 +847,7 @@ async fn sign_link(
         "expires": expires,
         "signed": asset.signed,
         "message": {"type": kind, kind: media},
+        "message_voice": voice_message(&record, json!({"link": url})),
     }))
     .into_response())
 }
@@ -949,6 +988,10 @@ async fn whatsapp_media(
     let mut body = media_outcome(&outcome);
     body["path"] = json!(path.as_str());
     body["message"] = json!({"type": kind, kind: media});
+    body["message_voice"] = json!(voice_message(
+        &outcome.record,
+        json!({"id": outcome.media.media_id})
+    ));
     body["asset"] = json!(asset);
     Ok(Json(body).into_response())
 }

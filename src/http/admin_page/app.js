@@ -885,6 +885,7 @@ function showsAsset(path, session) {
 const DETAIL_ACTIONS = [
   'copy-link',
   'copy-link-json',
+  'copy-voice-json',
   'override-save',
   'override-remove',
   'fetch-log-reload',
@@ -967,6 +968,11 @@ function renderDetail(r) {
   $('detail-link').textContent = r.link;
   $('detail-link').href = r.link;
   $('detail-message').textContent = JSON.stringify(r.message, null, 2);
+  // Ogg Opus can go as a voice note; the record says when WhatsApp would show it badly.
+  $('copy-voice-json').hidden = !r.message_voice;
+  const warnings = r.warnings || [];
+  $('detail-warnings').replaceChildren(...warnings.map((w) => el('li', { textContent: w })));
+  $('detail-warnings').hidden = warnings.length === 0;
   $('override-current').textContent = r.cache_override ?? 'none';
 
   const headerRows = (r.headers || []).map((h) =>
@@ -1235,6 +1241,7 @@ function start() {
   $('copy-link').addEventListener('click', () => copyField((r) => r.link));
   $('copy-link-json').addEventListener('click', () => copyField((r) => r.message));
   $('copy-id-json').addEventListener('click', () => copyField((r) => r.message_by_id));
+  $('copy-voice-json').addEventListener('click', () => copyField((r) => r.message_voice));
 
   $('media-id-get').addEventListener('click', () => requestMediaId(false));
   $('media-id-refresh').addEventListener('click', () => requestMediaId(true));
