@@ -120,10 +120,15 @@ impl MediaError {
                 content_type,
                 reason,
             } => {
-                if reason == "empty file"
-                    || reason.starts_with("truncated")
-                    || reason.contains("malformed")
-                {
+                // A damaged file: no command repairs what is missing; export it again.
+                let damaged = [
+                    "empty file",
+                    "truncated",
+                    "malformed",
+                    "'moov'",
+                    "impossible size",
+                ];
+                if damaged.iter().any(|d| reason.contains(d)) {
                     return None;
                 }
                 let ext = ext_of(content_type);

@@ -419,16 +419,14 @@ impl Inspector {
         size: u64,
     ) -> Result<MediaType, MediaError> {
         let evidence = match &self.deep {
-            Deep::Bmff(w) => Some(Evidence::Bmff(w.finish())),
-            Deep::Jpeg(w) => Some(Evidence::Jpeg(w.finish())),
-            Deep::Nothing => None,
-            // Fewer bytes than it takes to choose: the whole content is in the head.
+            // Fewer bytes than it takes to choose a walk: the whole content is in the head.
             Deep::Undecided => {
                 let mut short = Inspector::new();
                 short.pick_for(&self.head);
                 short.feed_deep(&self.head);
-                return short_decision(&short, self, declared, filename, size);
+                short.deep.evidence()
             }
+            deep => deep.evidence(),
         };
         judge(
             declared,
@@ -441,27 +439,15 @@ impl Inspector {
     }
 }
 
-/// The decision for content shorter than [`DEEP_PICK_LEN`]: `short` holds the walk over it.
-fn short_decision(
-    short: &Inspector,
-    whole: &Inspector,
-    declared: Option<&str>,
-    filename: Option<&str>,
-    size: u64,
-) -> Result<MediaType, MediaError> {
-    let evidence = match &short.deep {
-        Deep::Bmff(w) => Some(Evidence::Bmff(w.finish())),
-        Deep::Jpeg(w) => Some(Evidence::Jpeg(w.finish())),
-        Deep::Nothing | Deep::Undecided => None,
-    };
-    judge(
-        declared,
-        filename,
-        &whole.head,
-        size,
-        whole.has_nul,
-        Some(evidence.as_ref()),
-    )
+impl Deep {
+    /// What the walk found, at the end of the content.
+    fn evidence(&self) -> Option<Evidence> {
+        match self {
+            Deep::Bmff(w) => Some(Evidence::Bmff(w.finish())),
+            Deep::Jpeg(w) => Some(Evidence::Jpeg(w.finish())),
+            Deep::Undecided | Deep::Nothing => None,
+        }
+    }
 }
 
 /// A QuickTime movie from before `ftyp` existed: it opens with one of these atoms.
@@ -2187,6 +2173,163 @@ mod tests {
         assert_eq!(err(None, None, b"abc\0def"), MediaError::Unrecognized);
         // UTF-16 is named.
         assert_invalid(&err(None, None, b"\xff\xfeh\0i\0"), "text/plain", "UTF-8");
+    }
+
+    const REAL_MP4: &[u8] = include_bytes!("../../tests/fixtures/h264_aac.mp4");
+    const REAL_M4A: &[u8] = include_bytes!("../../tests/fixtures/aac.m4a");
+    const REAL_JPEG: &[u8] = include_bytes!("../../tests/fixtures/tiny.jpg");
+
+    #[test]
+    fn inspection_reads_tracks_and_frames() {
+        let m = inspect(Some("video/mp4"), Some("clip.mp4"), REAL_MP4).unwrap();
+        assert_eq!(m.content_type, "video/mp4");
+        assert_eq!(m.codecs.as_deref(), Some("H.264 video, AAC-LC audio"));
+        let m = inspect(None, None, REAL_M4A).unwrap();
+        assert_eq!(
+            (m.content_type.as_str(), m.kind),
+            ("audio/mp4", Kind::Audio)
+        );
+        let m = inspect(None, Some("photo.jpg"), REAL_JPEG).unwrap();
+        assert_eq!(m.codecs.as_deref(), Some("8-bit YCbCr baseline JPEG"));
+        // The head alone cannot tell: provisional decisions carry no codecs.
+        assert_eq!(
+            resolve(None, None, REAL_MP4, len(REAL_MP4)).unwrap().codecs,
+            None
+        );
+    }
+
+    #[test]
+    fn audio_only_bmff_is_m4a_unless_something_says_video() {
+        // The M4A's boxes under an `isom` brand: nothing says which family member it is.
+        let mut isom = REAL_M4A.to_vec();
+        isom[8..12].copy_from_slice(b"isom");
+        assert_eq!(
+            inspect(None, None, &isom).unwrap().content_type,
+            "audio/mp4"
+        );
+        let e = inspect(Some("video/mp4"), None, &isom).unwrap_err();
+        assert_invalid(&e, "video/mp4", "no video track, only audio (AAC-LC audio)");
+        assert!(e.fix().unwrap().ends_with("out.m4a"));
+        let e = inspect(None, Some("a.mp4"), &isom).unwrap_err();
+        assert_invalid(&e, "video/mp4", "no video track");
+    }
+
+    #[test]
+    fn broken_structures_are_refused_with_what_is_wrong() {
+        let cut = &REAL_MP4[..REAL_MP4.len() - 10];
+        let e = inspect(None, None, cut).unwrap_err();
+        assert_invalid(&e, "video/mp4", "the file is truncated: box 'mdat'");
+        assert_eq!(e.fix(), None);
+        // ftyp alone (what the old fixtures were): no track descriptions.
+        let mut bare = 24u32.to_be_bytes().to_vec();
+        bare.extend_from_slice(b"ftypisom\0\0\x02\0isomiso2");
+        let e = inspect(None, None, &bare).unwrap_err();
+        assert_invalid(&e, "video/mp4", "no 'moov' box");
+        // A JPEG whose segments run into garbage.
+        let mut bad = REAL_JPEG[..20].to_vec();
+        bad.extend_from_slice(&[0x12; 40]);
+        assert_invalid(
+            &inspect(None, None, &bad).unwrap_err(),
+            "image/jpeg",
+            "malformed JPEG",
+        );
+        // A QuickTime movie from before `ftyp`: named, not unrecognised.
+        let mut qt = 16u32.to_be_bytes().to_vec();
+        qt.extend_from_slice(b"moov");
+        qt.extend_from_slice(&[0; 8]);
+        assert_unsupported(&inspect(None, None, &qt).unwrap_err(), "video/quicktime");
+    }
+
+    #[test]
+    fn chunking_never_changes_the_answer() {
+        for bytes in [
+            REAL_MP4,
+            REAL_M4A,
+            REAL_JPEG,
+            &b"plain text"[..],
+            &b"\xff\xd8"[..],
+        ] {
+            for split in [1, 2, 3, 7, 11, 12, 13, 4096] {
+                let mut i = Inspector::new();
+                for c in bytes.chunks(split) {
+                    i.update(c);
+                }
+                assert_eq!(
+                    i.finish(None, None),
+                    inspect(None, None, bytes),
+                    "split {split}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fixes_for_each_refusal() {
+        let fix = |e: MediaError| e.fix();
+        let unsupported = |t: &str| {
+            fix(MediaError::Unsupported {
+                content_type: t.to_owned(),
+            })
+        };
+        assert!(
+            unsupported("video/quicktime")
+                .unwrap()
+                .starts_with("ffmpeg -i in.mov ")
+        );
+        assert_eq!(
+            unsupported("audio/wav").as_deref(),
+            Some("ffmpeg -i in.wav -map 0:a:0 -vn -c:a aac -b:a 128k out.m4a")
+        );
+        assert_eq!(
+            unsupported("image/gif").as_deref(),
+            Some("ffmpeg -i in.gif -frames:v 1 -pix_fmt rgba out.png")
+        );
+        assert!(
+            unsupported("image/heic")
+                .unwrap()
+                .starts_with("heif-convert")
+        );
+        assert!(
+            unsupported("application/vnd.oasis.opendocument.text")
+                .unwrap()
+                .starts_with("libreoffice")
+        );
+        assert_eq!(unsupported("application/zip"), None);
+        assert_eq!(fix(MediaError::Unrecognized), None);
+        assert_eq!(
+            fix(MediaError::Mismatch {
+                declared: "image/jpeg".into(),
+                detected: "image/png".into()
+            })
+            .as_deref(),
+            Some("send it as image/png (or with no Content-Type: the bytes decide)")
+        );
+        let too_large = |kind| {
+            fix(MediaError::TooLarge {
+                kind,
+                size: 1,
+                limit: kind.max_size(),
+            })
+            .unwrap()
+        };
+        assert!(too_large(Kind::Video).contains("-fs 16000000"));
+        assert!(too_large(Kind::Image).starts_with("ffmpeg -i in.jpg"));
+        let invalid = |t: &str, reason: &str| {
+            fix(MediaError::Invalid {
+                content_type: t.into(),
+                reason: reason.into(),
+            })
+        };
+        assert_eq!(
+            invalid("audio/ogg; codecs=opus", "stereo").as_deref(),
+            Some("ffmpeg -i in.ogg -map 0:a:0 -vn -c:a libopus -ac 1 -b:a 32k out.ogg")
+        );
+        assert_eq!(
+            invalid("image/png", "palette").as_deref(),
+            Some("ffmpeg -i in.png -pix_fmt rgba out.png")
+        );
+        assert_eq!(invalid("application/pdf", "empty file"), None);
+        assert_eq!(invalid("video/mp4", "the file is truncated: …"), None);
     }
 
     #[test]
