@@ -311,6 +311,59 @@ async fn missing_fields_are_code_100() {
 }
 
 #[tokio::test]
+async fn a_type_meta_does_not_take_is_code_100_as_meta_words_it() {
+    let g = graph().await;
+    for (declared, part) in [
+        ("application/octet-stream", "application/octet-stream"),
+        ("image/gif", "image/gif"),
+        // The part's own type decides, whatever `type` says.
+        ("image/jpeg", "image/heic"),
+        ("video/quicktime", "video/quicktime; codecs=hvc1"),
+    ] {
+        let r = post(&g, form(declared, part, "f", fixtures::noise(1000, 1))).await;
+        let (status, e) = error_of(r).await;
+        assert_eq!(status, 400, "{declared}/{part}");
+        assert_eq!(e["code"], 100, "{part}: {e}");
+        assert_eq!(e["type"], "OAuthException", "{part}: {e}");
+        let received = part.split(';').next().unwrap();
+        assert_eq!(
+            e["message"],
+            format!(
+                "(#100) Param file must be a file with one of the following types: {}. \
+                 Received file of type '{received}'.",
+                SUPPORTED_TYPES.join(", ")
+            ),
+            "{part}"
+        );
+        assert!(e["error_data"].is_null(), "{part}: {e}");
+    }
+    // Meta's list, in Meta's order.
+    assert_eq!(
+        SUPPORTED_TYPES.join(", "),
+        "audio/aac, audio/mp4, audio/mpeg, audio/amr, audio/ogg, audio/opus, \
+         application/vnd.ms-powerpoint, application/msword, \
+         application/vnd.openxmlformats-officedocument.wordprocessingml.document, \
+         application/vnd.openxmlformats-officedocument.presentationml.presentation, \
+         application/vnd.openxmlformats-officedocument.spreadsheetml.sheet, application/pdf, \
+         text/plain, application/vnd.ms-excel, image/jpeg, image/png, image/webp, video/mp4, \
+         video/3gpp"
+    );
+    // audio/opus is on it: Ogg Opus declared so is taken.
+    let r = post(
+        &g,
+        form(
+            "audio/opus",
+            "audio/opus",
+            "v.opus",
+            fixtures::ogg_opus(1000, 1),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(g.uploads().len(), 1);
+}
+
+#[tokio::test]
 async fn a_type_the_bytes_or_the_part_contradict_is_131053() {
     let g = graph().await;
     let cases = [
@@ -322,19 +375,7 @@ async fn a_type_the_bytes_or_the_part_contradict_is_131053() {
         ("image/jpeg", "image/jpeg", fixtures::webp(1000, 1), "match"),
         // A signature-bearing type without its signature.
         ("video/mp4", "video/mp4", fixtures::text(1000), "match"),
-        // Unsupported types.
-        (
-            "application/octet-stream",
-            "application/octet-stream",
-            fixtures::noise(1000, 1),
-            "one of the following types",
-        ),
-        (
-            "audio/opus",
-            "audio/opus",
-            fixtures::ogg_opus(1000, 1),
-            "one of the following types",
-        ),
+        ("audio/opus", "audio/opus", fixtures::mp4(1000, 1), "match"),
     ];
     for (declared, part, bytes, says) in cases {
         let (status, e) = error_of(post(&g, form(declared, part, "f", bytes)).await).await;
@@ -345,12 +386,60 @@ async fn a_type_the_bytes_or_the_part_contradict_is_131053() {
             "{declared}/{part}: {e}"
         );
     }
-    let (_, e) = error_of(post(&g, form("image/gif", "image/gif", "f", vec![1; 10])).await).await;
-    let details = e["error_data"]["details"].as_str().unwrap();
-    for t in SUPPORTED_TYPES {
-        assert!(details.contains(t), "{details}");
-    }
     assert!(g.uploads().is_empty());
+}
+
+#[tokio::test]
+async fn ttl_minutes_is_recorded_and_checked_against_metas_range() {
+    let g = graph().await;
+    let bytes = fixtures::jpeg(2000, 1);
+    let with_ttl = |ttl: &str| {
+        Form::new()
+            .text("messaging_product", "whatsapp")
+            .text("type", "image/jpeg")
+            .text("ttl_minutes", ttl.to_owned())
+            .part(
+                "file",
+                Part::bytes(bytes.clone())
+                    .file_name("banner.jpg")
+                    .mime_str("image/jpeg")
+                    .unwrap(),
+            )
+    };
+    for ttl in ["60", "1440", "43200"] {
+        let r = post(&g, with_ttl(ttl)).await;
+        assert_eq!(r.status(), 200, "{ttl}: {}", r.text().await.unwrap());
+    }
+    // Without the field: none recorded.
+    let r = post(&g, form("image/jpeg", "image/jpeg", "a.jpg", bytes.clone())).await;
+    assert_eq!(r.status(), 200);
+    let seen: Vec<Option<String>> = g.uploads().into_iter().map(|u| u.ttl_minutes).collect();
+    assert_eq!(
+        seen,
+        [
+            Some("60".to_owned()),
+            Some("1440".to_owned()),
+            Some("43200".to_owned()),
+            None
+        ]
+    );
+    for ttl in ["59", "43201", "0", "-60", "a day", "", "60.5"] {
+        let (status, e) = error_of(post(&g, with_ttl(ttl)).await).await;
+        assert_eq!(status, 400, "{ttl:?}");
+        assert_eq!(e["code"], 100, "{ttl:?}: {e}");
+        assert!(
+            e["message"].as_str().unwrap().contains("ttl_minutes"),
+            "{ttl:?}: {e}"
+        );
+        assert!(
+            e["error_data"]["details"]
+                .as_str()
+                .unwrap()
+                .contains("between 60 and 43200"),
+            "{ttl:?}: {e}"
+        );
+    }
+    assert_eq!(g.uploads().len(), 4);
 }
 
 #[tokio::test]
@@ -401,7 +490,23 @@ async fn faults_are_consumed_one_per_upload_request() {
     g.push_fault(Fault::Status500);
     g.push_fault(Fault::Status503);
     g.push_fault(Fault::MalformedJson);
-    assert_eq!(g.pending_faults(), 6);
+    g.push_fault(Fault::Detailed {
+        code: 131053,
+        subcode: Some(2494010),
+        http_status: 400,
+        is_transient: Some(true),
+        user_title: Some("Media upload failed".into()),
+        user_msg: Some("Try again in a few minutes.".into()),
+    });
+    g.push_fault(Fault::Detailed {
+        code: 100,
+        subcode: None,
+        http_status: 400,
+        is_transient: None,
+        user_title: None,
+        user_msg: None,
+    });
+    assert_eq!(g.pending_faults(), 8);
 
     let r = send().await;
     assert_eq!(r.headers()["retry-after"], "7");
@@ -428,12 +533,25 @@ async fn faults_are_consumed_one_per_upload_request() {
     let text = r.text().await.unwrap();
     assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
 
+    let (status, e) = error_of(send().await).await;
+    assert_eq!((status, e["code"].as_i64()), (400, Some(131053)));
+    assert_eq!(e["error_subcode"], 2494010);
+    assert_eq!(e["is_transient"], true);
+    assert_eq!(e["error_user_title"], "Media upload failed");
+    assert_eq!(e["error_user_msg"], "Try again in a few minutes.");
+    // Without them, none of the three members.
+    let (status, e) = error_of(send().await).await;
+    assert_eq!((status, e["code"].as_i64()), (400, Some(100)));
+    for member in ["is_transient", "error_user_title", "error_user_msg"] {
+        assert!(e.get(member).is_none(), "{member}: {e}");
+    }
+
     assert!(g.uploads().is_empty());
     assert_eq!(send().await.status(), 200);
     assert_eq!(g.uploads().len(), 1);
-    assert_eq!(g.upload_attempts(), 7);
+    assert_eq!(g.upload_attempts(), 9);
     let statuses: Vec<u16> = g.requests().iter().map(|r| r.2).collect();
-    assert_eq!(statuses, [429, 400, 400, 500, 503, 200, 200]);
+    assert_eq!(statuses, [429, 400, 400, 500, 503, 200, 400, 400, 200]);
 
     // Faults apply before any check, even to a request that would fail them.
     g.push_faults(2, Fault::Status500);

@@ -1297,16 +1297,24 @@ async fn real_answers_match_the_documented_schemas() {
         .await;
     assert_eq!(status, 404);
     assert_code("not_found", &e);
-    g.push_fault(Fault::Code {
+    // Meta's error with every member it may carry, validated against `MetaError`.
+    g.push_fault(Fault::Detailed {
         code: 100,
         subcode: Some(2494010),
         http_status: 400,
+        is_transient: Some(false),
+        user_title: Some("Invalid file".into()),
+        user_msg: Some("Upload a supported file.".into()),
     });
     let body = json!({"path": "promo/a.jpg", "force": true});
     let (status, e) = api.json(Method::POST, media, media, body, true).await;
     assert_eq!(status, 502);
     assert_code("whatsapp_invalid_parameter", &e);
-    assert_eq!(e["error"]["meta"]["code"], 100, "{e}");
+    let meta = &e["error"]["meta"];
+    assert_eq!(meta["code"], 100, "{e}");
+    assert_eq!(meta["is_transient"], false, "{e}");
+    assert_eq!(meta["error_user_title"], "Invalid file", "{e}");
+    assert_eq!(meta["error_user_msg"], "Upload a supported file.", "{e}");
 
     // Bulk refresh: one asset fails at Meta, the others get or keep an ID.
     let refresh = "/api/whatsapp/refresh";

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::graph::{Fault, GRAPH_TOKEN, GraphServer, OTHER_PHONE_NUMBER_ID, PHONE_NUMBER_ID};
 use common::{Backend, Storage, TestServer, fixtures};
-use media_origin::config::Secret;
+use media_origin::config::{Secret, TtlMinutes};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -88,6 +88,10 @@ async fn media_id_is_uploaded_kept_reused_and_renewed(backend: Backend) {
     assert_eq!(ups[0].type_field, "image/jpeg");
     assert_eq!(ups[0].part_content_type, "image/jpeg");
     assert_eq!(ups[0].filename, "banner.jpg");
+    assert_eq!(
+        ups[0].ttl_minutes, None,
+        "no ttl_minutes configured, none sent"
+    );
     assert_eq!(ups[0].size, body.len() as u64);
     assert_eq!(ups[0].sha256, sha256(&body));
     assert!(
@@ -430,4 +434,274 @@ async fn replaced_and_deleted_assets_drop_their_ids_at_meta_when_configured() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Seconds between two HTTP-dates of a record.
+fn secs_between(from: &Value, to: &Value) -> u64 {
+    let parse = |v: &Value| {
+        httpdate::parse_http_date(v.as_str().unwrap_or_else(|| panic!("not a date: {v}"))).unwrap()
+    };
+    parse(to).duration_since(parse(from)).unwrap().as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uploads_carry_the_ttl_of_their_number_and_the_canonical_file_name() {
+    let g = graph().await;
+    let s = start(Backend::Local, &g, |c| {
+        c.whatsapp.ttl_minutes = Some(TtlMinutes::PerPhone(
+            [(PHONE.to_owned(), 1440)].into_iter().collect(),
+        ));
+    })
+    .await;
+    // An asset path without an extension, stored as PNG.
+    s.upload("promo/banner", "image/png", fixtures::png(10_000, 1))
+        .await;
+    let (status, got) = media(&s, json!({"path": "promo/banner"})).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    let (status, other) = media(
+        &s,
+        json!({"path": "promo/banner", "phone_number_id": OTHER_PHONE}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{other}");
+    let ups = g.uploads();
+    assert_eq!(ups.len(), 2);
+    assert_eq!(ups[0].phone_number_id, PHONE);
+    assert_eq!(ups[0].ttl_minutes.as_deref(), Some("1440"));
+    assert_eq!(ups[0].filename, "banner.png");
+    assert_eq!(ups[0].part_content_type, "image/png");
+    // The number the table does not name sends none, and keeps Meta's 30 days.
+    assert_eq!(ups[1].phone_number_id, OTHER_PHONE);
+    assert_eq!(ups[1].ttl_minutes, None);
+    assert_eq!(ups[1].filename, "banner.png");
+
+    // Reuse windows: 27/30 of a day for the TTL number, 27 days for the other.
+    let rec = s.admin_json(Method::GET, "/assets/promo/banner").await;
+    let ids = &rec["whatsapp"];
+    assert_eq!(
+        secs_between(&ids[PHONE]["uploaded_at"], &ids[PHONE]["expires_at"]),
+        77_760,
+        "{rec}"
+    );
+    assert_eq!(got["expires_at"], ids[PHONE]["expires_at"]);
+    assert_eq!(
+        secs_between(
+            &ids[OTHER_PHONE]["uploaded_at"],
+            &ids[OTHER_PHONE]["expires_at"]
+        ),
+        27 * 86_400,
+        "{rec}"
+    );
+
+    // Whatever the asset is called, Meta gets `<stem>.<canonical extension>` and the exact type.
+    for (path, declared, bytes, sent, part_type) in [
+        (
+            "docs/terms.final.v2",
+            "application/pdf",
+            fixtures::pdf(5_000, 2),
+            "terms.final.pdf",
+            "application/pdf",
+        ),
+        (
+            "voice/hello.opus",
+            "audio/ogg",
+            fixtures::ogg_opus(5_000, 4),
+            "hello.ogg",
+            "audio/ogg; codecs=opus",
+        ),
+        (
+            "notes/read.me.bak",
+            "text/plain",
+            fixtures::text(500),
+            "read.me.txt",
+            "text/plain",
+        ),
+    ] {
+        s.upload(path, declared, bytes).await;
+        let (status, got) = media(&s, json!({"path": path})).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {got}");
+        let u = g.uploads().pop().unwrap();
+        assert_eq!(u.filename, sent, "{path}");
+        assert_eq!(u.part_content_type, part_type, "{path}");
+        assert_eq!(u.type_field, part_type, "{path}");
+        assert_eq!(u.ttl_minutes.as_deref(), Some("1440"), "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_short_ttl_id_is_renewed_before_its_lifetime_ends_not_after_27_days() {
+    let g = graph().await;
+    let s = start(Backend::Local, &g, |c| {
+        c.whatsapp.ttl_minutes = Some(TtlMinutes::All(60));
+    })
+    .await;
+    s.upload("a.png", "image/png", fixtures::png(10_000, 1))
+        .await;
+    let (_, first) = media(&s, json!({"path": "a.png"})).await;
+    assert_eq!(first["reused"], false, "{first}");
+    // One value: every number sends it.
+    media(&s, json!({"path": "a.png", "phone_number_id": OTHER_PHONE})).await;
+    let seen: Vec<Option<String>> = g.uploads().into_iter().map(|u| u.ttl_minutes).collect();
+    assert_eq!(seen, [Some("60".to_owned()), Some("60".to_owned())]);
+    // Handed out for 54 of the 60 minutes.
+    assert_eq!(
+        secs_between(&first["uploaded_at"], &first["expires_at"]),
+        54 * 60
+    );
+
+    // 50 minutes on: still the same ID.
+    s.clock.advance(50 * 60);
+    let (_, again) = media(&s, json!({"path": "a.png"})).await;
+    assert_eq!(again["reused"], true, "{again}");
+    assert_eq!(again["media_id"], first["media_id"]);
+    let rec = s.admin_json(Method::GET, "/assets/a.png").await;
+    assert_eq!(rec["whatsapp"][PHONE]["valid"], true, "{rec}");
+    assert!(rec["message_by_id"].is_object(), "{rec}");
+
+    // 55 minutes on, inside the safety margin: no longer handed out, anywhere...
+    s.clock.advance(5 * 60);
+    let rec = s.admin_json(Method::GET, "/assets/a.png").await;
+    assert_eq!(rec["whatsapp"][PHONE]["valid"], false, "{rec}");
+    assert_eq!(rec["message_by_id"], Value::Null, "{rec}");
+    // ... and the next ask uploads anew, with the TTL again.
+    let (_, renewed) = media(&s, json!({"path": "a.png"})).await;
+    assert_eq!(renewed["reused"], false, "{renewed}");
+    assert_ne!(renewed["media_id"], first["media_id"]);
+    assert_eq!(g.upload_attempts(), 3);
+    assert_eq!(g.uploads()[2].ttl_minutes.as_deref(), Some("60"));
+
+    // A bulk refresh judges by the same lifetime: fresh now, due 50 minutes on when asked
+    // for 5 minutes to spare.
+    let refresh = |within: u64| {
+        let s = &s;
+        async move {
+            let r = s
+                .admin(Method::POST, "/whatsapp/refresh")
+                .json(&json!({"prefix": "", "expiring_within_secs": within}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let report = refresh(300).await;
+    assert_eq!(report["reused"], json!(["a.png"]), "{report}");
+    s.clock.advance(50 * 60);
+    let report = refresh(300).await;
+    assert_eq!(report["uploaded"][0]["path"], "a.png", "{report}");
+    assert_eq!(g.upload_attempts(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_id_kept_from_before_ttl_minutes_was_set_lives_metas_default_hour() {
+    let g = graph().await;
+    let storage = Storage::new(Backend::Local).await;
+    let s = TestServer::start_with(Arc::clone(&storage), |c| g.configure(c)).await;
+    s.upload("a.png", "image/png", fixtures::png(10_000, 1))
+        .await;
+    let (_, first) = media(&s, json!({"path": "a.png"})).await;
+    assert_eq!(g.uploads()[0].ttl_minutes, None);
+    s.stop().await;
+
+    // The number turns out to be a No-Storage one: the ID uploaded without a TTL lives an
+    // hour at Meta, so it is handed out for 54 minutes, not 27 days.
+    let s = TestServer::start_with(storage, |c| {
+        g.configure(c);
+        c.whatsapp.ttl_minutes = Some(TtlMinutes::PerPhone(
+            [(PHONE.to_owned(), 43_200)].into_iter().collect(),
+        ));
+    })
+    .await;
+    let rec = s.admin_json(Method::GET, "/assets/a.png").await;
+    let kept = &rec["whatsapp"][PHONE];
+    assert_eq!(kept["valid"], true, "{rec}");
+    assert_eq!(
+        secs_between(&kept["uploaded_at"], &kept["expires_at"]),
+        54 * 60,
+        "{rec}"
+    );
+    let (_, again) = media(&s, json!({"path": "a.png"})).await;
+    assert_eq!(again["reused"], true, "{again}");
+    assert_eq!(again["expires_at"], kept["expires_at"]);
+    s.clock.advance(55 * 60);
+    let rec = s.admin_json(Method::GET, "/assets/a.png").await;
+    assert_eq!(rec["whatsapp"][PHONE]["valid"], false, "{rec}");
+    let (_, renewed) = media(&s, json!({"path": "a.png"})).await;
+    assert_eq!(renewed["reused"], false, "{renewed}");
+    assert_ne!(renewed["media_id"], first["media_id"]);
+    assert_eq!(g.uploads()[1].ttl_minutes.as_deref(), Some("43200"));
+    // Uploaded with the 30-day TTL: 27 days, like a number without one.
+    assert_eq!(
+        secs_between(&renewed["uploaded_at"], &renewed["expires_at"]),
+        27 * 86_400
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn errors_meta_marks_transient_are_retried_and_its_words_for_people_are_shown() {
+    let g = graph().await;
+    let s = start(Backend::Local, &g, |_| {}).await;
+    s.upload("a.png", "image/png", fixtures::png(10_000, 4))
+        .await;
+    let detailed = |code: i64, is_transient: Option<bool>| Fault::Detailed {
+        code,
+        subcode: None,
+        http_status: 400,
+        is_transient,
+        user_title: Some("Upload failed".into()),
+        user_msg: Some("Please try again later.".into()),
+    };
+    // 131053 and 100 are final by Meta's table, unless Meta says the error is transient.
+    g.push_fault(detailed(131053, Some(true)));
+    g.push_fault(detailed(100, Some(true)));
+    let (status, got) = media(&s, json!({"path": "a.png"})).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["reused"], false);
+    assert_eq!(
+        g.upload_attempts(),
+        3,
+        "two transient failures, then the upload"
+    );
+    assert_eq!(g.uploads().len(), 1);
+
+    // Not transient: final at once, with Meta's words for people in the error JSON.
+    for is_transient in [Some(false), None] {
+        let before = g.upload_attempts();
+        g.push_fault(detailed(131053, is_transient));
+        let (status, got) = media(&s, json!({"path": "a.png", "force": true})).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{got}");
+        assert_eq!(
+            g.upload_attempts(),
+            before + 1,
+            "{is_transient:?} was retried"
+        );
+        let e = &got["error"];
+        assert_eq!(e["code"], "whatsapp_media_upload_error", "{got}");
+        assert_eq!(e["attempts"], 1, "{got}");
+        assert_eq!(e["meta"]["error_user_title"], "Upload failed", "{got}");
+        assert_eq!(
+            e["meta"]["error_user_msg"], "Please try again later.",
+            "{got}"
+        );
+        assert_eq!(e["meta"]["is_transient"], json!(is_transient), "{got}");
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("; Meta says: Upload failed: Please try again later."),
+            "{got}"
+        );
+    }
+    // Retries that never succeed stop within max_retries, and report Meta's last error.
+    g.push_faults(10, detailed(131053, Some(true)));
+    let s2 = start(Backend::Local, &g, |c| c.whatsapp.max_retries = 2).await;
+    s2.upload("a.png", "image/png", fixtures::png(10_000, 4))
+        .await;
+    let before = g.upload_attempts();
+    let (status, got) = media(&s2, json!({"path": "a.png"})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{got}");
+    assert_eq!(got["error"]["attempts"], 3, "{got}");
+    assert_eq!(g.upload_attempts(), before + 3);
+    assert_eq!(got["error"]["meta"]["is_transient"], true, "{got}");
 }

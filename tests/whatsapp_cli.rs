@@ -410,6 +410,74 @@ async fn upload_reports_meta_refusal_but_keeps_the_asset() {
     assert_eq!(r.bytes().await.unwrap(), body);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_shows_metas_words_for_people_and_retries_what_it_marks_transient() {
+    let g = graph().await;
+    let s = server(&g).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("card.png"), fixtures::png(20_000, 5)).unwrap();
+    let refusal = |is_transient| Fault::Detailed {
+        code: 131053,
+        subcode: Some(2_494_010),
+        http_status: 400,
+        is_transient,
+        user_title: Some("Media upload failed".into()),
+        user_msg: Some("The file could not be processed.".into()),
+    };
+    let args = [
+        "card.png",
+        "--to",
+        "cards",
+        "--whatsapp",
+        "--server",
+        &s.base,
+        "--token",
+        TOKEN,
+    ];
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+
+    // Final: the media ID line carries Meta's title and message for people.
+    g.push_fault(refusal(None));
+    let out = upload(dir.path(), &args).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let failure = field(&stdout(&out), "media id:").to_owned();
+    assert!(
+        failure.ends_with(
+            "; Meta says: Media upload failed: The file could not be processed. \
+             (whatsapp_media_upload_error)"
+        ),
+        "{failure}"
+    );
+    assert_eq!(g.upload_attempts(), 1);
+
+    // As JSON: Meta's error whole, the two members included.
+    g.push_fault(refusal(Some(false)));
+    let out = upload(dir.path(), &json_args).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let line: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let meta = &line["whatsapp_error"]["meta"];
+    assert_eq!(meta["error_user_title"], "Media upload failed", "{line}");
+    assert_eq!(
+        meta["error_user_msg"], "The file could not be processed.",
+        "{line}"
+    );
+    assert_eq!(meta["is_transient"], false, "{line}");
+    assert_eq!(g.upload_attempts(), 2);
+
+    // Marked transient: retried, and the upload goes through.
+    g.push_fault(refusal(Some(true)));
+    let out = upload(dir.path(), &args).await;
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let id = g.uploads().last().unwrap().media_id.clone();
+    assert!(
+        field(&stdout(&out), "media id:").starts_with(&format!("{id} (uploaded for")),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(g.upload_attempts(), 4);
+}
+
 /// The access token must not reach the log at any level, on success, on retries or on Meta's
 /// errors, and neither may the admin token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

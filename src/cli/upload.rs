@@ -197,11 +197,36 @@ fn check_file(file: &Path, folder: &str) -> Result<Planned, String> {
         format!("{folder}/{name}")
     };
     let path = AssetPath::parse(&joined).map_err(|e| e.to_string())?;
-    let mut head = Vec::with_capacity(media_kind::SNIFF_LEN);
-    std::fs::File::open(file)
-        .and_then(|f| f.take(media_kind::SNIFF_LEN as u64).read_to_end(&mut head))
-        .map_err(|e| e.to_string())?;
-    media_kind::resolve(None, Some(name), &head, meta.len()).map_err(|e| e.to_string())?;
+    // The whole file, as the server reads it: an MP4's track list may be at its end.
+    let mut inspector = media_kind::Inspector::new();
+    let mut f = std::fs::File::open(file).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        inspector.update(&buf[..n]);
+        if inspector.size() > media_kind::MAX_UPLOAD_SIZE {
+            break;
+        }
+    }
+    let shown = |e: media_kind::MediaError| match e.fix() {
+        Some(fix) => format!("{e}\n    fix: {fix}"),
+        None => e.to_string(),
+    };
+    if inspector.size() > media_kind::MAX_UPLOAD_SIZE {
+        // Larger than any kind may be: the head names the kind, the file's length the size.
+        media_kind::resolve(None, Some(name), inspector.head(), meta.len()).map_err(shown)?;
+        return Err(format!(
+            "{} bytes is larger than WhatsApp takes",
+            meta.len()
+        ));
+    }
+    if inspector.size() != meta.len() {
+        return Err("the file changed while it was read".into());
+    }
+    inspector.finish(None, Some(name)).map_err(shown)?;
     Ok(Planned {
         file: file.to_owned(),
         path,
@@ -284,10 +309,14 @@ async fn upload_one(
     let failed = |error: Value| {
         let message = error["message"].as_str().unwrap_or("failed").to_owned();
         let code = error["code"].as_str().unwrap_or("error").to_owned();
+        let fix = error["fix"]
+            .as_str()
+            .map(|fix| format!("    fix: {fix}\n"))
+            .unwrap_or_default();
         Report {
             ok: false,
             stored: false,
-            text: format!("FAILED {path}: {message} ({code})\n"),
+            text: format!("FAILED {path}: {message} ({code})\n{fix}"),
             json: json!({"path": path, "file": item.file, "error": error}),
         }
     };

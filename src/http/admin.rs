@@ -172,8 +172,11 @@ fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetView {
     let wa = &state.whatsapp;
     let valid_id = wa
         .default_phone()
-        .and_then(|phone| r.whatsapp.get(phone))
-        .filter(|m| wa.is_valid(m, &r.sha256))
+        .and_then(|phone| {
+            r.whatsapp
+                .get(phone)
+                .filter(|m| wa.is_valid(phone, m, &r.sha256))
+        })
         .map(|m| m.media_id.as_str());
     let message_by_id = valid_id.map(by_id);
     let message_voice = voice_message(r, json!({"link": link}));
@@ -197,8 +200,8 @@ fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetView {
                 MediaIdView {
                     media_id: m.media_id.clone(),
                     uploaded_at: crate::http_date(m.uploaded_at),
-                    expires_at: crate::http_date(m.expires_at),
-                    valid: wa.is_valid(m, &r.sha256),
+                    expires_at: crate::http_date(wa.expires_at(phone, m)),
+                    valid: wa.is_valid(phone, m, &r.sha256),
                 },
             )
         })

@@ -2,10 +2,10 @@
 //! transient failures retried.
 //!
 //! Retries follow Meta's table (WHATSAPP_MEDIA.md §4): HTTP 429 and 5xx, timeouts and dropped
-//! connections, and the rate-limit codes 4, 80007 and 130429 are retried with exponential
-//! backoff and full jitter, waiting at least what `Retry-After` asks, until `max_retries` or the
-//! total budget runs out. Everything else (100 invalid parameter, 131053 upload error, 190
-//! token, 10/200 permission) is final at once. A 200 whose body is not the expected JSON is not
+//! connections, the rate-limit codes 4, 80007 and 130429, and any error Meta marks
+//! `"is_transient": true` are retried with exponential backoff and full jitter, waiting at least
+//! what `Retry-After` asks, until `max_retries` or the total budget runs out. Everything else
+//! (100 invalid parameter, 131053 upload error, 190 token, 10/200 permission) is final at once. A 200 whose body is not the expected JSON is not
 //! retried either: the upload may have landed, and a retry would leave a duplicate at Meta.
 
 use std::time::{Duration, Instant};
@@ -80,6 +80,33 @@ pub struct GraphError {
     /// For Meta support.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fbtrace_id: Option<String>,
+    /// `is_transient`: Meta says the same request may succeed later (it is retried).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_transient: Option<bool>,
+    /// `error_user_title`: Meta's title for the problem, written for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_user_title: Option<String>,
+    /// `error_user_msg`: Meta's explanation of the problem, written for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_user_msg: Option<String>,
+}
+
+impl GraphError {
+    /// Meta's most precise reason (`error_data.details`, else `message`), followed by what
+    /// Meta wrote for people (`error_user_title`, `error_user_msg`) when it sent any.
+    pub fn reason(&self) -> String {
+        let mut text = self.details.clone().unwrap_or_else(|| self.message.clone());
+        let for_people = match (&self.error_user_title, &self.error_user_msg) {
+            (Some(title), Some(msg)) => Some(format!("{title}: {msg}")),
+            (Some(one), None) | (None, Some(one)) => Some(one.clone()),
+            (None, None) => None,
+        };
+        if let Some(words) = for_people {
+            text.push_str("; Meta says: ");
+            text.push_str(&words);
+        }
+        text
+    }
 }
 
 #[derive(Deserialize)]
@@ -101,6 +128,12 @@ struct RawError {
     error_data: Option<ErrorData>,
     #[serde(default)]
     fbtrace_id: Option<String>,
+    #[serde(default)]
+    is_transient: Option<bool>,
+    #[serde(default)]
+    error_user_title: Option<String>,
+    #[serde(default)]
+    error_user_msg: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -113,7 +146,7 @@ struct ErrorData {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
     /// Meta answered with an error.
-    #[error("Meta answered HTTP {status} with error {}: {}", .error.code, .error.details.as_deref().unwrap_or(&.error.message))]
+    #[error("Meta answered HTTP {status} with error {}: {}", .error.code, .error.reason())]
     Meta {
         /// HTTP status.
         status: u16,
@@ -178,9 +211,12 @@ impl ClientError {
     }
 }
 
-/// Whether Meta's table says to retry.
-fn retryable(status: u16, code: Option<i64>) -> bool {
-    status == 429 || status >= 500 || matches!(code, Some(4 | 80007 | 130429))
+/// Whether Meta's table, or Meta itself (`is_transient`), says to retry.
+fn retryable(status: u16, code: Option<i64>, is_transient: Option<bool>) -> bool {
+    status == 429
+        || status >= 500
+        || is_transient == Some(true)
+        || matches!(code, Some(4 | 80007 | 130429))
 }
 
 /// The Graph API, for one access token.
@@ -225,13 +261,15 @@ impl GraphClient {
     }
 
     /// `POST /{version}/{phone}/media`: upload the bytes `open` yields (called again for each
-    /// attempt) as `file`, with `type` = the exact content type. Returns the media ID.
+    /// attempt) as `file` named `filename`, with `type` = the exact content type, and
+    /// `ttl_minutes` when given (No-Storage numbers). Returns the media ID.
     pub async fn upload<F, Fut>(
         &self,
         phone: &str,
         content_type: &str,
         filename: &str,
         size: u64,
+        ttl_minutes: Option<u32>,
         open: F,
     ) -> Result<String, ClientError>
     where
@@ -251,10 +289,13 @@ impl GraphClient {
                 .mime_str(content_type)
                 .map_err(|e| ClientError::Source(e.to_string()))?;
             // reqwest writes the multipart Content-Type with its boundary.
-            let form = Form::new()
+            let mut form = Form::new()
                 .text("messaging_product", "whatsapp")
-                .text("type", content_type.to_owned())
-                .part("file", part);
+                .text("type", content_type.to_owned());
+            if let Some(minutes) = ttl_minutes {
+                form = form.text("ttl_minutes", minutes.to_string());
+            }
+            let form = form.part("file", part);
             self.http.post(&url).multipart(form)
         });
         Ok(uploaded.id)
@@ -330,6 +371,9 @@ impl GraphClient {
                     error_subcode: error.error_subcode,
                     details: error.error_data.and_then(|d| d.details),
                     fbtrace_id: error.fbtrace_id,
+                    is_transient: error.is_transient,
+                    error_user_title: error.error_user_title,
+                    error_user_msg: error.error_user_msg,
                 },
                 attempts,
             },
@@ -355,7 +399,9 @@ impl GraphClient {
         retry_after: Option<Duration>,
     ) -> Option<Duration> {
         let transient = match failure {
-            ClientError::Meta { status, error, .. } => retryable(*status, Some(error.code)),
+            ClientError::Meta { status, error, .. } => {
+                retryable(*status, Some(error.code), error.is_transient)
+            }
             ClientError::Transport { .. } => true,
             _ => false,
         };
@@ -375,6 +421,9 @@ fn log_failure(what: &str, failure: &ClientError) {
             subcode = ?error.error_subcode,
             details = ?error.details,
             fbtrace_id = ?error.fbtrace_id,
+            is_transient = ?error.is_transient,
+            user_title = ?error.error_user_title,
+            user_msg = ?error.error_user_msg,
             message = %error.message,
             attempts = failure.attempts(),
             "Graph API call failed"
@@ -429,8 +478,41 @@ mod tests {
             (403, Some(10), false),
             (403, Some(200), false),
         ] {
-            assert_eq!(retryable(status, code), retry, "{status} {code:?}");
+            assert_eq!(retryable(status, code, None), retry, "{status} {code:?}");
+            assert_eq!(
+                retryable(status, code, Some(false)),
+                retry,
+                "{status} {code:?}"
+            );
+            // Meta's own word: transient means retry, whatever the code.
+            assert!(retryable(status, code, Some(true)), "{status} {code:?}");
         }
+    }
+
+    #[test]
+    fn metas_words_for_people_follow_its_reason() {
+        let mut e = GraphError {
+            message: "(#100) Invalid parameter".into(),
+            code: 100,
+            ..GraphError::default()
+        };
+        assert_eq!(e.reason(), "(#100) Invalid parameter");
+        e.details = Some("Param file is not supported".into());
+        assert_eq!(e.reason(), "Param file is not supported");
+        e.error_user_msg = Some("Upload a JPEG or PNG.".into());
+        assert_eq!(
+            e.reason(),
+            "Param file is not supported; Meta says: Upload a JPEG or PNG."
+        );
+        e.error_user_title = Some("Unsupported file".into());
+        assert_eq!(
+            e.reason(),
+            "Param file is not supported; Meta says: Unsupported file: Upload a JPEG or PNG."
+        );
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["error_user_title"], "Unsupported file");
+        assert_eq!(json["error_user_msg"], "Upload a JPEG or PNG.");
+        assert!(json.get("is_transient").is_none());
     }
 
     #[test]

@@ -1,10 +1,15 @@
 //! Media IDs at the WhatsApp Cloud API, for `id`-based sends.
 //!
 //! A send by `id` skips Meta's fetch of the `link`, and with it the fetcher's failures; the price
-//! is an upload per business phone number, valid 30 days. This module uploads an asset's bytes
-//! (streamed from storage) to the Media endpoint, keeps the ID in the asset's record with its
-//! expiry, and hands it out again while it is valid for the same bytes. Replaced bytes or an
-//! expired ID mean a new upload. The store never sees Meta; the HTTP layer never sees retries.
+//! is an upload per business phone number, valid 30 days (on a No-Storage number, 1 hour unless
+//! the upload carries `ttl_minutes`). This module uploads an asset's bytes (streamed from
+//! storage) to the Media endpoint, keeps the ID in the asset's record with its expiry, and hands
+//! it out again while it is valid for the same bytes. Replaced bytes or an expired ID mean a new
+//! upload. The store never sees Meta; the HTTP layer never sees retries.
+//!
+//! An ID is reused for `reuse_days` of Meta's 30 days, or, when its number has `ttl_minutes`,
+//! for the same share of that lifetime (27/30 of 60 minutes is 54): it is never handed out past
+//! its real lifetime, nor so close to it that a send made at once would find it gone.
 
 pub mod client;
 
@@ -15,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::config::WhatsAppSettings;
+use crate::config::{MIN_TTL_MINUTES, WhatsAppSettings};
 use crate::media_kind;
 use crate::store::{AssetPath, AssetRecord, MediaId, Store, StoreError, unix_now};
 pub use client::{ClientError, GraphClient, GraphError};
@@ -93,7 +98,10 @@ type UploadLock = Arc<tokio::sync::Mutex<()>>;
 struct Inner {
     client: Option<GraphClient>,
     phones: Vec<String>,
-    reuse_secs: u64,
+    /// `reuse_days` (of Meta's 30).
+    reuse_days: u64,
+    /// `ttl_minutes` by phone number, for the numbers that send one.
+    ttl_minutes: HashMap<String, u32>,
     delete_replaced: bool,
     clock: Clock,
     /// One upload at a time per (path, phone): concurrent asks share the first one's ID.
@@ -111,7 +119,12 @@ impl WhatsApp {
             inner: Arc::new(Inner {
                 client,
                 phones: settings.phone_number_ids.clone(),
-                reuse_secs: settings.reuse_days * 86_400,
+                reuse_days: settings.reuse_days,
+                ttl_minutes: settings
+                    .phone_number_ids
+                    .iter()
+                    .filter_map(|p| Some((p.clone(), settings.ttl_minutes_for(p)?)))
+                    .collect(),
                 delete_replaced: settings.delete_replaced,
                 clock,
                 locks: Mutex::default(),
@@ -131,9 +144,34 @@ impl WhatsApp {
         self.inner.phones.first().map(String::as_str)
     }
 
-    /// Whether `media` may be handed out for a record with `sha256`, now.
-    pub fn is_valid(&self, media: &MediaId, sha256: &str) -> bool {
-        media.sha256 == sha256 && media.expires_at > self.inner.clock.now()
+    /// The `ttl_minutes` uploads for `phone` carry, if any.
+    pub fn ttl_minutes(&self, phone: &str) -> Option<u32> {
+        self.inner.ttl_minutes.get(phone).copied()
+    }
+
+    /// How long an ID uploaded with `ttl_minutes` is handed out: `reuse_days` of Meta's 30
+    /// days, or the same share of the TTL.
+    fn reuse_secs(&self, ttl_minutes: Option<u32>) -> u64 {
+        reuse_secs(self.inner.reuse_days, ttl_minutes)
+    }
+
+    /// Until when `media`, kept for `phone`, is handed out (epoch seconds): its recorded expiry,
+    /// except that an ID uploaded without `ttl_minutes` for a number that now has one (a
+    /// No-Storage number) lived only Meta's default hour there.
+    pub fn expires_at(&self, phone: &str, media: &MediaId) -> u64 {
+        match (self.ttl_minutes(phone), media.ttl_minutes) {
+            (Some(_), None) => media.expires_at.min(
+                media
+                    .uploaded_at
+                    .saturating_add(self.reuse_secs(Some(MIN_TTL_MINUTES))),
+            ),
+            _ => media.expires_at,
+        }
+    }
+
+    /// Whether `media`, kept for `phone`, may be handed out for a record with `sha256`, now.
+    pub fn is_valid(&self, phone: &str, media: &MediaId, sha256: &str) -> bool {
+        media.sha256 == sha256 && self.expires_at(phone, media) > self.inner.clock.now()
     }
 
     fn client(&self) -> Result<&GraphClient, WaError> {
@@ -181,11 +219,15 @@ impl WhatsApp {
         let record = store.record(path).await?.ok_or(StoreError::NotFound)?;
         if !force
             && let Some(kept) = record.whatsapp.get(&phone)
-            && self.is_valid(kept, &record.sha256)
+            && self.is_valid(&phone, kept, &record.sha256)
         {
+            let media = MediaId {
+                expires_at: self.expires_at(&phone, kept),
+                ..kept.clone()
+            };
             return Ok(Outcome {
                 phone_number_id: phone,
-                media: kept.clone(),
+                media,
                 reused: true,
                 record,
             });
@@ -203,21 +245,31 @@ impl WhatsApp {
                     .map_err(|e| e.to_string())
             }
         };
+        let name = if record.filename.is_empty() {
+            path.file_name()
+        } else {
+            &record.filename
+        };
+        let filename = upload_filename(name, &record.content_type);
+        let ttl_minutes = self.ttl_minutes(&phone);
+        // The lifetime starts no later than the request: take the time before it.
+        let now = self.inner.clock.now();
         let media_id = client
             .upload(
                 &phone,
                 &record.content_type,
-                &record.filename,
+                &filename,
                 record.size,
+                ttl_minutes,
                 open,
             )
             .await?;
-        let now = self.inner.clock.now();
         let media = MediaId {
             media_id,
             sha256: sha,
             uploaded_at: now,
-            expires_at: now + self.inner.reuse_secs,
+            expires_at: now + self.reuse_secs(ttl_minutes),
+            ttl_minutes,
         };
         tracing::info!(path = %path, phone, media_id = %media.media_id, "uploaded to the Media API");
         let (record, replaced) = store.attach_media_id(path, &phone, media.clone()).await?;
@@ -275,7 +327,8 @@ impl WhatsApp {
             let page = store.list(prefix, cursor.as_deref(), 500).await?;
             for record in &page.records {
                 let fresh_enough = record.whatsapp.get(&phone).is_some_and(|m| {
-                    m.sha256 == record.sha256 && m.expires_at > self.inner.clock.now() + within_secs
+                    m.sha256 == record.sha256
+                        && self.expires_at(&phone, m) > self.inner.clock.now() + within_secs
                 });
                 if fresh_enough {
                     report.reused.push(record.path.clone());
@@ -317,6 +370,29 @@ pub fn error_code(e: &WaError) -> &'static str {
         WaError::Store(StoreError::Replaced) => "asset_replaced",
         WaError::Store(_) => "storage_unavailable",
     }
+}
+
+/// How long an ID is handed out after its upload, in seconds: `reuse_days` of Meta's 30 days,
+/// or, for an upload with `ttl_minutes`, the same share of that lifetime.
+fn reuse_secs(reuse_days: u64, ttl_minutes: Option<u32>) -> u64 {
+    match ttl_minutes {
+        None => reuse_days * 86_400,
+        Some(minutes) => u64::from(minutes) * 60 * reuse_days / 30,
+    }
+}
+
+/// The file name the Media API is sent: the asset's name without its last extension, then the
+/// canonical extension of the stored type (`banner` as image/png is `banner.png`,
+/// `clip.MOV.bak` as video/mp4 `clip.MOV.mp4`). A leading dot starts no extension.
+fn upload_filename(name: &str, content_type: &str) -> String {
+    let Some(extension) = media_kind::canonical_extension(content_type) else {
+        return name.to_owned();
+    };
+    let stem = match name.rfind('.') {
+        Some(dot) if dot > 0 => &name[..dot],
+        _ => name,
+    };
+    format!("{stem}.{extension}")
 }
 
 /// Meta refuses types outside its list and sizes over the kind's limit: so do we, first.
@@ -376,4 +452,55 @@ pub struct RefreshFailure {
     pub code: &'static str,
     /// What went wrong.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upload_file_name_carries_the_canonical_extension() {
+        for (name, content_type, sent) in [
+            ("banner", "image/png", "banner.png"),
+            ("banner.jpeg", "image/jpeg", "banner.jpg"),
+            ("photo.JPG", "image/jpeg", "photo.jpg"),
+            ("clip.MOV.bak", "video/mp4", "clip.MOV.mp4"),
+            ("clip.3gpp", "video/3gpp", "clip.3gp"),
+            ("voice.opus", "audio/ogg; codecs=opus", "voice.ogg"),
+            ("song.mpga", "audio/mpeg", "song.mp3"),
+            ("terms.final.v2", "application/pdf", "terms.final.pdf"),
+            ("notes", "text/plain", "notes.txt"),
+            (".env", "text/plain", ".env.txt"),
+            ("trailing.", "image/png", "trailing.png"),
+            (
+                "report.bin",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "report.docx",
+            ),
+        ] {
+            assert_eq!(
+                upload_filename(name, content_type),
+                sent,
+                "{name} {content_type}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_reuse_window_is_the_same_share_of_a_ttl_as_of_30_days() {
+        assert_eq!(reuse_secs(27, None), 27 * 86_400);
+        // 27/30 of an hour: 54 minutes.
+        assert_eq!(reuse_secs(27, Some(60)), 54 * 60);
+        // 27/30 of a day: 21.6 hours.
+        assert_eq!(reuse_secs(27, Some(1440)), 77_760);
+        // The longest TTL is Meta's 30 days: the same window as without one.
+        assert_eq!(reuse_secs(27, Some(43_200)), reuse_secs(27, None));
+        for days in 1..30 {
+            for minutes in [60, 61, 90, 1440, 43_199, 43_200] {
+                let window = reuse_secs(days, Some(minutes));
+                assert!(window < u64::from(minutes) * 60, "{days} {minutes}");
+                assert!(window > 0, "{days} {minutes}");
+            }
+        }
+    }
 }

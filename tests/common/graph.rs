@@ -5,9 +5,12 @@
 //! It checks what Meta checks, in Meta's order, and answers with Meta's error JSON:
 //! the version, the bearer token (401, code 190), the phone number (code 100, subcode 33), a
 //! `multipart/form-data` body with a boundary, the `messaging_product`, `type` and `file`
-//! fields, the media type (declared `type`, the file part's own content type and the bytes'
-//! signature must agree, and be one of Meta's supported types) and the size limit of its kind
-//! (code 131053). Uploads are streamed, hashed and counted, never kept.
+//! fields, an optional `ttl_minutes` (60 to 43200, code 100 otherwise), the media type (the file
+//! part's own content type must be one of Meta's supported types, else code 100 with Meta's
+//! "Param file must be a file with one of the following types" message; the declared `type` and
+//! the bytes' signature must agree with it, else code 131053) and the size limit of its kind
+//! (code 131053). Uploads are streamed, hashed and counted, never kept; the file part's filename
+//! and content type and the `ttl_minutes` sent are recorded.
 //!
 //! Faults are queued with [`GraphServer::push_fault`] and consumed one per upload request,
 //! before any check. Every request is logged with the status it got. The access token is never
@@ -44,13 +47,15 @@ pub const OTHER_PHONE_NUMBER_ID: &str = "106540352242999";
 /// The largest request body read (the largest media, documents, are 100 MB).
 pub const BODY_LIMIT: usize = 120 * 1024 * 1024;
 
-/// Meta's supported upload types (WHATSAPP_MEDIA.md §3), in the order its error lists them.
+/// Meta's supported upload types, in the order its code-100 error lists them (as Meta answers,
+/// `audio/opus` included).
 pub const SUPPORTED_TYPES: &[&str] = &[
     "audio/aac",
     "audio/mp4",
     "audio/mpeg",
     "audio/amr",
     "audio/ogg",
+    "audio/opus",
     "application/vnd.ms-powerpoint",
     "application/msword",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
@@ -88,6 +93,16 @@ pub enum Fault {
     Hang(Duration),
     /// HTTP 200, `application/json`, body `{"id":` (truncated).
     MalformedJson,
+    /// Like [`Fault::Code`], with the members Meta adds to some errors: `is_transient` (when
+    /// `Some`), `error_user_title` and `error_user_msg`.
+    Detailed {
+        code: i64,
+        subcode: Option<i64>,
+        http_status: u16,
+        is_transient: Option<bool>,
+        user_title: Option<String>,
+        user_msg: Option<String>,
+    },
 }
 
 /// A successful upload as the fake received it.
@@ -99,6 +114,8 @@ pub struct ReceivedUpload {
     pub type_field: String,
     /// The `file` part's filename.
     pub filename: String,
+    /// The `ttl_minutes` form field, verbatim, when sent.
+    pub ttl_minutes: Option<String>,
     /// The `file` part's own `Content-Type`, verbatim.
     pub part_content_type: String,
     /// Bytes received in the `file` part.
@@ -488,6 +505,7 @@ async fn upload(g: &Arc<Inner>, version: &str, phone: &str, req: Request) -> Res
     };
     let mut product: Option<String> = None;
     let mut type_field: Option<String> = None;
+    let mut ttl_minutes: Option<String> = None;
     let mut file: Option<FilePart> = None;
     loop {
         let mut field = match multipart.next_field().await {
@@ -497,15 +515,15 @@ async fn upload(g: &Arc<Inner>, version: &str, phone: &str, req: Request) -> Res
         };
         let name = field.name().unwrap_or("").to_owned();
         match name.as_str() {
-            "messaging_product" | "type" => {
+            "messaging_product" | "type" | "ttl_minutes" => {
                 let text = match field.text().await {
                     Ok(t) => t,
                     Err(e) => return multipart_error(&e),
                 };
-                if name == "type" {
-                    type_field = Some(text);
-                } else {
-                    product = Some(text);
+                match name.as_str() {
+                    "type" => type_field = Some(text),
+                    "ttl_minutes" => ttl_minutes = Some(text),
+                    _ => product = Some(text),
                 }
             }
             "file" => {
@@ -581,17 +599,37 @@ async fn upload(g: &Arc<Inner>, version: &str, phone: &str, req: Request) -> Res
         )
         .into_response();
     };
+    // No-Storage numbers: how long Meta keeps the upload, 1 hour to 30 days.
+    if let Some(ttl) = &ttl_minutes
+        && !ttl
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|m| (60..=43_200).contains(&m))
+    {
+        return GraphError::param(
+            "(#100) Param ttl_minutes must be an integer between 60 and 43200",
+            &format!("ttl_minutes must be between 60 and 43200 minutes; received '{ttl}'."),
+        )
+        .into_response();
+    }
 
     // The media type: the part's type must be supported, the declared `type` the same, and
     // the bytes what both say.
     let part_type = essence(&part_content_type);
     let declared = essence(&type_field);
     if !SUPPORTED_TYPES.contains(&part_type.as_str()) {
-        return GraphError::media(&format!(
-            "Param file must be a file with one of the following types: {}. Received file of \
-             type '{part_type}'.",
-            SUPPORTED_TYPES.join(", ")
-        ))
+        // As Meta answers it: code 100, the list and the type received, no error_data.
+        return GraphError {
+            details: None,
+            ..GraphError::param(
+                &format!(
+                    "(#100) Param file must be a file with one of the following types: {}. \
+                     Received file of type '{part_type}'.",
+                    SUPPORTED_TYPES.join(", ")
+                ),
+                "",
+            )
+        }
         .into_response();
     }
     if declared != part_type {
@@ -636,6 +674,7 @@ async fn upload(g: &Arc<Inner>, version: &str, phone: &str, req: Request) -> Res
         media_id: media_id.clone(),
         type_field,
         filename,
+        ttl_minutes,
         part_content_type,
         size: file.size,
         sha256: file.sha256,
@@ -714,7 +753,7 @@ fn sniff(head: &[u8]) -> Option<&'static [&'static str]> {
     } else if head.len() >= 8 && &head[4..8] == b"ftyp" {
         Some(&["video/mp4", "video/3gpp", "audio/mp4"])
     } else if head.starts_with(b"OggS") {
-        Some(&["audio/ogg"])
+        Some(&["audio/ogg", "audio/opus"])
     } else if head.len() >= 12 && head.starts_with(b"RIFF") && &head[8..12] == b"WEBP" {
         Some(&["image/webp"])
     } else {
@@ -746,6 +785,7 @@ fn fault_response(fault: Fault) -> Response {
             subcode: None,
             details: None,
             transient: Some(true),
+            user: None,
             retry_after,
         }
         .into_response(),
@@ -753,47 +793,25 @@ fn fault_response(fault: Fault) -> Response {
             code,
             subcode,
             http_status,
-        } => {
-            let (message, details) = match code {
-                1 => ("An unknown error occurred".to_owned(), None),
-                2 => ("Service temporarily unavailable".to_owned(), None),
-                4 => ("(#4) Application request limit reached".to_owned(), None),
-                10 => (
-                    "(#10) Application does not have permission for this action".to_owned(),
-                    None,
-                ),
-                100 => ("(#100) Invalid parameter".to_owned(), None),
-                190 => (
-                    "Invalid OAuth access token - Cannot parse access token".to_owned(),
-                    None,
-                ),
-                200 => ("(#200) Permissions error".to_owned(), None),
-                80007 => (
-                    "(#80007) Rate limit hit".to_owned(),
-                    Some("Rate limit of the WhatsApp Business Account reached."),
-                ),
-                130429 => (
-                    "(#130429) Rate limit hit".to_owned(),
-                    Some("Cloud API message throughput has been reached."),
-                ),
-                131053 => (
-                    "(#131053) Media upload error".to_owned(),
-                    Some("Media upload failed (injected fault)."),
-                ),
-                c => (format!("(#{c}) Injected fault"), Some("Injected fault.")),
-            };
-            GraphError {
-                http: StatusCode::from_u16(http_status).unwrap_or(StatusCode::BAD_REQUEST),
-                message,
-                kind: "OAuthException",
-                code,
-                subcode,
-                details: details.map(str::to_owned),
-                transient: matches!(code, 1 | 2 | 4).then_some(true),
-                retry_after: None,
-            }
-            .into_response()
+        } => code_error(code, subcode, http_status).into_response(),
+        Fault::Detailed {
+            code,
+            subcode,
+            http_status,
+            is_transient,
+            user_title,
+            user_msg,
+        } => GraphError {
+            transient: is_transient,
+            user: (user_title.is_some() || user_msg.is_some()).then(|| {
+                Box::new(UserWords {
+                    title: user_title,
+                    msg: user_msg,
+                })
+            }),
+            ..code_error(code, subcode, http_status)
         }
+        .into_response(),
         Fault::Status500 => GraphError {
             http: StatusCode::INTERNAL_SERVER_ERROR,
             message: "An unknown error occurred".into(),
@@ -802,6 +820,7 @@ fn fault_response(fault: Fault) -> Response {
             subcode: None,
             details: None,
             transient: Some(true),
+            user: None,
             retry_after: None,
         }
         .into_response(),
@@ -813,6 +832,7 @@ fn fault_response(fault: Fault) -> Response {
             subcode: None,
             details: None,
             transient: Some(true),
+            user: None,
             retry_after: None,
         }
         .into_response(),
@@ -822,6 +842,50 @@ fn fault_response(fault: Fault) -> Response {
             .body(Body::from(r#"{"id":"#))
             .unwrap(),
         Fault::Hang(_) => unreachable!("a hang delays the request, it does not answer it"),
+    }
+}
+
+/// The error Meta answers with for `code` (Meta's message for it, and `is_transient` where
+/// Meta sets it).
+fn code_error(code: i64, subcode: Option<i64>, http_status: u16) -> GraphError {
+    let (message, details) = match code {
+        1 => ("An unknown error occurred".to_owned(), None),
+        2 => ("Service temporarily unavailable".to_owned(), None),
+        4 => ("(#4) Application request limit reached".to_owned(), None),
+        10 => (
+            "(#10) Application does not have permission for this action".to_owned(),
+            None,
+        ),
+        100 => ("(#100) Invalid parameter".to_owned(), None),
+        190 => (
+            "Invalid OAuth access token - Cannot parse access token".to_owned(),
+            None,
+        ),
+        200 => ("(#200) Permissions error".to_owned(), None),
+        80007 => (
+            "(#80007) Rate limit hit".to_owned(),
+            Some("Rate limit of the WhatsApp Business Account reached."),
+        ),
+        130429 => (
+            "(#130429) Rate limit hit".to_owned(),
+            Some("Cloud API message throughput has been reached."),
+        ),
+        131053 => (
+            "(#131053) Media upload error".to_owned(),
+            Some("Media upload failed (injected fault)."),
+        ),
+        c => (format!("(#{c}) Injected fault"), Some("Injected fault.")),
+    };
+    GraphError {
+        http: StatusCode::from_u16(http_status).unwrap_or(StatusCode::BAD_REQUEST),
+        message,
+        kind: "OAuthException",
+        code,
+        subcode,
+        details: details.map(str::to_owned),
+        transient: matches!(code, 1 | 2 | 4).then_some(true),
+        user: None,
+        retry_after: None,
     }
 }
 
@@ -835,7 +899,15 @@ struct GraphError {
     /// `error_data.details` (with `messaging_product: whatsapp`).
     details: Option<String>,
     transient: Option<bool>,
+    /// `error_user_title` and `error_user_msg`, Meta's words for people.
+    user: Option<Box<UserWords>>,
     retry_after: Option<u64>,
+}
+
+/// `error_user_title` and `error_user_msg` of a [`GraphError`].
+struct UserWords {
+    title: Option<String>,
+    msg: Option<String>,
 }
 
 impl GraphError {
@@ -848,6 +920,7 @@ impl GraphError {
             subcode: None,
             details: None,
             transient: None,
+            user: None,
             retry_after: None,
         }
     }
@@ -861,6 +934,7 @@ impl GraphError {
             subcode: None,
             details: None,
             transient: None,
+            user: None,
             retry_after: None,
         }
     }
@@ -880,6 +954,7 @@ impl GraphError {
             subcode: Some(33),
             details: None,
             transient: None,
+            user: None,
             retry_after: None,
         }
     }
@@ -894,6 +969,7 @@ impl GraphError {
             subcode: None,
             details: Some(details.into()),
             transient: None,
+            user: None,
             retry_after: None,
         }
     }
@@ -908,6 +984,7 @@ impl GraphError {
             subcode: None,
             details: Some(details.into()),
             transient: None,
+            user: None,
             retry_after: None,
         }
     }
@@ -924,6 +1001,14 @@ impl GraphError {
         }
         if let Some(t) = self.transient {
             error["is_transient"] = t.into();
+        }
+        if let Some(words) = self.user {
+            if let Some(t) = words.title {
+                error["error_user_title"] = t.into();
+            }
+            if let Some(m) = words.msg {
+                error["error_user_msg"] = m.into();
+            }
         }
         if let Some(d) = self.details {
             error["error_data"] = json!({ "messaging_product": "whatsapp", "details": d });
