@@ -306,6 +306,11 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
     // Bytes of no type WhatsApp takes: refused, with the API's reason on the file's row.
     let notes = files.path().join("setup.bin");
     std::fs::write(&notes, fixtures::noise(5000, 3)).unwrap();
+    // A GIF: refused, and its row shows the command that makes it acceptable.
+    let gif = files.path().join("offer.gif");
+    let mut gif_bytes = b"GIF89a".to_vec();
+    gif_bytes.extend(fixtures::noise(2000, 4));
+    std::fs::write(&gif, gif_bytes).unwrap();
 
     let driver = Driver::start().await;
     let profile = tempfile::tempdir().unwrap();
@@ -328,12 +333,12 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
     )
     .await;
 
-    // Into a folder that does not exist yet, then three files through the picker at once.
+    // Into a folder that does not exist yet, then four files through the picker at once.
     fill(&c, "#go-folder", "promo").await;
     click(&c, "#go-folder-btn").await;
     until_text(&c, "#current-folder", "promo").await;
     let picker = c.find(Locator::Css("#file-input")).await.unwrap();
-    let chosen = [&banner, &clip, &notes]
+    let chosen = [&banner, &clip, &notes, &gif]
         .map(|p| p.display().to_string())
         .join("\n");
     picker.send_keys(&chosen).await.unwrap();
@@ -362,6 +367,17 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
     )
     .await;
     assert!(refused.as_str().unwrap().contains("type"), "{refused}");
+    let fix = until(
+        &c,
+        "offer.gif's row to show the fix",
+        "const e = document.querySelector('[data-testid=upload][data-name=\"offer.gif\"] \
+         [data-testid=upload-fix]'); return e ? e.textContent : null",
+    )
+    .await;
+    assert_eq!(
+        fix,
+        json!("ffmpeg -i in.gif -frames:v 1 -pix_fmt rgba out.png")
+    );
     // What the page uploaded is stored whole; the refused file is not stored at all.
     let r = s.get(&s.media("promo/clip.mp4")).await;
     assert_eq!(r.bytes().await.unwrap().as_ref(), clip_bytes.as_slice());

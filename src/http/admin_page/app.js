@@ -787,6 +787,18 @@ function startUpload(file, folder, cache) {
       return;
     }
     fail(error.message);
+    // A refused file comes with the command that makes it acceptable: show it, ready to copy.
+    const fix = body && body.error && typeof body.error.fix === 'string' ? body.error.fix : '';
+    if (fix) {
+      row.append(
+        el(
+          'span',
+          { className: 'fix' },
+          el('span', { textContent: 'fix: ' }),
+          el('code', { textContent: fix, dataset: { testid: 'upload-fix' } }),
+        ),
+      );
+    }
   };
   xhr.onerror = () => fail('the connection failed before the server answered');
   xhr.onabort = () => fail('the upload was cancelled');
