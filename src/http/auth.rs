@@ -32,11 +32,14 @@ impl AdminToken {
     }
 }
 
-/// Middleware: let the request through only with `Authorization: Bearer <admin token>`.
+/// Middleware: let the request through only with `Authorization: Bearer <admin token>`, sent
+/// once. A request with two `Authorization` headers is refused whatever they hold: a proxy or
+/// client library may pick either one, so deciding by the first would let the token the
+/// server checked differ from the one another hop saw.
 pub async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
+    let mut sent = req.headers().get_all(header::AUTHORIZATION).iter();
+    let (first, second) = (sent.next(), sent.next());
+    let presented = first
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, token) = v.trim().split_once(' ')?;
@@ -44,7 +47,7 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
         })
         .unwrap_or("");
     // Always hash and compare, even with nothing presented, so every failure costs the same.
-    if state.admin_token.verify(presented) && !presented.is_empty() {
+    if state.admin_token.verify(presented) && !presented.is_empty() && second.is_none() {
         return next.run(req).await;
     }
     ApiError::new(
