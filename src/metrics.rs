@@ -161,6 +161,7 @@ pub struct Metrics {
     whatsapp_calls: Family<CallLabels, Counter>,
     whatsapp_retries: Family<RetryLabels, Counter>,
     storage: [Histogram; StorageOp::ALL.len()],
+    gc_unreadable_records: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -237,6 +238,13 @@ impl Metrics {
                 operation: op.as_str(),
             })
         });
+        let gc_unreadable_records = Counter::default();
+        registry.register(
+            "gc_unreadable_records",
+            "Asset records garbage collection could not read (not JSON, or invalid fields) and \
+             skipped, keeping the blobs they name; counted at every collection",
+            gc_unreadable_records.clone(),
+        );
         let slots = |n: usize| (0..n).map(|_| OnceLock::new()).collect();
         Self {
             registry,
@@ -250,6 +258,7 @@ impl Metrics {
             whatsapp_calls,
             whatsapp_retries,
             storage,
+            gc_unreadable_records,
         }
     }
 
@@ -301,6 +310,11 @@ impl Metrics {
         self.whatsapp_retries
             .get_or_create(&RetryLabels { call })
             .inc();
+    }
+
+    /// Count a record garbage collection skipped as unreadable.
+    pub fn gc_unreadable_record(&self) {
+        self.gc_unreadable_records.inc();
     }
 
     /// Record how long a storage operation took.
@@ -362,6 +376,7 @@ mod tests {
         m.upload(7);
         m.whatsapp_call("upload", "success");
         m.whatsapp_retry("upload");
+        m.gc_unreadable_record();
         drop(m.time(StorageOp::Commit));
         let text = m.encode();
         for line in [
@@ -374,6 +389,7 @@ mod tests {
             "media_origin_upload_bytes_total 7",
             "media_origin_whatsapp_calls_total{call=\"upload\",outcome=\"success\"} 1",
             "media_origin_whatsapp_retries_total{call=\"upload\"} 1",
+            "media_origin_gc_unreadable_records_total 1",
             "media_origin_storage_operation_duration_seconds_count{operation=\"commit\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");

@@ -1445,3 +1445,35 @@ async fn answers_without_whatsapp_or_signing_match_too() {
     assert_eq!(status, 400);
     assert_code("signing_not_configured", &e);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn answers_over_unreadable_records_match_too() {
+    let s = TestServer::start().await;
+    let spec = Spec::fetch(&s).await;
+    let api = Api { s: &s, spec: &spec };
+    let (status, _) = api
+        .put_asset(
+            "/api/assets/promo/a.jpg",
+            "image/jpeg",
+            fixtures::jpeg(500, 1),
+        )
+        .await;
+    assert_eq!(status, 201);
+    // A record that is not JSON, written beside it by something else.
+    std::fs::write(s.root().join("assets/promo/b.jpg.json"), b"{\"path\": ").unwrap();
+    let list = "/api/assets";
+    for target in ["/api/assets?prefix=promo/", "/api/assets?folder=promo"] {
+        let (status, page) = api.get(list, target).await;
+        assert_eq!(status, 200);
+        assert_eq!(page["assets"].as_array().unwrap().len(), 1, "{page}");
+        assert_eq!(
+            page["errors"][0]["key"], "assets/promo/b.jpg.json",
+            "{page}"
+        );
+    }
+    let (status, e) = api
+        .get("/api/assets/{path}", "/api/assets/promo/b.jpg")
+        .await;
+    assert_eq!(status, 500);
+    assert_code("internal", &e);
+}

@@ -629,7 +629,11 @@ async fn list_assets(
         .iter()
         .map(|r| view(&state, &policies, r))
         .collect();
-    let mut body = json!({"assets": assets, "next_cursor": page.next_cursor});
+    let mut body = json!({
+        "assets": assets,
+        "next_cursor": page.next_cursor,
+        "errors": page.errors,
+    });
     if let Some((folder, folders)) = level {
         body["folder"] = json!(folder);
         body["folders"] = json!(folders);

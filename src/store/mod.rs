@@ -176,7 +176,76 @@ pub struct MediaId {
     pub ttl_minutes: Option<u32>,
 }
 
+/// The latest second an HTTP date can show (Fri, 31 Dec 9999 23:59:59 GMT); formatting a later
+/// one panics.
+const MAX_HTTP_DATE: u64 = 253_402_300_799;
+
+/// Whether `s` is a SHA-256 as the store writes it: 64 lowercase hex digits.
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A stored value, shortened to quote it in an error (it may be anything at all).
+fn excerpt(s: &str) -> String {
+    const MAX: usize = 80;
+    if s.chars().count() <= MAX {
+        return s.to_owned();
+    }
+    let mut short: String = s.chars().take(MAX).collect();
+    short.push('…');
+    short
+}
+
 impl AssetRecord {
+    /// Check what the server relies on in a record read from `path`'s key: the record may have
+    /// been written by hand, by another program or an older version, or damaged in storage, and
+    /// must then be refused as corrupt (a 500 that logs its key), never served, shown or allowed
+    /// to panic a request (the hash names the blob and is sliced for links; the type, hash and
+    /// dates become header values).
+    pub fn validate(&self, path: &str) -> Result<(), String> {
+        if self.path != path {
+            return Err(format!(
+                "its path is {:?}, but its key is that of {path:?}",
+                excerpt(&self.path)
+            ));
+        }
+        if !is_sha256_hex(&self.sha256) {
+            return Err(format!(
+                "sha256 {:?} is not 64 lowercase hex digits",
+                excerpt(&self.sha256)
+            ));
+        }
+        let Some(kind) = self.kind() else {
+            return Err(format!(
+                "content_type {:?} is not a type media-origin stores",
+                excerpt(&self.content_type)
+            ));
+        };
+        if self.size == 0 || self.size > kind.max_size() {
+            return Err(format!(
+                "size {} is not between 1 and {}, the largest {kind} WhatsApp accepts",
+                self.size,
+                kind.max_size()
+            ));
+        }
+        let mut dates = vec![
+            ("last_modified", self.last_modified),
+            ("uploaded_at", self.uploaded_at),
+        ];
+        for m in self.whatsapp.values() {
+            dates.push(("whatsapp uploaded_at", m.uploaded_at));
+            dates.push(("whatsapp expires_at", m.expires_at));
+        }
+        if let Some((field, value)) = dates.into_iter().find(|(_, t)| *t > MAX_HTTP_DATE) {
+            return Err(format!(
+                "{field} {value} is after the year 9999, the last an HTTP date can show"
+            ));
+        }
+        Ok(())
+    }
+
     /// The WhatsApp kind of the stored type.
     pub fn kind(&self) -> Option<Kind> {
         media_kind::kind_of(&self.content_type)
@@ -235,6 +304,20 @@ pub struct Page {
     pub records: Vec<Arc<AssetRecord>>,
     /// Pass as `cursor` to get the next page; `None` at the end.
     pub next_cursor: Option<String>,
+    /// Records of this page's paths that could not be used (not JSON, or invalid fields):
+    /// left out of `records`, so one bad object does not fail every listing that covers it.
+    pub errors: Vec<UnreadableRecord>,
+}
+
+/// A stored record that could not be used, as a listing reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnreadableRecord {
+    /// The asset path its key stands for.
+    pub path: String,
+    /// Its key in storage (below `storage.prefix`).
+    pub key: String,
+    /// Why it could not be used.
+    pub reason: String,
 }
 
 /// One folder level of [`Store::list_folder`].
@@ -255,6 +338,9 @@ pub struct GcReport {
     pub blobs: usize,
     /// Expired tombstones deleted.
     pub tombstones: usize,
+    /// Records that could not be read (not JSON, or invalid fields) and were skipped; every
+    /// blob their bytes name is kept.
+    pub unreadable_records: usize,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -539,11 +625,23 @@ impl Store {
         Ok(self.load_versioned_record(path).await?.value)
     }
 
+    /// The record at `path`, read and validated (see [`AssetRecord::validate`]): every read of a
+    /// record goes through here.
     async fn load_versioned_record(
         &self,
         path: &str,
     ) -> Result<Versioned<Option<AssetRecord>>, StoreError> {
-        self.load_json(&record_key(path)).await
+        let key = record_key(path);
+        let loaded: Versioned<Option<AssetRecord>> = self.load_json(&key).await?;
+        if let Some(record) = &loaded.value
+            && let Err(reason) = record.validate(path)
+        {
+            return Err(StoreError::Corrupt {
+                key: key.to_string(),
+                reason,
+            });
+        }
+        Ok(loaded)
     }
 
     /// Read a JSON object and the version it was read at; `None` when there is none.
@@ -756,24 +854,38 @@ impl Store {
     }
 
     /// The first `limit` of `paths` in order, with their records read (deleted ones left out).
+    /// A record that cannot be used is left out too, and named in the page's `errors`; a
+    /// storage failure fails the page.
     async fn page_of(&self, mut paths: Vec<String>, limit: usize) -> Result<Page, StoreError> {
         paths.sort_unstable();
         let more = paths.len() > limit;
         paths.truncate(limit);
         let next_cursor = if more { paths.last().cloned() } else { None };
-        let records = futures::stream::iter(paths)
-            .map(|p| async move { self.load_record(&p).await })
+        let loaded = futures::stream::iter(paths)
+            .map(|p| async move {
+                let loaded = self.load_record(&p).await;
+                (p, loaded)
+            })
             .buffered(LIST_CONCURRENCY)
-            .try_collect::<Vec<_>>()
-            .await?
-            .into_iter()
-            .flatten()
-            .filter(|r| !r.deleted)
-            .map(Arc::new)
-            .collect();
+            .collect::<Vec<_>>()
+            .await;
+        let mut records = Vec::with_capacity(loaded.len());
+        let mut errors = Vec::new();
+        for (path, loaded) in loaded {
+            match loaded {
+                Ok(Some(record)) if !record.deleted => records.push(Arc::new(record)),
+                Ok(_) => {}
+                Err(StoreError::Corrupt { key, reason }) => {
+                    tracing::warn!(%key, %reason, "a listing skipped an unreadable record");
+                    errors.push(UnreadableRecord { path, key, reason });
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Page {
             records,
             next_cursor,
+            errors,
         })
     }
 
@@ -1239,8 +1351,22 @@ impl Store {
             let Some(path) = key_to_asset_path(&key) else {
                 continue;
             };
-            let Some(record) = self.load_record(&path).await? else {
-                continue;
+            let record = match self.load_record(&path).await {
+                Ok(Some(record)) => record,
+                Ok(None) => continue,
+                Err(StoreError::Corrupt { reason, .. }) => {
+                    // Which blob it meant is unknown: keep every one its bytes name, so a
+                    // record repaired later still finds its bytes.
+                    let kept = self.hashes_named_by(&key).await?;
+                    tracing::warn!(%key, %reason, kept_blobs = kept.len(), "garbage collection skipped an unreadable record");
+                    if let Some(metrics) = &self.inner.metrics {
+                        metrics.gc_unreadable_record();
+                    }
+                    report.unreadable_records += 1;
+                    referenced.extend(kept);
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             if record.deleted {
                 // Another instance may re-upload at this path between our read and our delete,
@@ -1274,6 +1400,28 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+impl Store {
+    /// Every SHA-256 the object at `key` spells out (runs of exactly 64 hex digits, in either
+    /// case, as blob names are written): what an unreadable record may still reference.
+    async fn hashes_named_by(&self, key: &Key) -> Result<Vec<String>, StoreError> {
+        let bytes = match self.inner.objects.get(key).await {
+            Ok(got) => got.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(hex_runs(&bytes))
+    }
+}
+
+/// The runs of exactly 64 ASCII hex digits in `bytes`, lowercased.
+fn hex_runs(bytes: &[u8]) -> Vec<String> {
+    bytes
+        .split(|b| !b.is_ascii_hexdigit())
+        .filter(|run| run.len() == 64)
+        .map(|run| String::from_utf8_lossy(run).to_ascii_lowercase())
+        .collect()
 }
 
 /// End a download with an error when no chunk arrives within `limit`.
@@ -1536,6 +1684,162 @@ mod tests {
         assert_eq!(next_last_modified(Some(&rec(100)), 100), 101);
         // Clock went backwards: still forward.
         assert_eq!(next_last_modified(Some(&rec(200)), 100), 201);
+    }
+
+    #[test]
+    fn records_are_validated_as_read() {
+        let good = AssetRecord {
+            path: "promo/a.jpg".into(),
+            sha256: "0123456789abcdef".repeat(4),
+            size: 1000,
+            content_type: "image/jpeg".into(),
+            last_modified: 1_700_000_000,
+            cache_control: None,
+            filename: "a.jpg".into(),
+            uploaded_at: 1_700_000_000,
+            deleted: false,
+            whatsapp: BTreeMap::new(),
+            signed: None,
+        };
+        assert_eq!(good.validate("promo/a.jpg"), Ok(()));
+        // The last second an HTTP date shows, and the largest image, are fine.
+        let edge = AssetRecord {
+            last_modified: MAX_HTTP_DATE,
+            size: 5_000_000,
+            ..good.clone()
+        };
+        assert_eq!(edge.validate("promo/a.jpg"), Ok(()));
+        let media_id = |expires_at| MediaId {
+            media_id: "1".into(),
+            sha256: good.sha256.clone(),
+            uploaded_at: 1,
+            expires_at,
+            ttl_minutes: None,
+        };
+        let refused = [
+            (
+                AssetRecord {
+                    path: "promo/b.jpg".into(),
+                    ..good.clone()
+                },
+                r#"its path is "promo/b.jpg", but its key is that of "promo/a.jpg""#.to_owned(),
+            ),
+            (
+                AssetRecord {
+                    sha256: "abc".into(),
+                    ..good.clone()
+                },
+                r#"sha256 "abc" is not 64 lowercase hex digits"#.to_owned(),
+            ),
+            (
+                AssetRecord {
+                    sha256: good.sha256.to_uppercase(),
+                    ..good.clone()
+                },
+                format!(
+                    "sha256 {:?} is not 64 lowercase hex digits",
+                    good.sha256.to_uppercase()
+                ),
+            ),
+            (
+                AssetRecord {
+                    sha256: "g".repeat(64),
+                    ..good.clone()
+                },
+                format!("sha256 {:?} is not 64 lowercase hex digits", "g".repeat(64)),
+            ),
+            (
+                AssetRecord {
+                    content_type: "text/html\r\nSet-Cookie: a=b".into(),
+                    ..good.clone()
+                },
+                r#"content_type "text/html\r\nSet-Cookie: a=b" is not a type media-origin stores"#
+                    .to_owned(),
+            ),
+            (
+                AssetRecord {
+                    content_type: "image/jpg".into(),
+                    ..good.clone()
+                },
+                r#"content_type "image/jpg" is not a type media-origin stores"#.to_owned(),
+            ),
+            (
+                AssetRecord {
+                    size: 0,
+                    ..good.clone()
+                },
+                "size 0 is not between 1 and 5000000, the largest image WhatsApp accepts"
+                    .to_owned(),
+            ),
+            (
+                AssetRecord {
+                    size: 5_000_001,
+                    ..good.clone()
+                },
+                "size 5000001 is not between 1 and 5000000, the largest image WhatsApp accepts"
+                    .to_owned(),
+            ),
+            (
+                AssetRecord {
+                    last_modified: MAX_HTTP_DATE + 1,
+                    ..good.clone()
+                },
+                "last_modified 253402300800 is after the year 9999, the last an HTTP date can show"
+                    .to_owned(),
+            ),
+            (
+                AssetRecord {
+                    uploaded_at: u64::MAX,
+                    ..good.clone()
+                },
+                format!(
+                    "uploaded_at {} is after the year 9999, the last an HTTP date can show",
+                    u64::MAX
+                ),
+            ),
+            (
+                AssetRecord {
+                    whatsapp: BTreeMap::from([("1".to_owned(), media_id(u64::MAX))]),
+                    ..good.clone()
+                },
+                format!(
+                    "whatsapp expires_at {} is after the year 9999, the last an HTTP date can show",
+                    u64::MAX
+                ),
+            ),
+        ];
+        for (record, reason) in refused {
+            assert_eq!(record.validate("promo/a.jpg"), Err(reason));
+        }
+        // A long foreign value is quoted shortened.
+        let long = AssetRecord {
+            sha256: "x".repeat(200),
+            ..good.clone()
+        };
+        assert_eq!(
+            long.validate("promo/a.jpg"),
+            Err(format!(
+                "sha256 {:?} is not 64 lowercase hex digits",
+                format!("{}…", "x".repeat(80))
+            ))
+        );
+    }
+
+    #[test]
+    fn hashes_are_found_in_unreadable_records() {
+        let a = "0123456789abcdef".repeat(4);
+        let b = "FEDCBA9876543210".repeat(4);
+        let text = format!(
+            "{{\"path\": \"x\", \"sha256\": \"{a}\", \"whatsapp\": {{\"1\": {{\"sha256\": \"{b}\"}}, \"x\": \"{a}0\", \"y\": \"{}\"}}",
+            &a[..63]
+        );
+        assert_eq!(
+            hex_runs(text.as_bytes()),
+            vec![a.clone(), b.to_ascii_lowercase()]
+        );
+        // Cut off just after the hash: still found.
+        assert_eq!(hex_runs(format!("{{\"sha256\": \"{a}").as_bytes()), vec![a]);
+        assert_eq!(hex_runs(b"not json at all"), Vec::<String>::new());
     }
 
     #[test]
