@@ -404,3 +404,70 @@ async fn the_cli_refuses_before_sending_and_shows_the_fix() {
     assert_eq!(s.files(), before, "the CLI sent something");
     s.stop().await;
 }
+
+/// An asset stored before the gate read codecs (an HEVC clip kept as `video/mp4`, planted here in
+/// the storage layout an older version wrote) is refused by the Media API upload with the gate's
+/// own words and fix, and nothing reaches Meta; an H.264 clip beside it is uploaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_media_api_upload_applies_the_same_decision() {
+    use common::graph::GraphServer;
+    use common::{Backend, Storage};
+    use sha2::{Digest, Sha256};
+
+    let g = GraphServer::start_default().await;
+    let s = TestServer::start_with(Storage::new(Backend::Local).await, |c| g.configure(c)).await;
+    let good = media::file(Corpus::H264AacMp4).to_vec();
+    let (status, _) = put(&s, "old/good.mp4", Some("video/mp4"), good.clone()).await;
+    assert_eq!(status, 201);
+    let (status, _) = put(&s, "old/hevc.mp4", Some("video/mp4"), good.clone()).await;
+    assert_eq!(status, 201);
+
+    // Rewrite old/hevc.mp4 as the older version would have stored an HEVC upload: its blob
+    // under its own hash, and the record pointing at it.
+    let hevc = media::file(Corpus::HevcMp4);
+    let sha = hex::encode(Sha256::digest(hevc));
+    let root = s.root();
+    let blob = root.join(format!("blobs/sha256/{}/{sha}", &sha[..2]));
+    std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+    std::fs::write(&blob, hevc).unwrap();
+    let record_file = root.join("assets/old/hevc.mp4.json");
+    let mut record: Value = serde_json::from_slice(&std::fs::read(&record_file).unwrap()).unwrap();
+    record["sha256"] = sha.clone().into();
+    record["size"] = hevc.len().into();
+    std::fs::write(&record_file, serde_json::to_vec(&record).unwrap()).unwrap();
+    // A new server over the same storage, so nothing of the planted record is cached.
+    let storage = std::sync::Arc::clone(&s.storage);
+    s.stop().await;
+    let s = TestServer::start_with(storage, |c| g.configure(c)).await;
+    assert_eq!(
+        s.get(&s.media("old/hevc.mp4")).await.bytes().await.unwrap(),
+        hevc,
+        "the planted asset is served as stored"
+    );
+
+    let ask = |path: &'static str| {
+        s.admin(Method::POST, "/whatsapp/media")
+            .json(&serde_json::json!({ "path": path }))
+            .send()
+    };
+    let r = ask("old/hevc.mp4").await.unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "whatsapp_would_refuse");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "invalid video/mp4: video codec HEVC (H.265); WhatsApp plays H.264 only: WhatsApp \
+             would refuse it; fix: ffmpeg -i in.mp4 "
+        ),
+        "{message}"
+    );
+    assert!(g.uploads().is_empty(), "the HEVC clip reached Meta");
+
+    let r = ask("old/good.mp4").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["reused"], false, "{body}");
+    assert_eq!(g.uploads().len(), 1);
+    s.stop().await;
+}

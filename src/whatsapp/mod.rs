@@ -233,6 +233,7 @@ impl WhatsApp {
             });
         }
         refuse_what_meta_would(&record)?;
+        refuse_what_the_gate_would(store, &record).await?;
         let sha = record.sha256.clone();
         let open = || {
             let store = store.clone();
@@ -412,6 +413,28 @@ fn refuse_what_meta_would(record: &AssetRecord) -> Result<(), WaError> {
         )));
     }
     Ok(())
+}
+
+/// The upload gate's decision on the stored bytes, under the stored type: the same inspection
+/// that uploads and `check` use (codecs, tracks, frame headers), so that an asset stored before
+/// the gate read that deep (an HEVC clip kept as `video/mp4`) never reaches Meta, whose upload
+/// may accept it only for the send to fail later. Costs one read of the blob, only when a new
+/// ID is needed.
+async fn refuse_what_the_gate_would(store: &Store, record: &AssetRecord) -> Result<(), WaError> {
+    let mut blob = store.open_blob(&record.sha256, None).await?;
+    let mut inspector = media_kind::Inspector::new();
+    while let Some(chunk) = blob.next().await {
+        let chunk = chunk.map_err(|e| WaError::Store(StoreError::from(e)))?;
+        inspector.update(&chunk);
+    }
+    let name = (!record.filename.is_empty()).then_some(record.filename.as_str());
+    inspector
+        .finish(Some(&record.content_type), name)
+        .map(|_| ())
+        .map_err(|e| {
+            let fix = e.fix().map(|f| format!("; fix: {f}")).unwrap_or_default();
+            WaError::Refused(format!("{e}: WhatsApp would refuse it{fix}"))
+        })
 }
 
 /// What a bulk refresh did.
