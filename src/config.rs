@@ -558,6 +558,12 @@ pub struct AdminSettings {
     /// Where a generated token is kept when none is configured; default
     /// `<storage.path>/.admin-token`.
     pub token_file: Option<PathBuf>,
+    /// Host names the admin API answers to besides its bind address, `localhost`, `127.0.0.1`
+    /// and `[::1]`: `name` (with the listener's port or none), `name:port`, or `*` for any. A
+    /// list, or one comma-separated string. With `server.admin_bind = "public"` the admin routes
+    /// answer to any name unless this is set (see `http::host`).
+    #[serde(deserialize_with = "string_list")]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// `[cache]`: the default policy and folder rules.
@@ -657,6 +663,16 @@ impl Settings {
                 "[signing] folders are signed-only but no key is configured ({SIGNING_KEYS_ENV} \
                  or signing.keys): nothing in them could be served"
             )));
+        }
+        for entry in &mut self.admin.allowed_hosts {
+            *entry = match crate::http::host::parse_allowed(entry) {
+                Ok(None) => "*".to_owned(),
+                Ok(Some((name, None))) => name,
+                Ok(Some((name, Some(port)))) => format!("{name}:{port}"),
+                Err(e) => {
+                    return Err(ConfigError::Invalid(format!("admin.allowed_hosts: {e}")));
+                }
+            };
         }
         let server = &self.server;
         if server.header_read_timeout_secs == 0
@@ -797,7 +813,7 @@ mod tests {
         let s = Settings {
             admin: AdminSettings {
                 token: Some(Secret::new("hunter2")),
-                token_file: None,
+                ..AdminSettings::default()
             },
             ..Settings::default()
         };

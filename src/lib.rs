@@ -54,6 +54,8 @@ pub struct Server {
     admin_listener: Option<TcpListener>,
     limits: serve::Limits,
     body_idle_timeout: Duration,
+    /// `admin.allowed_hosts`: names the admin API answers to besides the defaults.
+    admin_hosts: Vec<String>,
     state: AppState,
     gc_interval: Duration,
     gc_grace: Duration,
@@ -127,6 +129,7 @@ impl Server {
                 shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
             },
             body_idle_timeout: Duration::from_secs(server.body_idle_timeout_secs),
+            admin_hosts: settings.admin.allowed_hosts.clone(),
             state: AppState::new(http::Shared {
                 store,
                 admin_token: http::auth::AdminToken::new(&token),
@@ -201,10 +204,16 @@ impl Server {
         let admin_desc = match self.admin_listener {
             Some(listener) => {
                 let desc = serve::describe(&listener);
+                let hosts =
+                    http::host::AllowedHosts::new(listener.local_addr()?, &self.admin_hosts);
                 endpoints.push(serve::Endpoint {
                     name: "admin",
                     listener,
-                    app: http::admin_router(self.state.clone(), self.body_idle_timeout),
+                    app: http::admin_router(
+                        self.state.clone(),
+                        self.body_idle_timeout,
+                        Arc::new(hosts),
+                    ),
                 });
                 endpoints.push(serve::Endpoint {
                     name: "public",
@@ -214,10 +223,14 @@ impl Server {
                 desc
             }
             None => {
+                let hosts = (!self.admin_hosts.is_empty())
+                    .then(|| self.listener.local_addr())
+                    .transpose()?
+                    .map(|addr| Arc::new(http::host::AllowedHosts::new(addr, &self.admin_hosts)));
                 endpoints.push(serve::Endpoint {
                     name: "public",
                     listener: self.listener,
-                    app: http::combined_router(self.state, self.body_idle_timeout),
+                    app: http::combined_router(self.state, self.body_idle_timeout, hosts),
                 });
                 "on the public listener".to_owned()
             }

@@ -1,13 +1,16 @@
 //! The smaller points of the security review, against the real server (in process, or the
-//! binary where start-up is what is tested): one `Authorization` header only.
+//! binary where start-up is what is tested): one `Authorization` header only; `Host` as
+//! RFC 9112 §3.2 says, and the admin listener answering only to its own names (DNS rebinding).
 //!
 //! Requests that must reach the server exactly as written go over a raw socket.
 
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use common::{TOKEN, TestServer, fixtures};
+use common::{Storage, TOKEN, TestServer, fixtures};
+use media_origin::config::AdminBind;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -156,4 +159,333 @@ async fn two_authorization_headers_are_refused_whichever_holds_the_token() {
     // Nothing was deleted by any of them.
     let r = s.get(&s.media("a.pdf")).await;
     assert_eq!(r.status(), 200);
+}
+
+// ---- Host ------------------------------------------------------------------------------------
+
+const MISSING_HOST: &str = "an HTTP/1.1 request must have a Host header";
+const TWO_HOSTS: &str = "the request has more than one Host header";
+const BAD_HOST: &str = "the Host header is not a host name, with an optional :port";
+
+fn misdirected(name: &str) -> Value {
+    error(
+        "misdirected_request",
+        &format!(
+            "the admin API does not answer to the name {name:?}: it answers only to its bind \
+             address, localhost, 127.0.0.1, [::1] and the names in admin.allowed_hosts, so that \
+             a web page cannot reach it through DNS rebinding; if {name:?} is a name of this \
+             server, add it to admin.allowed_hosts (MEDIA_ORIGIN__ADMIN__ALLOWED_HOSTS)"
+        ),
+    )
+}
+
+/// The RFC 9112 §3.2 refusals at `addr`, on `target`.
+async fn assert_host_rules(addr: SocketAddr, target: &str, valid_host: &str) {
+    let cases = [
+        (format!("GET {target} HTTP/1.1\r\n"), MISSING_HOST),
+        (
+            format!("GET {target} HTTP/1.1\r\nHost: {valid_host}\r\nHost: {valid_host}\r\n"),
+            TWO_HOSTS,
+        ),
+        (
+            format!("GET {target} HTTP/1.1\r\nHost: {valid_host}\r\nHost: other.example\r\n"),
+            TWO_HOSTS,
+        ),
+        (
+            format!("GET {target} HTTP/1.0\r\nHost: {valid_host}\r\nHost: {valid_host}\r\n"),
+            TWO_HOSTS,
+        ),
+        (format!("GET {target} HTTP/1.1\r\nHost: \r\n"), BAD_HOST),
+        (
+            format!("GET {target} HTTP/1.1\r\nHost: user@{valid_host}\r\n"),
+            BAD_HOST,
+        ),
+        (format!("GET {target} HTTP/1.1\r\nHost: a b\r\n"), BAD_HOST),
+        (
+            format!("GET {target} HTTP/1.1\r\nHost: localhost:99999\r\n"),
+            BAD_HOST,
+        ),
+    ];
+    for (head, message) in cases {
+        let r = send(addr, &head).await;
+        assert_eq!(r.status, 400, "{head:?}");
+        assert_eq!(r.json(), error("invalid_host", message), "{head:?}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/json"),
+            "{head:?}"
+        );
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert!(r.header("x-request-id").is_some(), "{head:?}");
+    }
+    // HTTP/1.0 may come without Host; one valid Host passes.
+    let r = send(addr, &format!("GET {target} HTTP/1.0\r\n")).await;
+    assert_eq!(r.status, 200, "HTTP/1.0 without Host");
+    let r = send(
+        addr,
+        &format!("GET {target} HTTP/1.1\r\nHost: {valid_host}\r\n"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "one Host");
+}
+
+/// The public listener (and a shared one) refuses HTTP/1.1 without Host and two Hosts with 400,
+/// but answers any one name: Meta's fetcher and a CDN use the public name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_host_or_with_two_the_answer_is_400_on_every_listener() {
+    // Apart: the public listener and the admin listener.
+    let s = TestServer::start_with(Storage::new(common::Backend::Local).await, |c| {
+        c.server.admin_bind = AdminBind::Addr("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    s.upload("a.pdf", "application/pdf", fixtures::pdf(1000, 1))
+        .await;
+    for target in ["/media/a.pdf", "/healthz"] {
+        assert_host_rules(s.addr, target, "media.example.com").await;
+    }
+    let admin_host = s.admin_addr.to_string();
+    for target in ["/metrics", "/healthz", "/api/openapi.json"] {
+        assert_host_rules(s.admin_addr, target, &admin_host).await;
+    }
+    // Authenticated or not, the Host check comes first.
+    let r = send(
+        s.admin_addr,
+        &format!("GET /api/assets/a.pdf HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n"),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json(), error("invalid_host", MISSING_HOST));
+    // Shared: the same rules.
+    let shared = TestServer::start().await;
+    shared
+        .upload("a.pdf", "application/pdf", fixtures::pdf(1000, 1))
+        .await;
+    for target in ["/media/a.pdf", "/api/openapi.json"] {
+        assert_host_rules(shared.addr, target, "media.example.com").await;
+    }
+    // The refusals are counted like every answer.
+    let metrics = send(
+        s.admin_addr,
+        &format!("GET /metrics HTTP/1.1\r\nHost: {admin_host}\r\n"),
+    )
+    .await;
+    let text = String::from_utf8(metrics.body).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == "media_origin_http_requests_total{route=\"media\",status=\"400\"} 8"),
+        "{text}"
+    );
+}
+
+/// The admin listener answers only to its bind address and the loopback names (with its port
+/// or none) and to `admin.allowed_hosts`: a page whose name was rebound to 127.0.0.1 gets 421
+/// with the setting to change, for `/metrics`, the API description, the page and the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_listener_answers_only_to_its_own_names() {
+    let s = TestServer::start_with(Storage::new(common::Backend::Local).await, |c| {
+        c.server.admin_bind = AdminBind::Addr("127.0.0.1:0".parse().unwrap());
+        c.admin.allowed_hosts = vec!["Admin.Example.com".into(), "proxy.internal:9443".into()];
+    })
+    .await;
+    let port = s.admin_addr.port();
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    let targets = [
+        ("/metrics", ""),
+        ("/api/openapi.json", ""),
+        ("/admin", ""),
+        ("/healthz", ""),
+        ("/api/policies", auth.as_str()),
+    ];
+    for name in [
+        format!("127.0.0.1:{port}"),
+        "127.0.0.1".into(),
+        format!("localhost:{port}"),
+        "LocalHost".into(),
+        format!("[::1]:{port}"),
+        "[::1]".into(),
+        "admin.example.com".into(),
+        format!("ADMIN.example.com:{port}"),
+        "proxy.internal:9443".into(),
+    ] {
+        for (target, extra) in &targets {
+            let r = send(
+                s.admin_addr,
+                &format!("GET {target} HTTP/1.1\r\nHost: {name}\r\n{extra}"),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{target} as {name}");
+        }
+    }
+    for name in [
+        format!("evil.example:{port}"),
+        "evil.example".into(),
+        format!("localhost:{}", port.wrapping_add(1).max(1)),
+        format!("127.0.0.2:{port}"),
+        "proxy.internal".into(),
+        format!("proxy.internal:{port}"),
+        "admin.example.com:9443".into(),
+        format!("localhost.evil.example:{port}"),
+    ] {
+        for (target, extra) in &targets {
+            let r = send(
+                s.admin_addr,
+                &format!("GET {target} HTTP/1.1\r\nHost: {name}\r\n{extra}"),
+            )
+            .await;
+            assert_eq!(r.status, 421, "{target} as {name}");
+            assert_eq!(r.json(), misdirected(&name), "{target} as {name}");
+            assert_eq!(r.header("content-type"), Some("application/json"));
+            assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        }
+    }
+    // An absolute-form target names the host instead of Host (RFC 9112 §3.2.2).
+    let r = send(
+        s.admin_addr,
+        &format!("GET http://evil.example:{port}/metrics HTTP/1.1\r\nHost: localhost:{port}\r\n"),
+    )
+    .await;
+    assert_eq!(r.status, 421);
+    assert_eq!(r.json(), misdirected(&format!("evil.example:{port}")));
+    // The public listener answers to any name.
+    let r = send(s.addr, "GET /healthz HTTP/1.1\r\nHost: evil.example\r\n").await;
+    assert_eq!(r.status, 200);
+}
+
+/// On a shared listener (`admin_bind = "public"`) any name reaches everything by default (the
+/// admin routes there need the token); with `admin.allowed_hosts` set, the admin routes answer
+/// only to those names and the loopback ones, `/media` and health to any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shared_listener_limits_admin_routes_only_when_told_to() {
+    let open = TestServer::start().await;
+    open.upload("a.pdf", "application/pdf", fixtures::pdf(1000, 1))
+        .await;
+    for target in ["/api/openapi.json", "/media/a.pdf", "/admin"] {
+        let r = send(
+            open.addr,
+            &format!("GET {target} HTTP/1.1\r\nHost: anything.example\r\n"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{target}");
+    }
+
+    let storage = Storage::new(common::Backend::Local).await;
+    let s = TestServer::start_with(Arc::clone(&storage), |c| {
+        c.admin.allowed_hosts = vec!["admin.example.com".into()];
+    })
+    .await;
+    s.upload("a.pdf", "application/pdf", fixtures::pdf(1000, 1))
+        .await;
+    for target in ["/media/a.pdf", "/healthz", "/readyz"] {
+        let r = send(
+            s.addr,
+            &format!("GET {target} HTTP/1.1\r\nHost: cdn.example\r\n"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{target}");
+    }
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    for (target, extra) in [
+        ("/api/openapi.json", ""),
+        ("/admin", ""),
+        ("/metrics", auth.as_str()),
+        ("/api/assets/a.pdf", auth.as_str()),
+    ] {
+        let r = send(
+            s.addr,
+            &format!("GET {target} HTTP/1.1\r\nHost: cdn.example\r\n{extra}"),
+        )
+        .await;
+        assert_eq!(r.status, 421, "{target}");
+        assert_eq!(r.json(), misdirected("cdn.example"), "{target}");
+        for name in [
+            "admin.example.com".to_owned(),
+            s.addr.to_string(),
+            "localhost".into(),
+        ] {
+            let r = send(
+                s.addr,
+                &format!("GET {target} HTTP/1.1\r\nHost: {name}\r\n{extra}"),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{target} as {name}");
+        }
+    }
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_media-origin");
+
+/// `media-origin serve` in a fresh directory, configured by `env`.
+fn serve_command(dir: &std::path::Path, env: &[(&str, &str)]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.current_dir(dir)
+        .args(["serve", "--storage", "data"])
+        .env_remove("MEDIA_ORIGIN_ADMIN_TOKEN")
+        .env("MEDIA_ORIGIN__SERVER__BIND", "127.0.0.1:0")
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// The binary takes `admin.allowed_hosts` from the environment (a comma-separated list) for
+/// its own admin listener, and refuses to start on an entry that is no host name.
+#[test]
+fn admin_allowed_hosts_is_configured_and_checked_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = serve_command(
+        dir.path(),
+        &[
+            ("MEDIA_ORIGIN_ADMIN_TOKEN", TOKEN),
+            (
+                "MEDIA_ORIGIN__ADMIN__ALLOWED_HOSTS",
+                "admin.example.com, a b",
+            ),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "media-origin: invalid configuration: admin.allowed_hosts: \"a b\" is not a host name \
+         or address, with an optional :port\n"
+    );
+
+    let (_child, _addr, logs) = common::spawn_binary_logged(&mut serve_command(
+        dir.path(),
+        &[
+            ("MEDIA_ORIGIN_ADMIN_TOKEN", TOKEN),
+            ("MEDIA_ORIGIN__SERVER__ADMIN_BIND", "127.0.0.1:0"),
+            (
+                "MEDIA_ORIGIN__ADMIN__ALLOWED_HOSTS",
+                "Admin.Example.com, ops.internal:9000",
+            ),
+        ],
+    ));
+    let admin: SocketAddr = logs
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| l.split("admin=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the admin listener is logged")
+        .parse()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for (name, status) in [
+            ("admin.example.com", 200),
+            ("ops.internal:9000", 200),
+            (&*format!("localhost:{}", admin.port()), 200),
+            ("evil.example", 421),
+            ("ops.internal", 421),
+        ] {
+            let r = send(admin, &format!("GET /metrics HTTP/1.1\r\nHost: {name}\r\n")).await;
+            assert_eq!(r.status, status, "{name}");
+            if status == 421 {
+                assert_eq!(r.json(), misdirected(name));
+            }
+        }
+    });
 }

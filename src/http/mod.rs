@@ -9,6 +9,7 @@ pub mod admin;
 pub mod auth;
 pub mod conditional;
 pub mod error;
+pub mod host;
 pub mod observe;
 pub mod openapi;
 pub mod page;
@@ -64,13 +65,13 @@ pub struct Shared {
     pub observer: Arc<observe::Observer>,
 }
 
-/// An application as a listener serves it: the routes, observed (request IDs, metrics, fetch
-/// log, request logs; see [`observe`]).
-pub type App = observe::Observe<Router>;
+/// An application as a listener serves it: the routes behind the `Host` check ([`host`]),
+/// observed (request IDs, metrics, fetch log, request logs; see [`observe`]).
+pub type App = observe::Observe<host::CheckHost<Router>>;
 
 /// The public application: `/media`, health, and JSON errors for everything else.
 pub fn public_router(state: AppState) -> App {
-    finish(public::routes(), state)
+    finish(public::routes(), state, host::HostRule::Any)
 }
 
 /// The admin application: `/api` behind the bearer token, plus health so a load balancer can
@@ -79,18 +80,30 @@ pub fn public_router(state: AppState) -> App {
 ///
 /// `GET /metrics` needs no token here: the admin listener is loopback or internal, and
 /// Prometheus scrapers rarely carry one. Nor does the web page at `/admin`, on both admin
-/// routers: it is static and signs in to the API with the token itself.
-pub fn admin_router(state: AppState, body_idle_timeout: Duration) -> App {
+/// routers: it is static and signs in to the API with the token itself. Every route answers only
+/// to the names in `hosts` (see [`host`]), so a web page cannot reach them through DNS
+/// rebinding.
+pub fn admin_router(
+    state: AppState,
+    body_idle_timeout: Duration,
+    hosts: Arc<host::AllowedHosts>,
+) -> App {
     let api = Router::new()
         .route("/metrics", get(metrics))
         .merge(page::routes(&state.public_base))
         .nest("/api", admin_api(&state, body_idle_timeout));
-    finish(api, state)
+    finish(api, state, host::HostRule::Only(hosts))
 }
 
 /// Both on one listener (`server.admin_bind = "public"`). `/metrics` is then on the public
-/// listener, so it needs the admin token like the rest of the admin API.
-pub fn combined_router(state: AppState, body_idle_timeout: Duration) -> App {
+/// listener, so it needs the admin token like the rest of the admin API. With `hosts`
+/// (`admin.allowed_hosts` is set), every route but `/media` and health answers only to those
+/// names; without, any name (see [`host`] for why).
+pub fn combined_router(
+    state: AppState,
+    body_idle_timeout: Duration,
+    hosts: Option<Arc<host::AllowedHosts>>,
+) -> App {
     let both = public::routes()
         .merge(page::routes(&state.public_base))
         .route(
@@ -101,7 +114,8 @@ pub fn combined_router(state: AppState, body_idle_timeout: Duration) -> App {
             )),
         )
         .nest("/api", admin_api(&state, body_idle_timeout));
-    finish(both, state)
+    let rule = hosts.map_or(host::HostRule::Any, host::HostRule::AdminRoutes);
+    finish(both, state, rule)
 }
 
 /// The metrics in the OpenMetrics text format, which Prometheus scrapes.
@@ -119,9 +133,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Health checks, JSON for unknown routes and unrouted methods, the state, and, around it
-/// all, so that it sees every answer as sent, [`observe::Observe`].
-fn finish(routes: Router<AppState>, state: AppState) -> App {
+/// Health checks, JSON for unknown routes and unrouted methods, the state, the `Host` check by
+/// `hosts`, and, around it all, so that it sees every answer as sent, [`observe::Observe`].
+fn finish(routes: Router<AppState>, state: AppState, hosts: host::HostRule) -> App {
     let observer = Arc::clone(&state.observer);
     let router = routes
         .route("/healthz", get(healthz))
@@ -134,7 +148,7 @@ fn finish(routes: Router<AppState>, state: AppState) -> App {
             HeaderValue::from_static("nosniff"),
         ))
         .with_state(state);
-    observe::Observe::new(router, observer)
+    observe::Observe::new(host::CheckHost::new(router, hosts), observer)
 }
 
 fn admin_api(state: &AppState, body_idle_timeout: Duration) -> Router<AppState> {
