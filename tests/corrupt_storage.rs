@@ -128,12 +128,8 @@ async fn records_that_are_not_json_are_skipped_and_named(backend: Backend) {
         {"path": "promo/notes.txt", "key": notes_key, "reason": reason(b"remember to rotate the keys")},
     ]);
 
-    // The server starts (and collects garbage at once) over it.
+    // The server starts (and collects garbage at once) over them.
     let s = TestServer::start_with(Arc::clone(&storage), |_| {}).await;
-    eventually("the start-up collection counted both records", async || {
-        scrape(&s).await.get(UNREADABLE) == Some(&2.0)
-    })
-    .await;
 
     // Listings answer, without them, and name them.
     for target in ["/assets?prefix=promo/", "/assets", "/assets?folder=promo"] {
@@ -194,6 +190,12 @@ async fn records_that_are_not_json_are_skipped_and_named(backend: Backend) {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.bytes().await.unwrap(), a);
 
+    // The collection at start skipped and counted both.
+    eventually("the start-up collection counted both records", async || {
+        scrape(&s).await.get(UNREADABLE) == Some(&2.0)
+    })
+    .await;
+
     // Garbage collection (here by a second instance's store, past every grace period) skips
     // them, removes what is really unreferenced, and keeps the blob b's bytes still name.
     let mut settings = Settings::default();
@@ -249,12 +251,6 @@ async fn records_with_invalid_fields_answer_500(backend: Backend) {
         serde_json::from_slice(&read_object(&storage, "assets/promo/a.jpg.json")).unwrap();
     let cases: [(&str, &str, Value, String); 5] = [
         (
-            "short-hash.jpg",
-            "sha256",
-            json!("3a7b"),
-            r#"sha256 "3a7b" is not 64 lowercase hex digits"#.to_owned(),
-        ),
-        (
             "header.jpg",
             "content_type",
             json!("image/jpeg\r\nSet-Cookie: session=stolen"),
@@ -278,6 +274,12 @@ async fn records_with_invalid_fields_answer_500(backend: Backend) {
                 "last_modified {} is after the year 9999, the last an HTTP date can show",
                 u64::MAX
             ),
+        ),
+        (
+            "short-hash.jpg",
+            "sha256",
+            json!("3a7b"),
+            r#"sha256 "3a7b" is not 64 lowercase hex digits"#.to_owned(),
         ),
         (
             "copied.jpg",
@@ -367,7 +369,8 @@ async fn the_log_names_unreadable_records_and_nothing_panics(backend: Backend) {
     put_object(&storage, "assets/promo/b.jpg.json", &good[..good.len() / 2]);
     let mut bad: Value = serde_json::from_slice(&good).unwrap();
     bad["path"] = json!("promo/c.jpg");
-    bad["sha256"] = json!("not-a-hash");
+    // Not a hash, and a slice of its first two bytes cuts a character in half.
+    bad["sha256"] = json!("aé");
     put_object(
         &storage,
         "assets/promo/c.jpg.json",
@@ -387,17 +390,6 @@ async fn the_log_names_unreadable_records_and_nothing_panics(backend: Backend) {
             .await
             .unwrap()
     };
-    eventually("the start-up collection", async || {
-        metrics().await.lines().any(|l| l.starts_with(UNREADABLE))
-    })
-    .await;
-    let text = metrics().await;
-    assert_eq!(
-        text.lines()
-            .filter(|l| l.starts_with(UNREADABLE))
-            .collect::<Vec<_>>(),
-        [format!("{UNREADABLE} 2")]
-    );
     for path in ["promo/b.jpg", "promo/c.jpg"] {
         let r = client
             .get(format!("http://{addr}/media/{path}"))
@@ -425,6 +417,32 @@ async fn the_log_names_unreadable_records_and_nothing_panics(backend: Backend) {
         ["assets/promo/b.jpg.json", "assets/promo/c.jpg.json"]
     );
 
+    // The collection at start skipped and counted both.
+    eventually("the start-up collection", async || {
+        metrics().await.lines().any(|l| l.starts_with(UNREADABLE))
+    })
+    .await;
+    let text = metrics().await;
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with(UNREADABLE))
+            .collect::<Vec<_>>(),
+        [format!("{UNREADABLE} 2")]
+    );
+
+    // The metric is counted as the collection goes, its summary logged at the end; the log is
+    // read on a thread, in order, so once the last request's line is in, so are the others.
+    eventually(
+        "the collection's summary and the listing in the log",
+        async || {
+            let logs = logs.lock().unwrap();
+            logs.iter().any(|l| l.contains("garbage collection done"))
+                && logs.iter().any(|l| {
+                    l.contains("a listing skipped") && l.contains("key=assets/promo/c.jpg.json")
+                })
+        },
+    )
+    .await;
     let logs = logs.lock().unwrap().clone();
     let lines = |level: &str, needle: &str, key: &str| {
         logs.iter()
