@@ -34,7 +34,7 @@ WRK_TIMEOUT=${WRK_TIMEOUT:-30s}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
 SERVER_CPU=0
 CLIENT_CPU=1
-TOKEN="bench-$RANDOM$RANDOM$RANDOM"
+TOKEN="bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 
 BENCH_NAME=compare
 # shellcheck source=bench/lib.sh

@@ -21,6 +21,21 @@ use crate::store::path::parse_folder;
 pub const WHATSAPP_TOKEN_ENV: &str = "WHATSAPP_ACCESS_TOKEN";
 /// The environment variable that holds the admin API token.
 pub const ADMIN_TOKEN_ENV: &str = "MEDIA_ORIGIN_ADMIN_TOKEN";
+/// The shortest admin token accepted, in characters: a guessable token is no protection, and
+/// the API answers a wrong one at full speed.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// Whether `token` may be the admin token; the reason, naming the rule, when not.
+pub fn check_admin_token(token: &str) -> Result<(), String> {
+    let chars = token.chars().count();
+    if chars < MIN_ADMIN_TOKEN_CHARS {
+        return Err(format!(
+            "the admin token must be at least {MIN_ADMIN_TOKEN_CHARS} characters; this one has \
+             {chars} (make one with `openssl rand -hex 32`)"
+        ));
+    }
+    Ok(())
+}
 /// Prefix of the environment variables that override config keys.
 pub const ENV_PREFIX: &str = "MEDIA_ORIGIN__";
 
@@ -664,6 +679,11 @@ impl Settings {
                  or signing.keys): nothing in them could be served"
             )));
         }
+        if let Some(token) = &self.admin.token {
+            check_admin_token(token.expose()).map_err(|e| {
+                ConfigError::Invalid(format!("admin.token ({ADMIN_TOKEN_ENV}): {e}"))
+            })?;
+        }
         for entry in &mut self.admin.allowed_hosts {
             *entry = match crate::http::host::parse_allowed(entry) {
                 Ok(None) => "*".to_owned(),
@@ -836,13 +856,16 @@ mod tests {
             )?;
             jail.set_env("MEDIA_ORIGIN__SERVER__BIND", "0.0.0.0:7000");
             jail.set_env("MEDIA_ORIGIN__STORAGE__PATH", "/data/media");
-            jail.set_env("MEDIA_ORIGIN_ADMIN_TOKEN", "from-env");
+            jail.set_env("MEDIA_ORIGIN_ADMIN_TOKEN", "from-env-0123456789");
             let s = Settings::load(None).map_err(|e| e.to_string())?;
             assert_eq!(s.server.bind, "0.0.0.0:7000".parse().unwrap());
             assert_eq!(s.storage.path, PathBuf::from("/data/media"));
             assert_eq!(s.cache.default, CachePolicy::NoCache);
             assert_eq!(s.cache.folders["promo"], CachePolicy::MaxAge(60));
-            assert_eq!(s.admin.token.as_ref().unwrap().expose(), "from-env");
+            assert_eq!(
+                s.admin.token.as_ref().unwrap().expose(),
+                "from-env-0123456789"
+            );
             Ok(())
         });
     }

@@ -37,7 +37,7 @@ fn serve_reads_config_flags_and_environment_then_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("config.toml"),
-        "[server]\nbind = \"127.0.0.1:1\"\n[cache]\ndefault = \"no-store\"\n[admin]\ntoken = \"from-config\"\n",
+        "[server]\nbind = \"127.0.0.1:1\"\n[cache]\ndefault = \"no-store\"\n[admin]\ntoken = \"from-config-0123456789\"\n",
     )
     .unwrap();
     // The environment overrides the file (bind), the flag overrides the file (storage).
@@ -58,7 +58,7 @@ fn serve_reads_config_flags_and_environment_then_stops_on_sigterm() {
         assert_eq!(r.status(), 200);
         let r = client
             .put(format!("http://{addr}/api/assets/a.txt"))
-            .bearer_auth("from-config")
+            .bearer_auth("from-config-0123456789")
             .header("content-type", "text/plain")
             .body("hello")
             .send()

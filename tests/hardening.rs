@@ -489,3 +489,208 @@ fn admin_allowed_hosts_is_configured_and_checked_at_start() {
         }
     });
 }
+
+// ---- the admin token and file modes ----------------------------------------------------------
+
+/// Run `cmd`, which must exit by itself within 20 s (a server that starts instead is killed
+/// and the test fails); its exit code and the last line of its stderr.
+fn refused(cmd: &mut std::process::Command) -> (Option<i32>, String) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the server started instead of refusing to");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let last = stderr.lines().last().unwrap_or_default().to_owned();
+    (status.code(), last)
+}
+
+fn short_token_error(chars: usize) -> String {
+    format!(
+        "media-origin: invalid configuration: admin.token (MEDIA_ORIGIN_ADMIN_TOKEN): the admin \
+         token must be at least 16 characters; this one has {chars} (make one with `openssl rand \
+         -hex 32`)"
+    )
+}
+
+/// A configured admin token under 16 characters stops the start with the rule, from the
+/// environment or the config file; 16 is enough.
+#[test]
+fn an_admin_token_under_16_characters_is_a_start_up_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for token in ["0123456789", "0123456789abcde", "ééééééééééééééé"] {
+        let (code, line) = refused(&mut serve_command(
+            dir.path(),
+            &[("MEDIA_ORIGIN_ADMIN_TOKEN", token)],
+        ));
+        assert_eq!(code, Some(2), "{token}");
+        assert_eq!(line, short_token_error(token.chars().count()), "{token}");
+    }
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[admin]\ntoken = \"ten-chars!\"\n",
+    )
+    .unwrap();
+    let (code, line) = refused(&mut serve_command(dir.path(), &[]));
+    assert_eq!(code, Some(2));
+    assert_eq!(line, short_token_error(10));
+    assert!(!dir.path().join("data").exists(), "nothing is created");
+
+    std::fs::remove_file(dir.path().join("config.toml")).unwrap();
+    let sixteen = "0123456789abcdef";
+    let (_child, addr) = common::spawn_binary(&mut serve_command(
+        dir.path(),
+        &[("MEDIA_ORIGIN_ADMIN_TOKEN", sixteen)],
+    ));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(send(
+        addr.parse().unwrap(),
+        &format!(
+            "GET /api/policies HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {sixteen}\r\n"
+        ),
+    ));
+    assert_eq!(r.status, 200);
+}
+
+/// A token file group or others may read is refused at start with the command that fixes it;
+/// once it is 0600 the server starts and takes its token. A short token in it is refused too.
+#[cfg(unix)]
+#[test]
+fn a_token_file_others_can_read_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let file = dir.path().join("data/.admin-token");
+    let token = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    for mode in [0o644, 0o640, 0o604, 0o620] {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let (code, line) = refused(&mut serve_command(dir.path(), &[]));
+        assert_eq!(code, Some(1), "{mode:o}");
+        assert_eq!(
+            line,
+            format!(
+                "media-origin: the admin token file data/.admin-token is open to group or others \
+                 (mode {mode:04o}), and whoever reads it holds the admin API: run `chmod 600 \
+                 data/.admin-token` (or set MEDIA_ORIGIN_ADMIN_TOKEN), then start again"
+            )
+        );
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            format!("{token}\n")
+        );
+    }
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (mut child, addr) = common::spawn_binary(&mut serve_command(dir.path(), &[]));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(send(
+        addr.parse().unwrap(),
+        &format!("GET /api/policies HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n"),
+    ));
+    assert_eq!(r.status, 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    std::fs::write(&file, "short-token\n").unwrap();
+    let (code, line) = refused(&mut serve_command(dir.path(), &[]));
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        line,
+        "media-origin: the admin token file data/.admin-token: the admin token must be at least \
+         16 characters; this one has 11 (make one with `openssl rand -hex 32`)"
+    );
+}
+
+/// A fresh local storage directory is created 0700, and everything the server writes in it
+/// (records, blobs, folders, the generated token file) is its user's alone.
+#[cfg(unix)]
+#[test]
+fn local_storage_is_created_0700_and_written_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, addr) = common::spawn_binary(&mut serve_command(dir.path(), &[]));
+    let root = dir.path().join("data");
+    let token = std::fs::read_to_string(root.join(".admin-token")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        for (path, body) in [
+            ("a.pdf", fixtures::pdf(3000, 1)),
+            ("promo/2026/b.pdf", fixtures::pdf(3000, 2)),
+        ] {
+            let r = client
+                .put(format!("http://{addr}/api/assets/{path}"))
+                .bearer_auth(token.trim())
+                .header("content-type", "application/pdf")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+        }
+        let r = client
+            .put(format!("http://{addr}/api/policies/promo"))
+            .bearer_auth(token.trim())
+            .json(&json!({"cache_control": "no-cache"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    });
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&root), 0o700);
+    let mut stack = vec![root.clone()];
+    let (mut dirs, mut files) = (Vec::new(), Vec::new());
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                assert_eq!(mode(&p), 0o700, "{}", p.display());
+                stack.push(p.clone());
+                dirs.push(p);
+            } else {
+                assert_eq!(mode(&p), 0o600, "{}", p.display());
+                files.push(
+                    p.strip_prefix(&root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    files.sort();
+    // Two records, two blobs, the folder policies and the token file, nothing left out.
+    assert!(files.contains(&"assets/a.pdf.json".to_owned()), "{files:?}");
+    assert!(
+        files.contains(&"assets/promo/2026/b.pdf.json".to_owned()),
+        "{files:?}"
+    );
+    assert!(files.contains(&".admin-token".to_owned()), "{files:?}");
+    assert_eq!(
+        files.iter().filter(|f| f.starts_with("blobs/")).count(),
+        2,
+        "{files:?}"
+    );
+    assert!(dirs.len() >= 4, "{dirs:?}");
+}

@@ -524,19 +524,58 @@ impl Store {
         self
     }
 
-    /// A store over the local directory `root` (created if missing).
+    /// A store over the local directory `root` (created 0700 if missing).
+    ///
+    /// What it writes is its user's alone: folders 0700, files 0600. object_store's
+    /// `LocalFileSystem` creates them itself (files with `OpenOptions`' default 0o666, written
+    /// under a staging name and renamed or hard-linked into place; folders with
+    /// `create_dir_all`), and has no setting for their mode, so the process's umask is narrowed
+    /// to include 0o077 first: every file and folder is then born private, on every path
+    /// object_store writes by (staged `#n` files, multipart parts, parent folders). A chmod
+    /// after each write would leave a new file readable by others from its creation to the
+    /// chmod (for good, if the process died in between), and would have to find every folder
+    /// object_store made on the way. The umask is process-wide: nothing else the server writes
+    /// (the token file is 0600 anyway) needs more than its owner. An existing root keeps its
+    /// mode, with a warning when group or others may enter it.
     pub fn local(
         root: &std::path::Path,
         cache_ttl: Duration,
         default: CachePolicy,
         config_rules: BTreeMap<String, CachePolicy>,
     ) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(root).map_err(|e| {
+        #[cfg(unix)]
+        {
+            use rustix::fs::Mode;
+            let private = Mode::RWXG | Mode::RWXO;
+            let old = rustix::process::umask(private);
+            rustix::process::umask(old | private);
+        }
+        let existed = root.is_dir();
+        let mut dirs = std::fs::DirBuilder::new();
+        dirs.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
+        dirs.create(root).map_err(|e| {
             StoreError::Backend(object_store::Error::Generic {
                 store: "LocalFileSystem",
                 source: format!("cannot create storage directory {}: {e}", root.display()).into(),
             })
         })?;
+        #[cfg(unix)]
+        if existed
+            && let Ok(meta) = std::fs::metadata(root)
+            && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0
+        {
+            tracing::warn!(
+                root = %root.display(),
+                mode = format!(
+                    "{:04o}",
+                    std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777
+                ),
+                "the storage directory is open to group or others; new files in it are 0600, \
+                 but `chmod 700` it to keep the assets and the token file private"
+            );
+        }
         let objects: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(root)?);
         let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
         Ok(Self::build(
