@@ -103,6 +103,10 @@ pub enum LogFormat {
 pub struct LogSettings {
     /// `text` or `json`.
     pub format: LogFormat,
+    /// The level filter, in `RUST_LOG`'s syntax (`info`, `info,media_origin=debug`). When set it
+    /// takes the place of `RUST_LOG`, and SIGHUP reloads it (see [`crate::reload`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
 }
 
 /// `[metrics]`: what `/metrics` counts.
@@ -741,6 +745,16 @@ impl Settings {
             ));
         }
         wa.validate_ttl_minutes()?;
+        if let Some(level) = &self.log.level {
+            let level = level.trim();
+            if level.is_empty() {
+                self.log.level = None;
+            } else {
+                crate::logging::parse_filter(level)
+                    .map_err(|e| ConfigError::Invalid(format!("log.level {level:?}: {e}")))?;
+                self.log.level = Some(level.to_owned());
+            }
+        }
         if let Some(base) = &self.server.public_base_url {
             let base = base.trim().trim_end_matches('/');
             if base.is_empty() {
@@ -1056,6 +1070,37 @@ mod tests {
             .unwrap();
             let e = Settings::load(None).unwrap_err().to_string();
             assert!(e.contains("(none configured)"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn log_level_from_the_file_or_the_environment_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(
+                Settings::load(None).map_err(|e| e.to_string())?.log.level,
+                None
+            );
+            jail.create_file(
+                "config.toml",
+                "[log]\nlevel = \" info,media_origin=debug \"\n",
+            )?;
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.log.level.as_deref(), Some("info,media_origin=debug"));
+            jail.set_env("MEDIA_ORIGIN__LOG__LEVEL", "warn");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.log.level.as_deref(), Some("warn"));
+            for (level, why) in [
+                ("inof", "\"inof\" is not a level"),
+                (
+                    "info,media_origin=loud",
+                    "log.level \"info,media_origin=loud\"",
+                ),
+            ] {
+                jail.set_env("MEDIA_ORIGIN__LOG__LEVEL", level);
+                let e = Settings::load(None).unwrap_err().to_string();
+                assert!(e.contains(why), "{level}: {e}");
+            }
             Ok(())
         });
     }

@@ -11,6 +11,7 @@
 //! - [`store`]: assets on an object store: blobs, records, path validation.
 //! - [`http`]: public serving, the admin API, auth, errors.
 //! - [`signing`]: signed, expiring links for assets that must not be public.
+//! - [`reload`]: SIGHUP: the settings that can change without a restart.
 //! - [`whatsapp`]: media IDs at the Cloud API Media endpoint, for `id`-based sends.
 //! - [`cli`]: the command line.
 //!
@@ -25,6 +26,7 @@ pub mod logging;
 pub mod media_kind;
 pub mod metrics;
 pub mod policy;
+pub mod reload;
 pub mod serve;
 pub mod signing;
 pub mod store;
@@ -136,8 +138,10 @@ impl Server {
                 public_base: Arc::from(public_base),
                 whatsapp: whatsapp::WhatsApp::new(&settings.whatsapp, clock)
                     .with_metrics(Arc::clone(&metrics)),
-                signer: signing::Signer::from_settings(&settings.signing)
-                    .map_err(|e| anyhow::anyhow!("[signing]: {e}"))?,
+                signer: arc_swap::ArcSwap::from_pointee(
+                    signing::Signer::from_settings(&settings.signing)
+                        .map_err(|e| anyhow::anyhow!("[signing]: {e}"))?,
+                ),
                 observer: Arc::new(http::observe::Observer::new(
                     metrics,
                     &settings.metrics,
@@ -167,6 +171,12 @@ impl Server {
     /// The base of the URLs handed out.
     pub fn public_base(&self) -> &str {
         &self.state.public_base
+    }
+
+    /// What SIGHUP uses to reload this server: `running` is the settings it was bound with,
+    /// `load` reads them again as at start (file, environment, flags).
+    pub fn reloader(&self, running: Settings, load: reload::Load) -> reload::Reloader {
+        reload::Reloader::new(self.state.clone(), running, load)
     }
 
     /// Serve until `shutdown` completes, then finish the requests in flight.
@@ -257,7 +267,7 @@ fn derived_base(addr: SocketAddr) -> String {
 /// the admin API is never open without one. Either way it is at least
 /// [`config::MIN_ADMIN_TOKEN_CHARS`] characters, and a token file that group or others may read
 /// is refused: whoever reads it holds the admin API.
-fn admin_token(settings: &Settings) -> anyhow::Result<String> {
+pub(crate) fn admin_token(settings: &Settings) -> anyhow::Result<String> {
     if let Some(token) = &settings.admin.token {
         // Settings::validate says so too; settings built by hand are held to the same rule.
         config::check_admin_token(token.expose())

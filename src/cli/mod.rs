@@ -6,6 +6,7 @@ mod upload;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::Server;
@@ -72,11 +73,12 @@ enum Command {
 /// Parse the command line and run it.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `[log] format` applies to the server; the client commands log as text.
-    crate::logging::init(match &cli.command {
-        Command::Serve { config, .. } => crate::logging::format_from(config.as_deref()),
-        _ => crate::config::LogFormat::Text,
-    });
+    // `[log]` applies to the server; the client commands log as text, filtered by `RUST_LOG`.
+    let log = match &cli.command {
+        Command::Serve { config, .. } => crate::logging::settings_from(config.as_deref()),
+        _ => crate::config::LogSettings::default(),
+    };
+    crate::logging::init(log.format, log.level.as_deref());
     match cli.command {
         Command::Upload(args) => upload::run(args).await,
         Command::Check(args) => crate::check::run(args).await,
@@ -94,27 +96,29 @@ pub async fn main() -> ExitCode {
             admin_bind,
             storage,
         } => {
-            let mut settings = match Settings::load(config.as_deref()) {
+            // SIGHUP reads the settings again the same way: file, environment, flags.
+            let load = move || {
+                let mut settings = Settings::load(config.as_deref())?;
+                if let Some(bind) = bind {
+                    settings.server.bind = bind;
+                }
+                if let Some(admin_bind) = admin_bind {
+                    settings.server.admin_bind = admin_bind;
+                }
+                settings.validate()?;
+                if let Some(storage) = &storage {
+                    settings.storage.path.clone_from(storage);
+                }
+                Ok(settings)
+            };
+            let settings = match load() {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("media-origin: {e}");
                     return ExitCode::from(2);
                 }
             };
-            if let Some(bind) = bind {
-                settings.server.bind = bind;
-            }
-            if let Some(admin_bind) = admin_bind {
-                settings.server.admin_bind = admin_bind;
-            }
-            if let Err(e) = settings.validate() {
-                eprintln!("media-origin: {e}");
-                return ExitCode::from(2);
-            }
-            if let Some(storage) = storage {
-                settings.storage.path = storage;
-            }
-            match serve(settings).await {
+            match serve(settings, Box::new(load)).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("media-origin: {e:#}");
@@ -160,12 +164,49 @@ async fn sign(path: &str, ttl: Option<u64>, api: &upload::ApiArgs) -> ExitCode {
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn serve(settings: Settings, load: crate::reload::Load) -> anyhow::Result<()> {
+    // From here on SIGHUP reloads instead of ending the process (its default).
+    #[cfg(unix)]
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("listening for SIGHUP")?;
     let server = Server::bind(&settings).await?;
+    let reloader = server.reloader(settings, load);
+    #[cfg(unix)]
+    let reloading = tokio::spawn(reload_on_hangup(hangups, reloader));
+    #[cfg(not(unix))]
+    drop(reloader);
     tracing::info!(public_base = server.public_base(), "media-origin ready");
-    server.run(shutdown_signal()).await?;
+    let served = server.run(shutdown_signal()).await;
+    #[cfg(unix)]
+    reloading.abort();
+    served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every SIGHUP reloads the settings (see [`crate::reload`]), one reload at a time.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    mut reloader: crate::reload::Reloader,
+) {
+    while hangups.recv().await.is_some() {
+        // It reads files (and may write a generated token file): off the runtime's threads.
+        reloader = match tokio::task::spawn_blocking(move || {
+            reloader.reload();
+            reloader
+        })
+        .await
+        {
+            Ok(reloader) => reloader,
+            Err(e) => {
+                // Still listening, so SIGHUP cannot end the process.
+                tracing::error!(error = %e, "reloading failed; further SIGHUPs are ignored");
+                while hangups.recv().await.is_some() {}
+                return;
+            }
+        };
+    }
 }
 
 async fn check_storage(settings: &Settings) -> ExitCode {

@@ -149,8 +149,9 @@ fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetView {
     let (signed, signed_source) = policies.signed_for(&r.path, r.signed);
     let mut link_expires_at = None;
     if signed {
-        let expires = crate::store::unix_now() + state.signer.default_ttl();
-        if let Some(query) = state.signer.sign(&r.path, expires) {
+        let signer = state.signer.load();
+        let expires = crate::store::unix_now() + signer.default_ttl();
+        if let Some(query) = signer.sign(&r.path, expires) {
             link = format!("{link}&{query}");
             link_expires_at = Some(crate::http_date(expires));
         }
@@ -681,16 +682,20 @@ async fn patch_asset(
 
 /// Marking something signed-only without a key would make it unreachable.
 fn require_signing(state: &AppState) -> Result<(), ApiError> {
-    if state.signer.is_configured() {
+    if state.signer.load().is_configured() {
         return Ok(());
     }
-    Err(ApiError::bad_request(
+    Err(not_configured())
+}
+
+fn not_configured() -> ApiError {
+    ApiError::bad_request(
         "signing_not_configured",
         format!(
             "no signing key is configured: set {} (id:secret pairs) first",
             crate::config::SIGNING_KEYS_ENV
         ),
-    ))
+    )
 }
 
 /// The `cache_control` of a JSON body `{"cache_control": "..."}`; `null` only where allowed.
@@ -822,7 +827,9 @@ async fn sign_link(
     let Json(req) = body.map_err(json_rejection)?;
     require_signing(&state)?;
     let path = AssetPath::parse(&req.path)?;
-    let ttl = req.ttl_secs.unwrap_or(state.signer.default_ttl());
+    // One set of keys for the whole request, even if SIGHUP replaces them meanwhile.
+    let signer = state.signer.load_full();
+    let ttl = req.ttl_secs.unwrap_or(signer.default_ttl());
     if ttl == 0 || ttl > crate::config::MAX_LINK_TTL_SECS {
         return Err(ApiError::bad_request(
             "invalid_ttl",
@@ -840,7 +847,10 @@ async fn sign_link(
     let policies = state.store.policies().await;
     let asset = view(&state, &policies, &record);
     let expires = crate::store::unix_now() + ttl;
-    let query = state.signer.sign(path.as_str(), expires).expect("checked");
+    let Some(query) = signer.sign(path.as_str(), expires) else {
+        // The keys were dropped by a reload since `require_signing`.
+        return Err(not_configured());
+    };
     let url = format!("{}?v={}&{query}", asset.url, record.version());
     let kind = record.kind().map_or("document", Kind::as_str);
     let mut media = json!({"link": url});
@@ -871,10 +881,11 @@ async fn list_access(State(state): State<AppState>) -> Response {
         .into_iter()
         .map(|(folder, source)| json!({"folder": folder, "signed": true, "source": source}))
         .collect();
+    let signer = state.signer.load();
     Json(json!({
         "signed_folders": folders,
-        "signing_configured": state.signer.is_configured(),
-        "link_ttl_secs": state.signer.default_ttl(),
+        "signing_configured": signer.is_configured(),
+        "link_ttl_secs": signer.default_ttl(),
     }))
     .into_response()
 }

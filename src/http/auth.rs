@@ -15,21 +15,31 @@ use subtle::ConstantTimeEq;
 use super::AppState;
 use super::error::ApiError;
 
-/// The digest of the admin token, computed once at start.
-#[derive(Clone)]
-pub struct AdminToken([u8; 32]);
+/// The digest of the admin token, computed at start and again when SIGHUP reloads it; a
+/// check reads it with one atomic load.
+pub struct AdminToken(arc_swap::ArcSwap<[u8; 32]>);
 
 impl AdminToken {
     /// Keep only the digest of `token`.
     pub fn new(token: &str) -> Self {
-        Self(Sha256::digest(token.as_bytes()).into())
+        Self(arc_swap::ArcSwap::from_pointee(digest(token)))
     }
 
     /// Constant-time check of a presented token.
     pub fn verify(&self, presented: &str) -> bool {
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        self.0.ct_eq(&digest).into()
+        self.0.load().ct_eq(&digest(presented)).into()
     }
+
+    /// Accept `token` from now on instead of the current one. Returns whether it differs.
+    pub fn replace(&self, token: &str) -> bool {
+        let new = digest(token);
+        let old = self.0.swap(std::sync::Arc::new(new));
+        !bool::from(old.ct_eq(&new))
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 /// Middleware: let the request through only with `Authorization: Bearer <admin token>`, sent

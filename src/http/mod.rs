@@ -53,14 +53,15 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     /// The assets.
     pub store: Store,
-    /// Digest of the admin token.
+    /// Digest of the admin token (replaced on SIGHUP).
     pub admin_token: auth::AdminToken,
     /// Scheme, host and prefix for the URLs handed out, without a trailing slash.
     pub public_base: Arc<str>,
     /// Media IDs at the Cloud API.
     pub whatsapp: crate::whatsapp::WhatsApp,
-    /// Signs and checks links to signed-only assets.
-    pub signer: crate::signing::Signer,
+    /// Signs and checks links to signed-only assets; replaced whole on SIGHUP, so a handler
+    /// that loads it once signs and checks with one set of keys.
+    pub signer: arc_swap::ArcSwap<crate::signing::Signer>,
     /// Metrics and the fetch log.
     pub observer: Arc<observe::Observer>,
 }

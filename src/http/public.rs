@@ -97,6 +97,7 @@ async fn respond(
         let params = crate::signing::LinkParams::from_query(uri.query());
         if let Err(e) = state
             .signer
+            .load()
             .verify(path.as_str(), params, crate::store::unix_now())
         {
             let code = match e {

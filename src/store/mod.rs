@@ -1292,6 +1292,25 @@ impl Store {
         cached.set = Arc::new(set);
     }
 
+    /// Replace what the config file declares (a reload): the default policy, the
+    /// `[cache.folders]` rules and the `[signing] folders`, all at once. Rules and signed-only
+    /// folders set through the API are stored apart and stay as they are.
+    pub fn set_config_policies(
+        &self,
+        default: CachePolicy,
+        rules: BTreeMap<String, CachePolicy>,
+        signed_folders: impl IntoIterator<Item = String>,
+    ) {
+        let mut cached = self.inner.policies.lock().expect("policy cache");
+        let set = PolicySet {
+            default,
+            config: rules,
+            signed_config: signed_folders.into_iter().collect(),
+            ..(*cached.set).clone()
+        };
+        cached.set = Arc::new(set);
+    }
+
     /// Read-modify-write of the policy file, conditional on its version. `edit` answers what
     /// the caller returns and whether anything changed (nothing is written otherwise).
     async fn edit_policy_file<T: Copy>(
