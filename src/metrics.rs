@@ -195,7 +195,8 @@ impl Metrics {
         let media_bytes = Counter::default();
         registry.register_with_unit(
             "media_sent",
-            "Body bytes of GET /media answers (their Content-Length)",
+            "Body bytes of GET /media answers, as handed to the connection: a download cut off \
+             counts what was sent, not its Content-Length",
             Unit::Bytes,
             media_bytes.clone(),
         );

@@ -694,3 +694,151 @@ fn local_storage_is_created_0700_and_written_0600() {
     );
     assert!(dirs.len() >= 4, "{dirs:?}");
 }
+
+// ---- bytes sent --------------------------------------------------------------------------------
+
+/// `media_origin_media_sent_bytes_total`, read from `/metrics` (the shared listener needs the
+/// token there).
+async fn sent_bytes(s: &TestServer) -> u64 {
+    let text = s
+        .client
+        .get(s.url("/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("media_origin_media_sent_bytes_total "))
+        .unwrap_or_else(|| panic!("no media_sent_bytes_total in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// The fetch log of `path`, newest first, waiting up to 10 s until it has `n` entries.
+async fn fetches(s: &TestServer, path: &str, n: usize) -> Vec<Value> {
+    let started = std::time::Instant::now();
+    loop {
+        let log = s
+            .admin_json(reqwest::Method::GET, &format!("/fetches/{path}"))
+            .await;
+        let fetches = log["fetches"].as_array().unwrap().clone();
+        if fetches.len() >= n {
+            return fetches;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{path}: {} fetches after 10 s, want {n}: {log}",
+            fetches.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A client that reads the first 64 KiB of a 16 MiB asset and hangs up is counted, in the
+/// metric and the fetch log, for what was sent (bounded by the socket buffers), not for the
+/// whole body, and its entry says it was cut off; whole downloads and ranges count whole.
+async fn an_aborted_download_counts_the_bytes_sent_not_its_length(backend: common::Backend) {
+    const LEN: usize = 16 * 1024 * 1024;
+    const READ: usize = 64 * 1024;
+    let s = TestServer::start_on(backend).await;
+    let body = fixtures::pdf(LEN, 7);
+    s.upload("big.pdf", "application/pdf", body.clone()).await;
+    assert_eq!(sent_bytes(&s).await, 0);
+
+    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    tcp.write_all(
+        format!(
+            "GET /media/big.pdf HTTP/1.1\r\nHost: {}\r\nUser-Agent: half-reader/1\r\n\r\n",
+            s.addr
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0; 16 * 1024];
+    while got.len() < READ {
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the server closed after {} bytes", got.len());
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    let head = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(&got[head..], &body[..got.len() - head]);
+    drop(tcp);
+
+    let log = fetches(&s, "big.pdf", 1).await;
+    let entry = &log[0];
+    let sent = entry["bytes"].as_u64().unwrap();
+    assert_eq!(entry["status"], 200, "{entry}");
+    assert_eq!(entry["cut_off"], true, "{entry}");
+    assert_eq!(entry["user_agent"], "half-reader/1", "{entry}");
+    assert!(
+        sent >= (got.len() - head) as u64 && sent < LEN as u64,
+        "{sent} bytes counted for {} read of {LEN}",
+        got.len() - head
+    );
+    assert_eq!(sent_bytes(&s).await, sent);
+
+    // A whole download, and a range read to its end, count whole and are not cut off.
+    let r = s.get(&s.media("big.pdf")).await;
+    assert_eq!(r.bytes().await.unwrap().len(), LEN);
+    let r = s
+        .client
+        .get(s.media("big.pdf"))
+        .header("range", "bytes=1000-1049575")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap(), body[1000..1049576]);
+    let log = fetches(&s, "big.pdf", 3).await;
+    let summary: Vec<(u64, u64, bool)> = log
+        .iter()
+        .map(|f| {
+            (
+                f["status"].as_u64().unwrap(),
+                f["bytes"].as_u64().unwrap(),
+                f["cut_off"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (206, 1_048_576, false),
+            (200, LEN as u64, false),
+            (200, sent, true)
+        ]
+    );
+    assert_eq!(sent_bytes(&s).await, sent + LEN as u64 + 1_048_576);
+    // A small asset goes in one write, counted whole as before; HEAD counts nothing.
+    s.upload("small.pdf", "application/pdf", fixtures::pdf(5000, 3))
+        .await;
+    assert_eq!(
+        s.get(&s.media("small.pdf"))
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .len(),
+        5000
+    );
+    let r = s.client.head(s.media("small.pdf")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let log = fetches(&s, "small.pdf", 2).await;
+    assert_eq!(
+        (log[0]["bytes"].as_u64(), log[0]["cut_off"].as_bool()),
+        (Some(0), Some(false))
+    );
+    assert_eq!(
+        (log[1]["bytes"].as_u64(), log[1]["cut_off"].as_bool()),
+        (Some(5000), Some(false))
+    );
+    assert_eq!(sent_bytes(&s).await, sent + LEN as u64 + 1_048_576 + 5000);
+}
+
+on_both_backends!(an_aborted_download_counts_the_bytes_sent_not_its_length);

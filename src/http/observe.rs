@@ -6,6 +6,15 @@
 //! else a new UUID), a few atomic increments, and for `/media` one push into a bounded ring.
 //! Public requests are logged at DEBUG (a broadcast brings tens of thousands a second), admin
 //! requests at INFO.
+//!
+//! A download's bytes are counted as they are handed to the connection, not as its
+//! `Content-Length` promises: a body over [`COUNTED_CHUNK`] is wrapped ([`Counted`]) and goes out
+//! in pieces of at most that size, each added to `media_sent_bytes_total` as hyper takes it, and
+//! its fetch log entry is written when it ends, with the bytes sent and whether it was cut off.
+//! hyper takes a piece only when its write buffer (about 400 KiB) has room, so a client that
+//! stops reading is counted at most that buffer and one piece past what reached its socket.
+//! A smaller body goes to the socket in one write and is counted whole at once, as before: the
+//! hot path of small assets allocates nothing more.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -19,6 +28,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -32,6 +43,9 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_AGENT: usize = 256;
 /// Longest client request ID accepted.
 const MAX_REQUEST_ID: usize = 128;
+/// The largest piece a download is handed to the connection in, and the largest body counted
+/// whole at once (see the module documentation).
+pub const COUNTED_CHUNK: usize = 64 * 1024;
 
 /// Metrics, fetch log and the recognition of Meta's fetcher, shared by every request.
 pub struct Observer {
@@ -95,8 +109,12 @@ pub struct Fetch {
     pub method: &'static str,
     /// The status answered.
     pub status: u16,
-    /// Body bytes sent (0 for a 304 or a HEAD).
+    /// Body bytes sent: handed to the connection, so for a download cut off before its end,
+    /// fewer than its length (0 for a 304 or a HEAD).
     pub bytes: u64,
+    /// The download ended before its whole body was sent: the client went away or the
+    /// connection failed (`bytes` says how far it got).
+    pub cut_off: bool,
     /// The client's `User-Agent` (at most 256 characters).
     pub user_agent: Option<String>,
     /// `If-None-Match`, `If-Modified-Since` or `Range` was sent: the client had a copy, or
@@ -112,6 +130,7 @@ struct Entry {
     method: &'static str,
     status: u16,
     bytes: u64,
+    cut_off: bool,
     user_agent: Option<Arc<str>>,
     conditional: bool,
     meta: bool,
@@ -290,6 +309,7 @@ impl FetchLog {
                 method: e.method,
                 status: e.status,
                 bytes: e.bytes,
+                cut_off: e.cut_off,
                 user_agent: e.user_agent.as_deref().map(str::to_owned),
                 conditional: e.conditional,
                 meta: e.meta,
@@ -489,29 +509,52 @@ where
         let mut bytes = 0;
         let meta = p.media.as_ref().is_some_and(|m| m.meta);
         if let Some(m) = p.media {
+            if m.meta {
+                metrics.meta_request(status);
+            }
+            let logged = status != 400 && status != 405;
+            let entry = Entry {
+                at_unix_ms: unix_ms(),
+                method: m.method,
+                status,
+                bytes: 0,
+                cut_off: false,
+                user_agent: None,
+                conditional: m.conditional,
+                meta: m.meta,
+            };
             if m.method == "GET" && (status == 200 || status == 206) {
                 bytes = response
                     .headers()
                     .get(header::CONTENT_LENGTH)
                     .and_then(|v| v.to_str().ok()?.parse().ok())
                     .unwrap_or(0);
-                metrics.media_bytes(bytes);
             }
-            if m.meta {
-                metrics.meta_request(status);
-            }
-            if status != 400 && status != 405 && !matches!(m.slot, Slot::Off) {
-                let entry = Entry {
-                    at_unix_ms: unix_ms(),
-                    method: m.method,
-                    status,
-                    bytes,
-                    user_agent: None,
-                    conditional: m.conditional,
-                    meta: m.meta,
+            if bytes > COUNTED_CHUNK as u64 {
+                // Counted as it is sent; the fetch log entry is written when it ends.
+                let finish = Finish {
+                    observer: Arc::clone(&p.observer),
+                    slot: if logged { m.slot } else { Slot::Off },
+                    entry,
+                    agent: m.agent,
+                    request_id: p.request_id.clone(),
                 };
-                let agent = m.agent.as_ref().and_then(|a| a.to_str().ok());
-                p.observer.fetches.push(m.slot, entry, agent);
+                response = response.map(|body| {
+                    axum::body::Body::new(Counted {
+                        inner: body,
+                        rest: Bytes::new(),
+                        sent: 0,
+                        length: bytes,
+                        finish: Some(Box::new(finish)),
+                    })
+                });
+            } else {
+                metrics.media_bytes(bytes);
+                if logged && !matches!(m.slot, Slot::Off) {
+                    let entry = Entry { bytes, ..entry };
+                    let agent = m.agent.as_ref().and_then(|a| a.to_str().ok());
+                    p.observer.fetches.push(m.slot, entry, agent);
+                }
             }
         }
         if let Some(log) = this.log.take() {
@@ -538,6 +581,128 @@ where
         }
         response.headers_mut().insert(&X_REQUEST_ID, p.request_id);
         Poll::Ready(Ok(response))
+    }
+}
+
+/// What a counted download records when it ends.
+struct Finish {
+    observer: Arc<Observer>,
+    slot: Slot,
+    entry: Entry,
+    agent: Option<HeaderValue>,
+    request_id: HeaderValue,
+}
+
+/// A download's body, counted as hyper takes it (see the module documentation).
+struct Counted {
+    inner: axum::body::Body,
+    /// What is left of the last frame taken from `inner`, to hand out in pieces.
+    rest: Bytes,
+    sent: u64,
+    /// `Content-Length`.
+    length: u64,
+    /// Taken when the download ends, whole or not.
+    finish: Option<Box<Finish>>,
+}
+
+impl Counted {
+    /// The next piece of `rest`, counted.
+    fn piece(&mut self) -> Bytes {
+        let piece = self.rest.split_to(self.rest.len().min(COUNTED_CHUNK));
+        let n = piece.len() as u64;
+        self.sent += n;
+        if let Some(finish) = &self.finish {
+            finish.observer.metrics.media_bytes(n);
+        }
+        // Written before the client can have the last byte, so whoever reads the fetch log
+        // after a whole download finds it.
+        if self.sent >= self.length {
+            self.end(false);
+        }
+        piece
+    }
+
+    /// Write the fetch log entry, once.
+    fn end(&mut self, cut_off: bool) {
+        let Some(finish) = self.finish.take() else {
+            return;
+        };
+        let Finish {
+            observer,
+            slot,
+            mut entry,
+            agent,
+            request_id,
+        } = *finish;
+        entry.bytes = self.sent;
+        entry.cut_off = cut_off;
+        if cut_off {
+            tracing::debug!(
+                request_id = request_id.to_str().unwrap_or_default(),
+                sent = self.sent,
+                length = self.length,
+                "download cut off before its end"
+            );
+        }
+        if !matches!(slot, Slot::Off) {
+            observer
+                .fetches
+                .push(slot, entry, agent.as_ref().and_then(|a| a.to_str().ok()));
+        }
+    }
+}
+
+impl HttpBody for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if !self.rest.is_empty() {
+            return Poll::Ready(Some(Ok(Frame::data(self.piece()))));
+        }
+        match std::task::ready!(Pin::new(&mut self.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    self.rest = data;
+                    Poll::Ready(Some(Ok(Frame::data(self.piece()))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            Some(Err(e)) => {
+                self.end(true);
+                Poll::Ready(Some(Err(e)))
+            }
+            None => {
+                let short = self.sent < self.length;
+                self.end(short);
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let inner = self.inner.size_hint();
+        let rest = self.rest.len() as u64;
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + rest);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + rest);
+        }
+        hint
+    }
+}
+
+impl Drop for Counted {
+    /// Dropped before its end: the connection closed or failed.
+    fn drop(&mut self) {
+        self.end(true);
     }
 }
 
@@ -655,6 +820,7 @@ mod tests {
             method: "GET",
             status,
             bytes: 1,
+            cut_off: false,
             user_agent: None,
             conditional: false,
             meta: false,
