@@ -17,8 +17,10 @@
 //! One plain, unconditional `GET` per URL with the fetcher's (reported) User-Agent. Redirects
 //! are not followed automatically: each hop is followed by hand and reported, and any redirect
 //! fails (§2: Meta's fetch proxy does not follow them). The body of the final `200` is streamed,
-//! hashed (SHA-256) and its head sniffed with [`crate::media_kind::resolve`], the same code that
-//! decides types at upload; reading stops past [`MAX_UPLOAD_SIZE`] bytes. Then every rule is a
+//! hashed (SHA-256) and read whole by [`crate::media_kind::Inspector`], the same code that
+//! decides at upload (codecs, tracks, frame headers); reading stops past [`MAX_UPLOAD_SIZE`]
+//! bytes. The bytes are judged under the served type when it is one the gate stores (as the
+//! asset was stored), else on their own. Then every rule is a
 //! check with a level (`ok`, `warn`, `fail`) and a one-line reason citing the rule, and a final
 //! verdict line says whether Meta can use the asset and for how long it will cache it.
 //!
@@ -602,7 +604,16 @@ impl<'a> Media<'a> {
             body,
             sniffed: Err(MediaError::Unrecognized),
         };
-        media.sniffed = media.resolve(None);
+        // Under the served type when that is one the gate stores (it picks within a container
+        // family: an M4A served as `audio/mp4` from a `.mp4` URL is audio, as the gate stored
+        // it), else on the bytes alone.
+        let served = media
+            .declared
+            .filter(|_| matches!(media_kind::declared_limit(media.declared), Ok(Some(_))));
+        media.sniffed = match served.map(|d| media.resolve(Some(d))) {
+            Some(Ok(m)) => Ok(m),
+            _ => media.resolve(None),
+        };
         media
     }
 
@@ -734,12 +745,19 @@ impl<'a> Media<'a> {
                     m.content_type
                 ),
             ),
-            Err(MediaError::Mismatch { declared, detected }) => check(
+            Err(
+                ref e @ MediaError::Mismatch {
+                    ref declared,
+                    ref detected,
+                    ..
+                },
+            ) => check(
                 "bytes",
                 Level::Fail,
                 format!(
                     "declared {declared} but the bytes are {detected}: Meta inspects the bytes \
-                     and refuses a mismatch (§2)"
+                     and refuses a mismatch (§2){}",
+                    fix_text(e)
                 ),
             ),
             Err(e) => check(

@@ -266,8 +266,8 @@ async fn the_gate_and_check_agree_on_every_file_of_the_corpus() {
     .await;
     assert_eq!(
         body["error"]["fix"],
-        "ffmpeg -i in.mp4 -map 0:v:0 -map '0:a:0?' -c:v libx264 -pix_fmt yuv420p -profile:v high \
-         -c:a aac -ac 2 -movflags +faststart out.mp4"
+        "ffmpeg -i in.mp4 -map 0:v:0 -map \"0:a:0?\" -vf \"scale=trunc(iw/2)*2:trunc(ih/2)*2\" \
+         -c:v libx264 -pix_fmt yuv420p -profile:v high -c:a aac -ac 2 -movflags +faststart out.mp4"
     );
     // An iPhone .mov declared as MP4: the bytes are QuickTime.
     let (status, body) = put(
@@ -318,7 +318,11 @@ fn run_fix(fix: &str, input: &Path, dir: &Path) -> std::path::PathBuf {
     let out = dir.join(out_word);
     let _ = std::fs::remove_file(&out);
     let command = fix
-        .replacen(in_word, &input.display().to_string(), 1)
+        .replacen(
+            &format!(" {in_word} "),
+            &format!(" {} ", input.display()),
+            1,
+        )
         .replacen(out_word, &out.display().to_string(), 1);
     let status = Command::new("timeout")
         .args([
@@ -469,5 +473,174 @@ async fn the_media_api_upload_applies_the_same_decision() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["reused"], false, "{body}");
     assert_eq!(g.uploads().len(), 1);
+    s.stop().await;
+}
+
+/// ffmpeg from the corpus's install, on lavfi sources: a file the corpus does not hold.
+fn ffmpeg(dir: &Path, name: &str, args: &[&str]) -> std::path::PathBuf {
+    media::file(Corpus::H264AacMp4); // installs ffmpeg when missing
+    let out = dir.join(name);
+    let status = Command::new("timeout")
+        .arg("120")
+        .args([
+            "ffmpeg",
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+        ])
+        .args(args)
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ffmpeg {args:?} failed");
+    out
+}
+
+/// Cases found in review: H.264 in a profile phones do not decode, an odd-sized HEVC clip (the
+/// fix must make its dimensions even for x264), an M4A kept under a `.mp4` name (stored as
+/// audio, so `check` on its link must agree), and text that mentions `moov` early on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn profiles_odd_sizes_audio_under_mp4_names_and_text() {
+    let s = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let lavfi = ["-f", "lavfi", "-i", "testsrc2=s=64x64:d=0.5:r=10"];
+
+    let hi444 = ffmpeg(
+        dir.path(),
+        "hi444.mp4",
+        &[
+            &lavfi[..],
+            &[
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv444p",
+            ],
+        ]
+        .concat(),
+    );
+    let (status, body) = put(
+        &s,
+        "r/hi444.mp4",
+        Some("video/mp4"),
+        std::fs::read(&hi444).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "invalid video/mp4: video codec H.264 High 4:4:4 Predictive profile; WhatsApp plays 8-bit \
+         4:2:0 H.264 (Baseline, Main or High profile) only"
+    );
+
+    let odd = ffmpeg(
+        dir.path(),
+        "odd.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=321x241:d=0.5:r=10",
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-tag:v",
+            "hvc1",
+            "-x265-params",
+            "log-level=error",
+        ],
+    );
+    let (status, body) = put(
+        &s,
+        "r/odd.mp4",
+        Some("video/mp4"),
+        std::fs::read(&odd).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let fixed = run_fix(body["error"]["fix"].as_str().unwrap(), &odd, dir.path());
+    let (status, body) = put(&s, "r/odd-fixed.mp4", None, std::fs::read(fixed).unwrap()).await;
+    assert_eq!(status, 201, "{body}");
+
+    // An M4A named .mp4 and declared audio/mp4: stored as audio, and check agrees.
+    let m4a = media::file(Corpus::AacM4a).to_vec();
+    let (status, body) = put(&s, "r/song.mp4", Some("audio/mp4"), m4a).await;
+    assert_eq!(
+        (status, body["content_type"].as_str()),
+        (201, Some("audio/mp4")),
+        "{body}"
+    );
+    let (code, report) = check(&s.media("r/song.mp4")).await;
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        line(&report, "ok    bytes: ").ends_with(": AAC-LC audio"),
+        "{report}"
+    );
+
+    // Text whose bytes 4..8 spell an atom name is text, not QuickTime.
+    let (status, body) = put(
+        &s,
+        "r/note.txt",
+        None,
+        b"Not moov-ing: the sale starts Monday.\n".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["content_type"].as_str()),
+        (201, Some("text/plain")),
+        "{body}"
+    );
+    s.stop().await;
+}
+
+/// On S3 a refusal is decided after the bytes went up (in parts, past 5 MiB): nothing may stay,
+/// neither an object nor a multipart upload's marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refusals_leave_nothing_on_s3() {
+    let s = TestServer::start_on(common::Backend::S3).await;
+    let before = s.files();
+    // A 6 MB HEVC clip: the codec is only known at `moov`, after the first part was sent.
+    let mut big = media::file(Corpus::HevcMp4).to_vec();
+    let more = 6_000_000 - big.len();
+    big.extend_from_slice(&u32::try_from(more).unwrap().to_be_bytes());
+    big.extend_from_slice(b"free");
+    big.extend(common::fixtures::noise(more - 8, 1));
+    let (status, body) = put(&s, "s3/big-hevc.mp4", Some("video/mp4"), big).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("HEVC"),
+        "{body}"
+    );
+    for c in [
+        Corpus::H264AacMov,
+        Corpus::TwoAacTracksMp4,
+        Corpus::CmykJpg,
+        Corpus::ToneMp2,
+    ] {
+        let (status, _) = put(
+            &s,
+            &format!("s3/{}", c.name()),
+            declared(c),
+            media::file(c).to_vec(),
+        )
+        .await;
+        assert_eq!(status, expected(c).unwrap().status, "{}", c.name());
+    }
+    assert_eq!(s.files(), before, "a refusal left something in the bucket");
+    let (status, _) = put(
+        &s,
+        "s3/ok.mp4",
+        Some("video/mp4"),
+        media::file(Corpus::H264AacMoovLastMp4).to_vec(),
+    )
+    .await;
+    assert_eq!(status, 201);
     s.stop().await;
 }

@@ -56,6 +56,8 @@ pub enum BoxError {
     MoovTooLarge { size: u64 },
     /// No `moov` at all.
     NoMoov,
+    /// More tracks than [`MAX_TRACKS`], or sample entries than [`MAX_ENTRIES`] in one track.
+    TooMany { what: &'static str, limit: usize },
 }
 
 impl fmt::Display for BoxError {
@@ -78,6 +80,10 @@ impl fmt::Display for BoxError {
             BoxError::MoovTooLarge { size } => write!(
                 f,
                 "its 'moov' box is {size} bytes, more than the {MAX_MOOV} this server reads"
+            ),
+            BoxError::TooMany { what, limit } => write!(
+                f,
+                "it claims an absurd number of {what} (more than {limit}): a damaged or crafted file"
             ),
             BoxError::NoMoov => f.write_str(
                 "it has no 'moov' box (no track descriptions): the file is truncated or not a \
@@ -285,6 +291,8 @@ impl Walker {
         }
         match self.state {
             State::Header { have: 0, .. } => {}
+            // A few zero bytes after the last box: padding some writers leave, as inside boxes.
+            State::Header { buf, have } if have < 8 && buf[..have].iter().all(|&b| b == 0) => {}
             State::Header { buf, have } => {
                 return Err(BoxError::Truncated {
                     fourcc: FourCc(if have >= 8 {
@@ -333,8 +341,7 @@ impl Walker {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Track {
     pub handler: Handler,
-    /// The first sample entry's codec (a track with several entries is judged by all of them:
-    /// see [`Track::codecs`]).
+    /// The codec of each of its sample entries (a track is judged by all of them).
     pub codecs: Vec<Codec>,
 }
 
@@ -383,7 +390,10 @@ pub fn tracks(moov: &[u8]) -> Result<Vec<Track>, BoxError> {
             continue;
         }
         if out.len() == MAX_TRACKS {
-            break;
+            return Err(BoxError::TooMany {
+                what: "tracks",
+                limit: MAX_TRACKS,
+            });
         }
         out.push(track(payload)?);
     }
@@ -416,19 +426,80 @@ fn track(trak: &[u8]) -> Result<Track, BoxError> {
     if let Some(stsd) = stsd {
         // FullBox (4) then entry_count (4), then the entries, which are boxes.
         let entries = stsd.get(8..).unwrap_or(&[]);
-        for entry in Boxes::new(entries, 0).take(MAX_ENTRIES) {
+        for entry in Boxes::new(entries, 0) {
             let (fourcc, payload) = entry?;
+            if codecs.len() == MAX_ENTRIES {
+                return Err(BoxError::TooMany {
+                    what: "sample descriptions",
+                    limit: MAX_ENTRIES,
+                });
+            }
             codecs.push(codec(fourcc, payload, handler));
         }
     }
+    // A track is judged by what it carries, whatever its handler says (or if it has none): an
+    // HEVC stream under an `auxv` handler is still played as video by some players.
+    if let Handler::Other(_) = handler
+        && let Some(played) = codecs.iter().find_map(played_as)
+    {
+        handler = played;
+    }
     Ok(Track { handler, codecs })
+}
+
+/// Whether a sample entry is a video or audio codec (known ones), whatever its track's handler.
+fn played_as(c: &Codec) -> Option<Handler> {
+    match c {
+        Codec::H264 => Some(Handler::Video),
+        Codec::Aac(_) => Some(Handler::Audio),
+        Codec::Other(name) => {
+            const VIDEO: [&str; 9] = [
+                "H.264 ",
+                "HEVC",
+                "Dolby Vision",
+                "AV1",
+                "VP9",
+                "VP8",
+                "MPEG-4 Part 2",
+                "H.263",
+                "Motion JPEG",
+            ];
+            const AUDIO: [&str; 11] = [
+                "Opus",
+                "AC-3",
+                "E-AC-3",
+                "AC-4",
+                "ALAC",
+                "FLAC",
+                "MP3",
+                "AMR-",
+                "PCM",
+                "MPEG-1 Audio",
+                "AAC",
+            ];
+            if VIDEO.iter().any(|v| name.starts_with(v))
+                || name.starts_with("video format")
+                || name.contains("encrypted (DRM-protected) video")
+                || name == "Apple ProRes"
+            {
+                Some(Handler::Video)
+            } else if AUDIO.iter().any(|a| name.contains(a))
+                || name.starts_with("audio format")
+                || name.contains("encrypted (DRM-protected) audio")
+            {
+                Some(Handler::Audio)
+            } else {
+                None
+            }
+        }
+    }
 }
 
 /// The codec of one sample entry.
 fn codec(fourcc: FourCc, payload: &[u8], handler: Handler) -> Codec {
     let other = |s: &str| Codec::Other(s.to_owned());
     match &fourcc.0 {
-        b"avc1" | b"avc3" => Codec::H264,
+        b"avc1" | b"avc3" => avc(payload),
         b"avc2" | b"avc4" => other("H.264 with external parameter sets (avc2/avc4)"),
         b"hvc1" | b"hev1" => other("HEVC (H.265)"),
         b"dvh1" | b"dvhe" => other("Dolby Vision (HEVC)"),
@@ -459,6 +530,27 @@ fn codec(fourcc: FourCc, payload: &[u8], handler: Handler) -> Codec {
             Handler::Audio => format!("audio format '{fourcc}'"),
             Handler::Other(_) => format!("format '{fourcc}'"),
         }),
+    }
+}
+
+/// An `avc1`/`avc3` entry: H.264, judged by the profile in its `avcC` (ISO/IEC 14496-15
+/// §5.3.3.1): phones decode 8-bit 4:2:0 (Baseline, Main, Extended, High), not High 10, 4:2:2 or
+/// 4:4:4, which x264 writes from 10-bit or RGB sources unless told `-pix_fmt yuv420p`.
+fn avc(payload: &[u8]) -> Codec {
+    // SampleEntry (8) + VisualSampleEntry's fixed fields (70), then child boxes.
+    let config = payload
+        .get(78..)
+        .and_then(|c| child(c, b"avcC").ok().flatten());
+    let Some(profile) = config.and_then(|c| c.get(1).copied()) else {
+        return Codec::Other("H.264 without a decoder configuration ('avcC')".to_owned());
+    };
+    match profile {
+        66 | 77 | 88 | 100 => Codec::H264,
+        110 => Codec::Other("H.264 High 10 profile (10-bit)".to_owned()),
+        122 => Codec::Other("H.264 High 4:2:2 profile".to_owned()),
+        244 => Codec::Other("H.264 High 4:4:4 Predictive profile".to_owned()),
+        44 => Codec::Other("H.264 CAVLC 4:4:4 Intra profile".to_owned()),
+        n => Codec::Other(format!("H.264 profile {n}")),
     }
 }
 
@@ -498,11 +590,13 @@ fn mp4a(payload: &[u8]) -> Codec {
 fn audio_object(oti: u8, aot: Option<u8>) -> Codec {
     match oti {
         // MPEG-4 audio: the object type decides (ISO/IEC 14496-3 §1.5.1.1).
+        // Phones decode AAC-LC, HE-AAC (v2), AAC-LD and AAC-ELD (Android's supported media
+        // formats); Main, SSR and LTP are AAC in name only for them.
         0x40 => match aot {
-            Some(1) => Codec::Aac("AAC Main"),
+            Some(1) => Codec::Other("AAC Main profile".to_owned()),
             Some(2) => Codec::Aac("AAC-LC"),
-            Some(3) => Codec::Aac("AAC SSR"),
-            Some(4) => Codec::Aac("AAC LTP"),
+            Some(3) => Codec::Other("AAC SSR profile".to_owned()),
+            Some(4) => Codec::Other("AAC LTP profile".to_owned()),
             Some(5) => Codec::Aac("HE-AAC"),
             Some(29) => Codec::Aac("HE-AACv2"),
             Some(23) => Codec::Aac("AAC-LD"),
@@ -515,9 +609,9 @@ fn audio_object(oti: u8, aot: Option<u8>) -> Codec {
             None => Codec::Other("MPEG-4 audio without an AudioSpecificConfig".to_owned()),
         },
         // MPEG-2 AAC profiles (ISO/IEC 14496-1 table 5).
-        0x66 => Codec::Aac("AAC Main (MPEG-2)"),
+        0x66 => Codec::Other("AAC Main profile (MPEG-2)".to_owned()),
         0x67 => Codec::Aac("AAC-LC (MPEG-2)"),
-        0x68 => Codec::Aac("AAC SSR (MPEG-2)"),
+        0x68 => Codec::Other("AAC SSR profile (MPEG-2)".to_owned()),
         0x69 | 0x6b => Codec::Other("MP3".to_owned()),
         0xa5 => Codec::Other("AC-3 (Dolby Digital)".to_owned()),
         0xa6 => Codec::Other("E-AC-3 (Dolby Digital Plus)".to_owned()),
@@ -723,8 +817,13 @@ pub fn judge(tracks: &[Track], audio_only: bool) -> Result<(), String> {
                 return Err("a video track has no sample description".to_owned());
             }
             if let Some(c) = v.codecs.iter().find(|c| **c != Codec::H264) {
+                let plays = if c.name().starts_with("H.264") {
+                    "8-bit 4:2:0 H.264 (Baseline, Main or High profile)"
+                } else {
+                    "H.264"
+                };
                 return Err(format!(
-                    "video codec {}; WhatsApp plays H.264 only",
+                    "video codec {}; WhatsApp plays {plays} only",
                     c.name()
                 ));
             }
@@ -742,7 +841,15 @@ pub fn judge(tracks: &[Track], audio_only: bool) -> Result<(), String> {
             return Err("the audio track has no sample description".to_owned());
         }
         if let Some(c) = a.codecs.iter().find(|c| !matches!(c, Codec::Aac(_))) {
-            return Err(format!("audio codec {}; WhatsApp plays AAC only", c.name()));
+            let plays = if c.name().starts_with("AAC") {
+                "AAC-LC, HE-AAC or AAC-LD/ELD"
+            } else {
+                "AAC"
+            };
+            return Err(format!(
+                "audio codec {}; WhatsApp plays {plays} only",
+                c.name()
+            ));
         }
     }
     Ok(())
@@ -796,8 +903,17 @@ mod tests {
         bx(b"trak", &bx(b"mdia", &mdia))
     }
 
+    /// A visual sample entry; `avc1`/`avc3` get an `avcC` of High profile.
     fn video_entry(fourcc: &[u8; 4]) -> Vec<u8> {
-        bx(fourcc, &[0; 78])
+        avc_entry(fourcc, 100)
+    }
+
+    fn avc_entry(fourcc: &[u8; 4], profile: u8) -> Vec<u8> {
+        let mut payload = vec![0; 78];
+        if fourcc == b"avc1" || fourcc == b"avc3" {
+            payload.extend_from_slice(&bx(b"avcC", &[1, profile, 0, 30, 0xff, 0xe0, 0]));
+        }
+        bx(fourcc, &payload)
     }
 
     /// An `mp4a` entry whose esds says object type indication `oti` and audio object `aot`.
@@ -930,6 +1046,84 @@ mod tests {
     }
 
     #[test]
+    fn h264_profiles_handlers_and_aac_profiles() {
+        let video = |entry: Vec<u8>| judge(&walk(&file(&[trak(b"vide", &entry)])).unwrap(), false);
+        for ok in [66, 77, 88, 100] {
+            assert_eq!(video(avc_entry(b"avc1", ok)), Ok(()), "profile {ok}");
+        }
+        assert_eq!(
+            video(avc_entry(b"avc1", 244)),
+            Err(
+                "video codec H.264 High 4:4:4 Predictive profile; WhatsApp plays 8-bit 4:2:0 \
+                 H.264 (Baseline, Main or High profile) only"
+                    .to_owned()
+            )
+        );
+        assert!(
+            video(avc_entry(b"avc3", 110))
+                .unwrap_err()
+                .contains("High 10")
+        );
+        assert!(
+            video(bx(b"avc1", &[0; 78]))
+                .unwrap_err()
+                .contains("without a decoder configuration")
+        );
+        // An HEVC stream under a handler that is not `vide`, or no handler at all, is video.
+        let h264 = trak(b"vide", &video_entry(b"avc1"));
+        let aux = trak(b"auxv", &video_entry(b"hvc1"));
+        assert!(
+            judge(&walk(&file(&[h264.clone(), aux])).unwrap(), false)
+                .unwrap_err()
+                .contains("HEVC")
+        );
+        let mut stsd = 1u32.to_be_bytes().to_vec();
+        stsd.extend_from_slice(&video_entry(b"hvc1"));
+        let minf = bx(b"minf", &bx(b"stbl", &full(b"stsd", &stsd)));
+        let no_hdlr = bx(b"trak", &bx(b"mdia", &minf));
+        assert!(
+            judge(&walk(&file(&[h264, no_hdlr])).unwrap(), false)
+                .unwrap_err()
+                .contains("HEVC")
+        );
+        // Timecode stays out of it.
+        assert_eq!(
+            walk(&file(&[trak(b"tmcd", &bx(b"tmcd", &[0; 20]))])).unwrap()[0].handler,
+            Handler::Other(FourCc(*b"tmcd"))
+        );
+        // AAC profiles phones do not decode.
+        let audio = |oti, aot| {
+            judge(
+                &walk(&file(&[trak(b"soun", &mp4a(oti, aot))])).unwrap(),
+                true,
+            )
+        };
+        assert_eq!(audio(0x40, 2), Ok(()));
+        assert_eq!(audio(0x40, 29), Ok(()));
+        assert_eq!(audio(0x67, 0), Ok(()));
+        assert_eq!(
+            audio(0x40, 1),
+            Err(
+                "audio codec AAC Main profile; WhatsApp plays AAC-LC, HE-AAC or AAC-LD/ELD only"
+                    .to_owned()
+            )
+        );
+        assert!(audio(0x40, 4).unwrap_err().contains("LTP"));
+    }
+
+    #[test]
+    fn trailing_zero_padding_is_tolerated() {
+        let mut f = H264_AAC.to_vec();
+        f.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(walk(&f), walk(H264_AAC));
+        f.push(1);
+        assert!(matches!(walk(&f), Err(BoxError::Truncated { .. })));
+        let mut g = H264_AAC.to_vec();
+        g.extend_from_slice(&[1, 2, 3]);
+        assert!(matches!(walk(&g), Err(BoxError::Truncated { .. })));
+    }
+
+    #[test]
     fn lying_structures_are_errors() {
         // A box smaller than its header.
         let mut f = bx(b"ftyp", b"isom\0\0\0\0");
@@ -983,11 +1177,26 @@ mod tests {
         let stbl = bx(b"stbl", &full(b"stsd", &stsd));
         let mut mdia = full(b"hdlr", b"\0\0\0\0vide\0\0\0\0\0\0\0\0\0\0\0\0\0");
         mdia.extend_from_slice(&bx(b"minf", &stbl));
-        let t = walk(&file(&[bx(b"trak", &bx(b"mdia", &mdia))])).unwrap();
-        assert_eq!(t[0].codecs.len(), MAX_ENTRIES);
-        // Thousands of tracks: the first MAX_TRACKS are read.
+        // Past the cap is refused, not truncated: what lies beyond could be anything.
+        assert_eq!(
+            walk(&file(&[bx(b"trak", &bx(b"mdia", &mdia))])),
+            Err(BoxError::TooMany {
+                what: "sample descriptions",
+                limit: MAX_ENTRIES
+            })
+        );
         let many: Vec<Vec<u8>> = (0..1000).map(|_| trak(b"soun", &mp4a(0x40, 2))).collect();
-        assert_eq!(walk(&file(&many)).unwrap().len(), MAX_TRACKS);
+        assert_eq!(
+            walk(&file(&many)),
+            Err(BoxError::TooMany {
+                what: "tracks",
+                limit: MAX_TRACKS
+            })
+        );
+        let just: Vec<Vec<u8>> = (0..MAX_TRACKS)
+            .map(|_| trak(b"soun", &mp4a(0x40, 2)))
+            .collect();
+        assert_eq!(walk(&file(&just)).unwrap().len(), MAX_TRACKS);
     }
 
     proptest! {

@@ -11,8 +11,9 @@ use super::{Kind, MediaError, canonical_extension, kind_of};
 /// `moov` first: what WhatsApp plays.
 fn video(input_ext: &str, out_ext: &str) -> String {
     format!(
-        "ffmpeg -i in.{input_ext} -map 0:v:0 -map '0:a:0?' -c:v libx264 -pix_fmt yuv420p \
-         -profile:v high -c:a aac -ac 2 -movflags +faststart out.{out_ext}"
+        "ffmpeg -i in.{input_ext} -map 0:v:0 -map \"0:a:0?\" -vf \"scale=trunc(iw/2)*2:trunc(ih/2)*2\" \
+         -c:v libx264 -pix_fmt yuv420p -profile:v high -c:a aac -ac 2 -movflags +faststart \
+         out.{out_ext}"
     )
 }
 
@@ -93,26 +94,34 @@ impl MediaError {
         match self {
             MediaError::Unsupported { content_type } => for_unsupported(content_type),
             MediaError::Unrecognized => None,
-            MediaError::Mismatch { detected, .. } => match kind_of(detected) {
-                Some(_) => Some(format!(
-                    "send it as {detected} (or with no Content-Type: the bytes decide)"
-                )),
-                None => for_unsupported(detected),
-            },
-            MediaError::TooLarge { kind, limit, .. } => Some(match kind {
+            MediaError::Mismatch { detected, fix, .. } => {
+                fix.clone().or_else(|| match kind_of(detected) {
+                    Some(_) => Some(format!(
+                        "send it as {detected} (or with no Content-Type: the bytes decide)"
+                    )),
+                    None => for_unsupported(detected),
+                })
+            }
+            MediaError::TooLarge { kind, .. } => Some(match kind {
                 Kind::Image => {
                     "ffmpeg -i in.jpg -vf \"scale='min(1600,iw)':-2\" -q:v 4 out.jpg".to_owned()
                 }
-                Kind::Video => format!(
-                    "ffmpeg -i in.mp4 -map 0:v:0 -map '0:a:0?' -c:v libx264 -pix_fmt yuv420p \
-                     -profile:v high -crf 30 -preset slow -vf \"scale='min(1280,iw)':-2\" \
-                     -c:a aac -b:a 96k -ac 2 -movflags +faststart -fs {limit} out.mp4"
-                ),
+                // No `-fs`: it cuts the clip silently and still overshoots. A smaller size
+                // and a higher CRF fit most clips; a long one needs its bitrate chosen from its
+                // duration (what conversion on upload does).
+                Kind::Video => "ffmpeg -i in.mp4 -map 0:v:0 -map \"0:a:0?\" -c:v libx264 \
+                     -pix_fmt yuv420p -profile:v high -crf 30 -preset slow \
+                     -vf \"scale=-2:'min(720,ih)'\" -c:a aac -b:a 96k -ac 2 -movflags +faststart \
+                     out.mp4"
+                    .to_owned(),
                 Kind::Audio => {
                     "ffmpeg -i in.mp3 -map 0:a:0 -vn -c:a aac -b:a 64k out.m4a".to_owned()
                 }
+                // Only a PDF can be shrunk by one command; other documents are split or sent
+                // as a link to download.
                 Kind::Document => {
-                    "gs -sDEVICE=pdfwrite -dPDFSETTINGS=/ebook -o out.pdf in.pdf".to_owned()
+                    "gs -sDEVICE=pdfwrite -dPDFSETTINGS=/ebook -o out.pdf in.pdf (PDF only)"
+                        .to_owned()
                 }
                 Kind::Sticker => sticker("webp"),
             }),
@@ -127,6 +136,10 @@ impl MediaError {
                     "malformed",
                     "'moov'",
                     "impossible size",
+                    "could not be read",
+                    "absurd",
+                    // Nothing to convert.
+                    "no audio or video track",
                 ];
                 if damaged.iter().any(|d| reason.contains(d)) {
                     return None;
@@ -146,7 +159,11 @@ impl MediaError {
                             .to_owned()
                     }
                     "image/png" => "ffmpeg -i in.png -pix_fmt rgba out.png".to_owned(),
-                    "image/jpeg" => "convert in.jpg -colorspace sRGB -depth 8 out.jpg".to_owned(),
+                    // ffmpeg 5.1 cannot decode CMYK JPEGs; ImageMagick can.
+                    "image/jpeg" if reason.contains("CMYK") || reason.contains("YCCK") => {
+                        "convert in.jpg -colorspace sRGB -depth 8 out.jpg".to_owned()
+                    }
+                    "image/jpeg" => "ffmpeg -i in.jpg -pix_fmt yuvj420p out.jpg".to_owned(),
                     "image/webp" => sticker("webp"),
                     "text/plain" => "iconv -f UTF-16 -t UTF-8 in.txt > out.txt".to_owned(),
                     _ => return None,

@@ -39,6 +39,13 @@ impl Frame {
                 self.precision
             ));
         }
+        // Hierarchical (SOF5-7) and arithmetic-coded (SOF9-15) frames: phones' decoders
+        // (libjpeg-turbo as built for them) take Huffman-coded SOF0-2 only.
+        if self.process > 2 {
+            return Some(format!(
+                "{self}; WhatsApp takes baseline or progressive (Huffman-coded) JPEG"
+            ));
+        }
         if self.precision != 8 {
             return Some(format!(
                 "{}-bit JPEG; WhatsApp takes 8-bit images only",
@@ -74,9 +81,11 @@ impl fmt::Display for Frame {
         };
         let process = match self.process {
             0 => "baseline",
-            2 | 6 | 10 | 14 => "progressive",
+            1 => "extended",
+            2 => "progressive",
             3 | 7 | 11 | 15 => "lossless",
-            _ => "extended",
+            5 | 6 => "hierarchical",
+            _ => "arithmetic-coded",
         };
         write!(f, "{}-bit {colour} {process} JPEG", self.precision)
     }
@@ -229,7 +238,8 @@ impl Walker {
     /// A marker code after 0xFF.
     fn marker(&mut self, code: u8) {
         match code {
-            // Standalone markers: TEM, RSTn. SOI again is malformed but harmless.
+            // Standalone markers: TEM, RSTn. (A second SOI is read as a segment, as libjpeg
+            // refuses it too.)
             0x01 | 0xd0..=0xd7 => self.state = State::Marker { seen_ff: false },
             0xda | 0xd9 => self.result = Some(Err(JpegError::NoFrame)),
             0x00 => self.result = Some(Err(JpegError::NoMarker { offset: self.pos })),

@@ -18,18 +18,27 @@
 //! WhatsApp's particular rules: Ogg only with mono Opus, PNG only 8-bit RGB or
 //! RGBA, stickers only 512x512 WebP with different size limits for static and
 //! animated ones, M4A vs MP4 vs 3GPP chosen within one container family, legacy
-//! and OOXML Office formats told apart. The checks needed are a few magic numbers
-//! and header fields, so they are written out here with no dependency but `std`.
+//! and OOXML Office formats told apart, codecs judged by what phones decode. The
+//! checks needed are magic numbers, header fields and a box walk, so they are written
+//! out here with no dependency but `std` (see [`bmff`] and [`jpeg`] for why not a
+//! container or image library).
 //!
 //! # How
 //!
-//! [`resolve`] combines the declared `Content-Type` (normalised; aliases like
-//! `image/jpg` or `audio/opus` accepted), the file name's extension (only a hint
-//! to choose within a container family), the first [`SNIFF_LEN`] bytes and the
-//! total size. The bytes decide; a declaration that contradicts them is a
-//! [`MediaError::Mismatch`]. [`declared_limit`] gives the size limit implied by a
-//! declared type alone, so an oversized upload can be refused (413) before any
-//! byte is read.
+//! An upload is fed through an [`Inspector`] as it streams in. It keeps the first
+//! [`SNIFF_LEN`] bytes and, for the containers whose decisive fields can be anywhere, follows
+//! their structure as the bytes pass: [`bmff`] keeps an MP4/3GPP/M4A's `moov` and names the
+//! codec of every track (H.264 profile, AAC object type), [`jpeg`] reads a JPEG's frame header.
+//! [`Inspector::provisional`] decides from the head alone while the upload streams (to apply
+//! the kind's size limit early); [`Inspector::finish`] is the final word, on everything.
+//! [`inspect`] does both for bytes in memory.
+//!
+//! The decision combines the declared `Content-Type` (normalised; aliases like `image/jpg`,
+//! `audio/opus` or `video/3gp` accepted), the file name's extension (only a hint to choose
+//! within a container family), the bytes and the total size. The bytes decide; a declaration
+//! that contradicts them is a [`MediaError::Mismatch`]. Every refusal can say how to fix the
+//! file ([`MediaError::fix`]). [`declared_limit`] gives the size limit implied by a declared
+//! type alone, so an oversized upload can be refused (413) before any byte is read.
 
 use std::fmt;
 
@@ -135,6 +144,8 @@ pub enum MediaError {
         declared: String,
         /// What the bytes are (`application/octet-stream` if unrecognised binary).
         detected: String,
+        /// What to do, decided from what the bytes are on their own (see [`MediaError::fix`]).
+        fix: Option<String>,
     },
     /// 413: too large for its kind.
     #[error("{kind} too large: {size} bytes exceeds WhatsApp's limit of {limit} bytes")]
@@ -343,10 +354,12 @@ impl Inspector {
 
     /// Choose the structure walk for content that starts with `h`.
     fn pick_for(&mut self, h: &[u8]) {
-        self.deep = if h.len() >= 8 && (&h[4..8] == b"ftyp" || quicktime_atom(h)) {
-            Deep::Bmff(bmff::Walker::new())
-        } else if h.starts_with(b"\xff\xd8\xff") {
+        // The same order as `sniff`: a JPEG whose first segment length happens to spell `ftyp`
+        // is still a JPEG, and must get its frame header read.
+        self.deep = if h.starts_with(b"\xff\xd8\xff") {
             Deep::Jpeg(jpeg::Walker::new())
+        } else if h.len() >= 8 && (&h[4..8] == b"ftyp" || quicktime_atom(h)) {
+            Deep::Bmff(bmff::Walker::new())
         } else {
             Deep::Nothing
         };
@@ -451,8 +464,11 @@ impl Deep {
 }
 
 /// A QuickTime movie from before `ftyp` existed: it opens with one of these atoms.
+/// Its first byte is the top of a 32-bit atom size, 0 for any atom under 16 MB (text never has
+/// a NUL byte, so "Not moov…" is not taken for an atom).
 fn quicktime_atom(h: &[u8]) -> bool {
     h.len() >= 8
+        && h[0] == 0
         && matches!(&h[4..8], b"moov" | b"mdat" | b"wide" | b"pnot")
         && u32::from_be_bytes([h[0], h[1], h[2], h[3]]) >= 8
 }
@@ -477,7 +493,30 @@ fn judge(
         });
     }
     let ext = ext_hint(filename);
-    let (mut mt, animated) = decide(declared, ext, sniff(head, has_nul))?;
+    let (mut mt, animated) = match decide(declared, ext, sniff(head, has_nul)) {
+        Ok(decided) => decided,
+        Err(MediaError::Mismatch {
+            declared: said,
+            detected,
+            ..
+        }) => {
+            // What to do depends on what the bytes are on their own: resend them under their
+            // type if that is accepted, else fix them first.
+            let alone = judge(None, filename, head, size, has_nul, evidence).err();
+            let fix = match alone {
+                None => Some(format!(
+                    "send it as {detected} (or with no Content-Type: the bytes decide)"
+                )),
+                Some(e) => e.fix(),
+            };
+            return Err(MediaError::Mismatch {
+                declared: said,
+                detected,
+                fix,
+            });
+        }
+        Err(e) => return Err(e),
+    };
     // The size first, as a streaming upload meets it first.
     let limit = mt.limit(animated);
     if size > limit {
@@ -517,6 +556,14 @@ fn judge(
                 });
             }
             codecs = Some(frame.to_string());
+        }
+        // The whole content was seen but the walk its type needs did not run: never accept it
+        // unread (the walk is chosen in the order `sniff` decides, so this is a safeguard).
+        None if evidence.is_some() && (mt.family() == Family::Bmff || mt == Mt::Jpeg) => {
+            return Err(MediaError::Invalid {
+                content_type: mt.as_str().to_owned(),
+                reason: "its structure could not be read".to_owned(),
+            });
         }
         _ => {}
     }
@@ -737,10 +784,12 @@ const OCTET_STREAM: &str = "application/octet-stream";
 const OLE_STORAGE: &str = "application/x-ole-storage";
 const ZIP: &str = "application/zip";
 
+/// A mismatch; its `fix` is filled in by [`judge`], which can judge the bytes on their own.
 fn mismatch(declared: Mt, detected: &str) -> MediaError {
     MediaError::Mismatch {
         declared: declared.as_str().to_owned(),
         detected: detected.to_owned(),
+        fix: None,
     }
 }
 
@@ -1497,13 +1546,15 @@ mod tests {
     }
 
     fn assert_mismatch(e: MediaError, declared: &str, detected: &str) {
-        assert_eq!(
-            e,
-            MediaError::Mismatch {
-                declared: declared.into(),
-                detected: detected.into()
-            }
-        );
+        let MediaError::Mismatch {
+            declared: d,
+            detected: b,
+            ..
+        } = &e
+        else {
+            panic!("expected a mismatch, got {e:?}");
+        };
+        assert_eq!((d.as_str(), b.as_str()), (declared, detected));
         assert_eq!(e.status(), 422);
         assert_eq!(e.code(), "content_type_mismatch");
     }
@@ -1574,6 +1625,7 @@ mod tests {
         let e = MediaError::Mismatch {
             declared: "image/jpeg".into(),
             detected: "image/png".into(),
+            fix: None,
         };
         assert_eq!(
             e.to_string(),
@@ -2299,7 +2351,8 @@ mod tests {
         assert_eq!(
             fix(MediaError::Mismatch {
                 declared: "image/jpeg".into(),
-                detected: "image/png".into()
+                detected: "image/png".into(),
+                fix: None,
             })
             .as_deref(),
             Some("send it as image/png (or with no Content-Type: the bytes decide)")
@@ -2312,7 +2365,10 @@ mod tests {
             })
             .unwrap()
         };
-        assert!(too_large(Kind::Video).contains("-fs 16000000"));
+        assert!(
+            !too_large(Kind::Video).contains("-fs"),
+            "-fs cuts the clip silently"
+        );
         assert!(too_large(Kind::Image).starts_with("ffmpeg -i in.jpg"));
         let invalid = |t: &str, reason: &str| {
             fix(MediaError::Invalid {
