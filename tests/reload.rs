@@ -354,6 +354,18 @@ async fn a_bad_file_keeps_the_whole_running_configuration_and_says_why() {
             "signing key \"k2\": the secret must be at least 16 characters",
         ),
         (
+            config(
+                "127.0.0.1:0",
+                "no-cache",
+                "max-age=3600",
+                other_key,
+                "\"private\"",
+                "too-short",
+                "info",
+            ),
+            "the admin token must be at least 16 characters",
+        ),
+        (
             good("loud", other_key, "no-cache"),
             "log.level \"loud\": \"loud\" is not a level (trace, debug, info, warn, error, off) \
              nor target=level",
