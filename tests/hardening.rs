@@ -463,15 +463,24 @@ fn admin_allowed_hosts_is_configured_and_checked_at_start() {
             ),
         ],
     ));
-    let admin: SocketAddr = logs
-        .lock()
-        .unwrap()
-        .iter()
-        .find_map(|l| l.split("admin=").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the admin listener is logged")
-        .parse()
-        .unwrap();
+    // The "serving" line names the admin listener; the log keeps it just after the address
+    // is handed over.
+    let started = std::time::Instant::now();
+    let admin: SocketAddr = loop {
+        let found = logs.lock().unwrap().iter().find_map(|l| {
+            let rest = l.split("admin=").nth(1)?;
+            rest.split_whitespace().next()?.parse().ok()
+        });
+        if let Some(admin) = found {
+            break admin;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the admin listener is not logged: {:?}",
+            logs.lock().unwrap()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         for (name, status) in [
@@ -841,4 +850,170 @@ async fn an_aborted_download_counts_the_bytes_sent_not_its_length(backend: commo
     assert_eq!(sent_bytes(&s).await, sent + LEN as u64 + 1_048_576 + 5000);
 }
 
-on_both_backends!(an_aborted_download_counts_the_bytes_sent_not_its_length);
+// ---- names ---------------------------------------------------------------------------------
+
+/// The invisible and direction-changing characters a path may not hold.
+const INVISIBLE: [char; 19] = [
+    '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}',
+    '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}', '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}',
+    '\u{FEFF}', '\u{2028}', '\u{2029}',
+];
+
+fn invisible_error(c: char) -> Value {
+    error(
+        "invalid_path",
+        &format!(
+            "the path contains U+{:04X}, an invisible or direction-changing character: \
+             bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), \
+             zero-width characters (U+200B-U+200D, U+2060), the byte order mark (U+FEFF) and \
+             line or paragraph separators (U+2028, U+2029) are not allowed, as they make a name \
+             display as something it is not",
+            u32::from(c)
+        ),
+    )
+}
+
+/// Every byte of `s` as `%XX`.
+fn encoded(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// `café` and `menü` typed decomposed or precomposed are one asset each: uploaded one way,
+/// fetched, replaced, listed, logged and deleted the other, stored once under the composed name.
+async fn a_name_typed_two_ways_is_one_asset(backend: common::Backend) {
+    use reqwest::Method;
+    let s = TestServer::start_on(backend).await;
+    let (nfd, nfc) = ("promo/cafe\u{301}.pdf", "promo/caf\u{e9}.pdf");
+    let first = fixtures::pdf(2000, 1);
+    let r = s.put(&encoded(nfd), "application/pdf", first.clone()).await;
+    assert_eq!(r.status(), 201);
+    let record: Value = r.json().await.unwrap();
+    assert_eq!(record["path"], nfc);
+    assert_eq!(
+        record["url"],
+        format!("{}/media/promo/caf%C3%A9.pdf", s.base)
+    );
+    for url in ["promo/caf%C3%A9.pdf", "promo/cafe%CC%81.pdf"] {
+        let r = s.get(&s.media(url)).await;
+        assert_eq!(r.status(), 200, "{url}");
+        assert_eq!(r.bytes().await.unwrap(), first, "{url}");
+    }
+    // Replacing through the other spelling replaces the same asset.
+    let second = fixtures::pdf(3000, 2);
+    let r = s
+        .put(&encoded(nfc), "application/pdf", second.clone())
+        .await;
+    assert_eq!(r.status(), 200);
+    for url in ["promo/caf%C3%A9.pdf", "promo/cafe%CC%81.pdf"] {
+        assert_eq!(s.get(&s.media(url)).await.bytes().await.unwrap(), second);
+    }
+    let list = s.admin_json(Method::GET, "/assets?prefix=promo/").await;
+    let paths: Vec<&str> = list["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, [nfc]);
+    // Every fetch is in the composed name's fetch log, whichever spelling it used.
+    let log = fetches(&s, "promo/cafe%CC%81.pdf", 4).await;
+    assert_eq!(log.len(), 4, "{log:?}");
+    // The reverse: uploaded composed, read and deleted decomposed.
+    let (nfc2, nfd2) = ("men\u{fc}.pdf", "menu\u{308}.pdf");
+    assert_eq!(
+        s.upload(&encoded(nfc2), "application/pdf", first.clone())
+            .await["path"],
+        nfc2
+    );
+    let got = s
+        .admin_json(Method::GET, &format!("/assets/{}", encoded(nfd2)))
+        .await;
+    assert_eq!(got["path"], nfc2);
+    assert_eq!(
+        s.get(&s.media(&encoded(nfd2))).await.bytes().await.unwrap(),
+        first
+    );
+    let r = s
+        .admin(Method::DELETE, &format!("/assets/{}", encoded(nfd2)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(s.get(&s.media(&encoded(nfc2))).await.status(), 404);
+    // Stored once, under the composed name only.
+    let files = s.files();
+    assert!(
+        files
+            .iter()
+            .any(|f| f.ends_with("assets/promo/caf%C3%A9.pdf.json")),
+        "{files:?}"
+    );
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.contains("%CC%81") || f.contains("%CC%88")),
+        "{files:?}"
+    );
+}
+
+/// A name with an invisible or direction-changing character is refused with 400 wherever a
+/// path enters: a raw upload, a form upload's file name, a folder rule, the public URL.
+/// Nothing is stored.
+async fn names_with_bidi_or_invisible_characters_are_refused(backend: common::Backend) {
+    use reqwest::Method;
+    let s = TestServer::start_on(backend).await;
+    s.upload("docs/ok.pdf", "application/pdf", fixtures::pdf(1000, 1))
+        .await;
+    let before = s.files();
+    for c in INVISIBLE {
+        // invoice<RLO>exe.pdf would show as invoicefdp.exe under a WhatsApp document.
+        let name = format!("invoice{c}exe.pdf");
+        let r = s
+            .put(
+                &format!("docs/{}", encoded(&name)),
+                "application/pdf",
+                fixtures::pdf(1000, 2),
+            )
+            .await;
+        assert_eq!(r.status(), 400, "U+{:04X}", u32::from(c));
+        assert_eq!(r.json::<Value>().await.unwrap(), invisible_error(c));
+        let form = reqwest::multipart::Form::new().text("folder", "docs").part(
+            "file",
+            reqwest::multipart::Part::bytes(fixtures::pdf(1000, 3))
+                .file_name(name.clone())
+                .mime_str("application/pdf")
+                .unwrap(),
+        );
+        let r = s
+            .admin(Method::POST, "/assets")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.json::<Value>().await.unwrap(), invisible_error(c));
+        let r = s
+            .admin(
+                Method::PUT,
+                &format!("/policies/{}", encoded(&format!("promo{c}"))),
+            )
+            .json(&json!({"cache_control": "no-store"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.json::<Value>().await.unwrap(), invisible_error(c));
+        let r = s.get(&s.media(&format!("docs/{}", encoded(&name)))).await;
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.json::<Value>().await.unwrap(), invisible_error(c));
+    }
+    assert_eq!(s.files(), before);
+    let policies = s.admin_json(Method::GET, "/policies").await;
+    assert_eq!(policies["folders"], json!([]), "{policies}");
+}
+
+on_both_backends!(
+    an_aborted_download_counts_the_bytes_sent_not_its_length,
+    a_name_typed_two_ways_is_one_asset,
+    names_with_bidi_or_invisible_characters_are_refused,
+);

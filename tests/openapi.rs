@@ -684,6 +684,34 @@ async fn path_parameters_refuse_what_the_server_refuses() {
         (
             "AssetPath",
             "/api/assets/",
+            "invoice%E2%80%AEfdp.exe.pdf",
+            "invoice\u{202e}fdp.exe.pdf",
+            false,
+        ),
+        (
+            "AssetPath",
+            "/api/assets/",
+            "%EF%BB%BFa.jpg",
+            "\u{feff}a.jpg",
+            false,
+        ),
+        (
+            "AssetPath",
+            "/api/assets/",
+            "a%E2%80%8Bb/c.jpg",
+            "a\u{200b}b/c.jpg",
+            false,
+        ),
+        (
+            "AssetPath",
+            "/api/assets/",
+            "cafe%CC%81.jpg",
+            "cafe\u{301}.jpg",
+            true,
+        ),
+        (
+            "AssetPath",
+            "/api/assets/",
             "a%01b.jpg",
             "a\u{1}b.jpg",
             false,
@@ -724,6 +752,13 @@ async fn path_parameters_refuse_what_the_server_refuses() {
             false,
         ),
         ("Folder", "/api/policies/", "a%3Ab", "a:b", false),
+        (
+            "Folder",
+            "/api/policies/",
+            "promo%E2%81%A6",
+            "promo\u{2066}",
+            false,
+        ),
     ];
     for (param, route, raw, decoded, admitted) in samples {
         let schema = &params[param]["schema"];

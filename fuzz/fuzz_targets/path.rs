@@ -4,7 +4,10 @@
 //! Invariants, for every path the gate accepts:
 //! * it has the documented shape: not empty, at most `MAX_PATH_LEN` bytes, no leading `/`, no
 //!   empty, `.` or `..` segment, no segment over `MAX_SEGMENT_LEN`, no control character and none
-//!   of `\ : * ? " < > | # %`, no folder segment ending in `.json`;
+//!   of `\ : * ? " < > | # %`, no invisible or direction-changing character (`INVISIBLE`), no
+//!   folder segment ending in `.json`;
+//! * it is in canonical composition (NFC), and is the composition of the input: `parse` changes
+//!   nothing else, and the input's decomposed (NFD) spelling parses to the same path;
 //! * joined under a root directory with `Path::join` it stays under that root: every component
 //!   it adds is a plain name (no `ParentDir`, `CurDir`, `RootDir` or `Prefix`), one per segment;
 //! * the storage key the store builds from it (`assets/<path>.json`) maps, through
@@ -21,11 +24,12 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use media_origin::store::path::{
-    AssetPath, MAX_PATH_LEN, MAX_SEGMENT_LEN, PathError, parse_folder, url_encode,
+    AssetPath, INVISIBLE, MAX_PATH_LEN, MAX_SEGMENT_LEN, PathError, parse_folder, url_encode,
 };
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
 use percent_encoding::percent_decode_str;
+use unicode_normalization::UnicodeNormalization;
 
 const FORBIDDEN: &[char] = &['\\', ':', '*', '?', '"', '<', '>', '|', '#', '%'];
 /// The longest file name common file systems allow, in bytes.
@@ -58,7 +62,12 @@ fn check_shape(p: &str) {
     for c in p.chars() {
         assert!(!c.is_control(), "accepted a control character in {p:?}");
         assert!(!FORBIDDEN.contains(&c), "accepted {c:?} in {p:?}");
+        assert!(!INVISIBLE.contains(&c), "accepted {c:?} in {p:?}");
     }
+    assert!(
+        unicode_normalization::is_nfc(p),
+        "accepted a path not in NFC: {p:?}"
+    );
     let segments: Vec<&str> = p.split('/').collect();
     for (i, seg) in segments.iter().enumerate() {
         assert!(!seg.is_empty(), "accepted an empty segment in {p:?}");
@@ -192,9 +201,20 @@ fn check_accepted(p: &AssetPath) {
 
 fn check_str(s: &str) {
     let parsed = AssetPath::parse(s);
+    let composed: String = s.nfc().collect();
     if let Ok(p) = &parsed {
         check_accepted(p);
-        assert_eq!(p.as_str(), s, "parse changed the path");
+        assert_eq!(
+            p.as_str(),
+            composed,
+            "parse changed more than the composition"
+        );
+        let decomposed: String = s.nfd().collect();
+        assert_eq!(
+            AssetPath::parse(&decomposed).as_ref(),
+            Ok(p),
+            "the decomposed spelling {decomposed:?} is another path"
+        );
     }
     let from_url = AssetPath::from_url(s);
     if let Ok(p) = &from_url {
@@ -214,8 +234,8 @@ fn check_str(s: &str) {
         check_join(&f);
         assert_eq!(
             f,
-            s.trim_matches('/'),
-            "parse_folder changed more than the slashes"
+            s.trim_matches('/').nfc().collect::<String>(),
+            "parse_folder changed more than the slashes and the composition"
         );
         assert_eq!(parse_folder(&f).as_deref(), Ok(f.as_str()));
         // A file in the folder is an accepted path, unless the whole is too long: no segment

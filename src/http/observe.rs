@@ -233,7 +233,7 @@ impl FetchLog {
             return Slot::Off;
         };
         // Most paths have nothing to decode: skip the decoder's copy-on-write and UTF-8 check.
-        let path = if raw.contains('%') {
+        let mut path = if raw.contains('%') {
             match percent_encoding::percent_decode_str(raw).decode_utf8() {
                 Ok(path) => path,
                 Err(_) => return Slot::Off,
@@ -241,6 +241,15 @@ impl FetchLog {
         } else {
             Cow::Borrowed(raw)
         };
+        // Assets are kept under the composed (NFC) path: a decomposed spelling is the same
+        // asset's fetch.
+        let composed = match crate::store::path::nfc(&path) {
+            Cow::Owned(composed) => Some(composed),
+            Cow::Borrowed(_) => None,
+        };
+        if let Some(composed) = composed {
+            path = Cow::Owned(composed);
+        }
         let found = assets.read().expect("fetch log").get(&*path).cloned();
         match found {
             Some(ring) => Slot::Ring(ring),

@@ -6,8 +6,18 @@
 //! tower-http's `ServeDir`, the check works on decoded segments: the URL is percent-decoded once,
 //! and a `%` left over after that (double encoding such as `%252e`) is refused rather than
 //! decoded again.
+//!
+//! A path is also what a person reads: the last segment is the file name WhatsApp shows under a
+//! document. So the gate refuses the characters that make a name display as something it is
+//! not ([`INVISIBLE`]: `invoice<U+202E>exe.pdf` shows as `invoicefdp.exe`), and stores every
+//! path in Unicode canonical composition (NFC), so `café` typed with a precomposed `é` or with
+//! `e` and a combining accent is one asset, whichever a client, a keyboard or a file system
+//! sends. Every check applies to the composed form, which is what is stored.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 /// Longest accepted path, in bytes as stored (its segments' [`stored_len`] and the slashes).
 ///
@@ -32,6 +42,22 @@ pub const MAX_SEGMENT_LEN: usize = 200;
 /// Characters refused anywhere in a path, beyond control characters: separators and wildcards
 /// of other systems, and `%`, which would mean the path was encoded twice.
 const FORBIDDEN: &[char] = &['\\', ':', '*', '?', '"', '<', '>', '|', '#', '%'];
+
+/// Characters refused anywhere in a path because they are invisible or change the direction of
+/// what follows, so a name shows as something it is not: bidirectional embeddings and
+/// overrides (U+202A–U+202E), isolates (U+2066–U+2069) and marks (U+200E, U+200F, U+061C);
+/// zero-width space, non-joiner and joiner (U+200B–U+200D) and word joiner (U+2060); the byte
+/// order mark (U+FEFF); the line and paragraph separators (U+2028, U+2029).
+pub const INVISIBLE: &[char] = &[
+    '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}',
+    '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}', '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}',
+    '\u{FEFF}', '\u{2028}', '\u{2029}',
+];
+
+/// The longest input normalised at all. Canonical decomposition at most triples a string's
+/// UTF-8 length (UAX #15; a Hangul syllable of 3 bytes is three jamo of 3), so the decomposed
+/// spelling of an accepted path is well within this, and is the same path.
+const MAX_RAW_PATH_LEN: usize = 4 * MAX_PATH_LEN;
 
 /// A validated asset path: UTF-8 segments separated by `/`, none empty, `.` or `..`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,6 +95,15 @@ pub enum PathError {
         "the path contains a forbidden character {0:?} (control characters and \\ : * ? \" < > | # % are not allowed)"
     )]
     ForbiddenChar(char),
+    /// An invisible or direction-changing character ([`INVISIBLE`]).
+    #[error(
+        "the path contains U+{:04X}, an invisible or direction-changing character: bidirectional \
+         controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), zero-width characters \
+         (U+200B-U+200D, U+2060), the byte order mark (U+FEFF) and line or paragraph separators \
+         (U+2028, U+2029) are not allowed, as they make a name display as something it is not",
+        u32::from(*.0)
+    )]
+    InvisibleChar(char),
     /// Percent-decoding produced bytes that are not UTF-8.
     #[error("the path is not valid UTF-8 once percent-decoded")]
     NotUtf8,
@@ -78,11 +113,17 @@ pub enum PathError {
 }
 
 impl AssetPath {
-    /// Validate an already decoded path.
+    /// Validate an already decoded path, in its canonical composition (NFC): the accepted path
+    /// is the composed form of `s`.
     pub fn parse(s: &str) -> Result<Self, PathError> {
         if s.is_empty() {
             return Err(PathError::Empty);
         }
+        if s.len() > MAX_RAW_PATH_LEN {
+            return Err(PathError::TooLong);
+        }
+        let s = nfc(s);
+        let s = s.as_ref();
         if s.len() > MAX_PATH_LEN {
             return Err(PathError::TooLong);
         }
@@ -91,6 +132,9 @@ impl AssetPath {
         }
         if let Some(c) = s.chars().find(|c| c.is_control() || FORBIDDEN.contains(c)) {
             return Err(PathError::ForbiddenChar(c));
+        }
+        if let Some(c) = s.chars().find(|c| INVISIBLE.contains(c)) {
+            return Err(PathError::InvisibleChar(c));
         }
         if stored_path_len(s) > MAX_PATH_LEN {
             return Err(PathError::TooLong);
@@ -133,6 +177,16 @@ impl AssetPath {
 impl fmt::Display for AssetPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// `s` in Unicode canonical composition (NFC), without a copy when it already is (an ASCII
+/// path always is).
+pub fn nfc(s: &str) -> Cow<'_, str> {
+    if s.is_ascii() || is_nfc_quick(s.chars()) == IsNormalized::Yes {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(s.nfc().collect())
     }
 }
 
@@ -361,6 +415,93 @@ mod tests {
     }
 
     #[test]
+    fn paths_are_composed_and_invisible_characters_refused() {
+        // Decomposed and precomposed spellings are one path, the composed one; so are they
+        // through the URL, and as folders.
+        for (typed, stored) in [
+            ("cafe\u{301}.pdf", "caf\u{e9}.pdf"),
+            ("caf\u{e9}.pdf", "caf\u{e9}.pdf"),
+            (
+                "promo/menu\u{308}/a\u{30a}.jpg",
+                "promo/men\u{fc}/\u{e5}.jpg",
+            ),
+            // Hangul conjoining jamo compose to one syllable; the Ångström and Kelvin signs are
+            // canonically A-ring and K.
+            ("\u{1100}\u{1161}\u{11a8}.png", "\u{ac01}.png"),
+            ("\u{212b}\u{212a}.png", "\u{c5}K.png"),
+        ] {
+            assert_eq!(
+                AssetPath::parse(typed).unwrap().as_str(),
+                stored,
+                "{typed:?}"
+            );
+            assert_eq!(
+                AssetPath::from_url(&url_encode(typed)).unwrap().as_str(),
+                stored
+            );
+            assert_eq!(parse_folder(typed).unwrap(), stored);
+        }
+        assert_eq!(
+            AssetPath::from_url("cafe%CC%81.pdf"),
+            AssetPath::from_url("caf%C3%A9.pdf")
+        );
+        assert_eq!(
+            url_encode(AssetPath::parse("cafe\u{301}.pdf").unwrap().as_str()),
+            "caf%C3%A9.pdf"
+        );
+        // Measured composed: 300 decomposed bytes of e + U+0301 are 200 composed ones, 600 as
+        // stored, so too long; 33 of them and "ab" are the longest segment, either way typed.
+        let decomposed = format!("{}ab", "e\u{301}".repeat(33));
+        assert_eq!(decomposed.len(), 101);
+        assert!(AssetPath::parse(&decomposed).is_ok());
+        assert_eq!(
+            AssetPath::parse(&format!("{decomposed}a")),
+            Err(PathError::SegmentTooLong)
+        );
+        assert_eq!(
+            AssetPath::parse(&"e\u{301}".repeat(1000)),
+            Err(PathError::TooLong)
+        );
+
+        for &c in INVISIBLE {
+            for path in [
+                format!("invoice{c}exe.pdf"),
+                format!("{c}a.pdf"),
+                format!("a.pdf{c}"),
+                format!("docs{c}/a.pdf"),
+            ] {
+                assert_eq!(
+                    AssetPath::parse(&path),
+                    Err(PathError::InvisibleChar(c)),
+                    "{path:?}"
+                );
+                assert_eq!(parse_folder(&path), Err(PathError::InvisibleChar(c)));
+                assert_eq!(
+                    AssetPath::from_url(&url_encode(&path)),
+                    Err(PathError::InvisibleChar(c))
+                );
+            }
+        }
+        assert_eq!(
+            PathError::InvisibleChar('\u{202E}').to_string(),
+            "the path contains U+202E, an invisible or direction-changing character: \
+             bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), \
+             zero-width characters (U+200B-U+200D, U+2060), the byte order mark (U+FEFF) and \
+             line or paragraph separators (U+2028, U+2029) are not allowed, as they make a name \
+             display as something it is not"
+        );
+        // Visible neighbours of the refused ones are ordinary characters.
+        for ok in [
+            "a\u{2010}b.pdf",
+            "\u{5d0}\u{5d1}.pdf",
+            "\u{645}\u{644}\u{641}.pdf",
+            "x\u{2070}.png",
+        ] {
+            assert_eq!(AssetPath::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
     fn folder_and_file_name() {
         let p = AssetPath::parse("promo/x/terms.pdf").unwrap();
         assert_eq!(p.file_name(), "terms.pdf");
@@ -380,10 +521,20 @@ mod tests {
 
     proptest! {
         /// Whatever the input, an accepted path never has a segment that could climb, never
-        /// starts at the root, and stays inside a root directory when joined to it.
+        /// starts at the root, and stays inside a root directory when joined to it; it is
+        /// composed (NFC), the composition of what was typed, holds no invisible character, and
+        /// parses to itself.
         #[test]
-        fn accepted_paths_stay_under_the_root(s in "[a-z./\\\\%:]{0,20}|\\PC{0,30}") {
+        fn accepted_paths_stay_under_the_root(s in "[a-z./\\\\%:]{0,20}|\\PC{0,30}|[ae\u{301}\u{308}\u{200b}-\u{200f}\u{202a}-\u{202e}/]{1,12}") {
             for p in [AssetPath::parse(&s), AssetPath::from_url(&s)].into_iter().flatten() {
+                {
+                    prop_assert!(unicode_normalization::is_nfc(p.as_str()));
+                    prop_assert!(!p.as_str().contains(INVISIBLE));
+                    prop_assert_eq!(AssetPath::parse(p.as_str()), Ok(p.clone()));
+                }
+                if let Ok(parsed) = AssetPath::parse(&s) {
+                    prop_assert_eq!(parsed.as_str(), nfc(&s));
+                }
                 {
                     let root = std::path::Path::new("/srv/root");
                     let joined = root.join(p.as_str());
