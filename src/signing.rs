@@ -11,11 +11,14 @@
 //! and a link names the key it was signed with. Put the new key first, keep the old one until
 //! the longest link signed with it has expired, then drop it.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::config::SigningSettings;
+use crate::policy::CachePolicy;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -153,8 +156,9 @@ impl Signer {
         Some(format!("expires={expires}&kid={id}&sig={sig}"))
     }
 
-    /// Check a link's parameters for `path` at time `now` (epoch seconds).
-    pub fn verify(&self, path: &str, params: LinkParams<'_>, now: u64) -> Result<(), LinkError> {
+    /// Check a link's parameters for `path` at time `now` (epoch seconds); a valid link answers
+    /// its expiry (epoch seconds). It is valid through the second it expires in.
+    pub fn verify(&self, path: &str, params: LinkParams<'_>, now: u64) -> Result<u64, LinkError> {
         if !self.is_configured() {
             return Err(LinkError::NotConfigured);
         }
@@ -180,7 +184,31 @@ impl Signer {
         if now > expires {
             return Err(LinkError::Expired);
         }
-        Ok(())
+        Ok(expires)
+    }
+}
+
+/// The time since the epoch, now, to the clock's precision.
+pub fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// The whole seconds left, at `now` (since the epoch), of a link that expires at `expires`
+/// (epoch seconds): rounded down, and 0 once it has passed.
+pub fn seconds_left(expires: u64, now: Duration) -> u64 {
+    Duration::from_secs(expires).saturating_sub(now).as_secs()
+}
+
+/// The policy a response to a signed link is sent with, `left` seconds before the link
+/// expires: a `max-age` is cut to `left`, so no cache in front (a CDN, a proxy, a browser)
+/// keeps serving it after the link has expired. `no-cache`, `no-store` and `private` already
+/// keep shared caches from reusing it unchecked, and stay as they are.
+pub fn within_link(policy: CachePolicy, left: u64) -> CachePolicy {
+    match policy {
+        CachePolicy::MaxAge(age) if age > left => CachePolicy::MaxAge(left),
+        other => other,
     }
 }
 
@@ -206,8 +234,8 @@ mod tests {
         let s = signer(&["k1:0123456789abcdef0123"]);
         let q = s.sign("private/a.pdf", 1000).unwrap();
         assert!(q.starts_with("expires=1000&kid=k1&sig="));
-        assert_eq!(s.verify("private/a.pdf", params(&q), 999), Ok(()));
-        assert_eq!(s.verify("private/a.pdf", params(&q), 1000), Ok(()));
+        assert_eq!(s.verify("private/a.pdf", params(&q), 999), Ok(1000));
+        assert_eq!(s.verify("private/a.pdf", params(&q), 1000), Ok(1000));
         assert_eq!(
             s.verify("private/a.pdf", params(&q), 1001),
             Err(LinkError::Expired)
@@ -233,11 +261,39 @@ mod tests {
     }
 
     #[test]
+    fn a_signed_answer_is_cached_no_longer_than_its_link_lives() {
+        let at = |secs: u64, millis: u64| Duration::from_millis(secs * 1000 + millis);
+        // Whole seconds left, rounded down; none once past (the link is still valid through
+        // the second it expires in).
+        assert_eq!(seconds_left(1060, at(1000, 0)), 60);
+        assert_eq!(seconds_left(1060, at(1000, 1)), 59);
+        assert_eq!(seconds_left(1060, at(1059, 999)), 0);
+        assert_eq!(seconds_left(1060, at(1060, 0)), 0);
+        assert_eq!(seconds_left(1060, at(1060, 500)), 0);
+        assert_eq!(seconds_left(1060, at(2000, 0)), 0);
+        let day = CachePolicy::MaxAge(86_400);
+        assert_eq!(within_link(day, 59), CachePolicy::MaxAge(59));
+        assert_eq!(within_link(day, 0), CachePolicy::MaxAge(0));
+        assert_eq!(within_link(day, 86_400), day);
+        assert_eq!(
+            within_link(CachePolicy::MaxAge(30), 59),
+            CachePolicy::MaxAge(30)
+        );
+        for p in [
+            CachePolicy::NoCache,
+            CachePolicy::NoStore,
+            CachePolicy::Private,
+        ] {
+            assert_eq!(within_link(p, 0), p);
+        }
+    }
+
+    #[test]
     fn rotation_keeps_links_of_the_previous_key() {
         let old = signer(&["k1:0123456789abcdef0123"]);
         let q = old.sign("a.jpg", 500).unwrap();
         let rotated = signer(&["k2:fedcba9876543210fedc", "k1:0123456789abcdef0123"]);
-        assert_eq!(rotated.verify("a.jpg", params(&q), 100), Ok(()));
+        assert_eq!(rotated.verify("a.jpg", params(&q), 100), Ok(500));
         assert!(rotated.sign("a.jpg", 500).unwrap().contains("kid=k2"));
         // Once the old key is dropped, its links stop working.
         let dropped = signer(&["k2:fedcba9876543210fedc"]);

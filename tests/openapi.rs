@@ -1512,3 +1512,44 @@ async fn answers_over_unreadable_records_match_too() {
     assert_eq!(status, 500);
     assert_code("internal", &e);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn folder_routes_on_an_asset_path_match_too() {
+    let s = TestServer::start_with(Storage::new(Backend::Local).await, |c| {
+        c.signing.keys = vec![Secret::new(SIGNING_KEY)];
+    })
+    .await;
+    let spec = Spec::fetch(&s).await;
+    let api = Api { s: &s, spec: &spec };
+    let (status, _) = api
+        .put_asset(
+            "/api/assets/promo/red.jpg",
+            "image/jpeg",
+            fixtures::jpeg(500, 1),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let body = json!({"cache_control": "no-store"});
+    let (status, e) = api
+        .json(
+            Method::PUT,
+            "/api/policies/{folder}",
+            "/api/policies/promo/red.jpg",
+            body,
+            true,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_code("not_a_folder", &e);
+    let (status, e) = api
+        .json(
+            Method::PUT,
+            "/api/access/{folder}",
+            "/api/access/promo/red.jpg",
+            json!({"signed": true}),
+            true,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_code("not_a_folder", &e);
+}

@@ -754,6 +754,32 @@ fn folder_after(uri: &Uri, prefix: &str) -> Result<String, ApiError> {
     Ok(folder_from_url(raw)?)
 }
 
+/// 400 `not_a_folder` when `folder` names an asset and no assets lie below it: a folder rule or
+/// mark there would apply to nothing, and answering success would say it did. The message
+/// names the asset's own route and the body that does what was asked (`outcome` says why, and
+/// what that sets).
+async fn refuse_asset_path(
+    state: &AppState,
+    folder: &str,
+    outcome: &str,
+    instead: Value,
+) -> Result<(), ApiError> {
+    let Ok(path) = AssetPath::parse(folder) else {
+        return Ok(());
+    };
+    if state.store.record(&path).await?.is_none() || state.store.has_records_below(folder).await? {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "not_a_folder",
+        format!(
+            "{folder:?} is an asset, not a folder: {outcome} with PATCH /api/assets/{} and \
+             {instead}",
+            url_encode(folder)
+        ),
+    ))
+}
+
 /// The answer to removing a folder rule: 204 when an API rule went, 409 when the rule lives
 /// in the config file (`in_config`), else 404.
 fn rule_removed(
@@ -782,6 +808,15 @@ async fn put_policy(
 ) -> Result<Response, ApiError> {
     let folder = folder_from_uri(&uri)?;
     let policy = cache_control_field(body, false)?;
+    if let Some(p) = policy {
+        refuse_asset_path(
+            &state,
+            &folder,
+            "a folder policy there would apply to nothing. Set the asset's own policy",
+            json!({"cache_control": p}),
+        )
+        .await?;
+    }
     let existed = state.store.set_folder_policy(&folder, policy).await?;
     tracing::info!(%folder, policy = ?policy, "folder policy set");
     let policies = state.store.policies().await;
@@ -910,6 +945,14 @@ async fn put_access(
                 "expected a JSON object with exactly one key, `signed` (true or false)",
             )
         })?;
+    refuse_asset_path(
+        &state,
+        &folder,
+        "marking it as a folder would apply to nothing. Set the asset's own signed-link \
+         setting",
+        json!({"signed": signed}),
+    )
+    .await?;
     if signed {
         require_signing(&state)?;
     } else {

@@ -85,30 +85,45 @@ async fn respond(
 ) -> Result<Response, ApiError> {
     let raw = uri.path().strip_prefix(MEDIA_PREFIX).unwrap_or_default();
     let path = AssetPath::from_url(raw)?;
-    let record = state
-        .store
-        .record(&path)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no asset at this path"))?;
+    let record = state.store.record(&path).await?;
     let policies = state.store.policies().await;
-    let (policy, _) = policies.resolve(path.as_str(), record.cache_control);
-    // A signed-only asset answers nothing, not even a 304, without a valid link.
-    if policies.signed_for(path.as_str(), record.signed).0 {
+    // A signed-only asset answers nothing, not even a 304, without a valid link. Whether the
+    // path is signed-only is decided before whether it exists (a missing asset follows its
+    // folder), so in a signed-only folder a name without a valid link answers the same whether
+    // or not an asset has it: private names cannot be probed.
+    let mut link_left = None;
+    if policies
+        .signed_for(path.as_str(), record.as_ref().and_then(|r| r.signed))
+        .0
+    {
         let params = crate::signing::LinkParams::from_query(uri.query());
-        if let Err(e) = state
+        let now = crate::signing::now();
+        match state
             .signer
             .load()
-            .verify(path.as_str(), params, crate::store::unix_now())
+            .verify(path.as_str(), params, now.as_secs())
         {
-            let code = match e {
-                LinkError::Expired => "link_expired",
-                LinkError::Missing => "signature_required",
-                _ => "bad_signature",
-            };
-            return Err(ApiError::new(StatusCode::FORBIDDEN, code, e.to_string())
-                .with_header(header::CACHE_CONTROL, "no-store"));
+            Ok(expires) => link_left = Some(crate::signing::seconds_left(expires, now)),
+            Err(e) => {
+                let code = match e {
+                    LinkError::Expired => "link_expired",
+                    LinkError::Missing => "signature_required",
+                    _ => "bad_signature",
+                };
+                return Err(ApiError::new(StatusCode::FORBIDDEN, code, e.to_string())
+                    .with_header(header::CACHE_CONTROL, "no-store"));
+            }
         }
     }
+    let record = record.ok_or_else(|| ApiError::not_found("no asset at this path"))?;
+    let (policy, _) = policies.resolve(path.as_str(), record.cache_control);
+    // A cache in front must not keep a signed answer past the link's expiry: its `max-age` is
+    // at most what is left of the link. The memo keeps the policy's own headers; the capped
+    // value is set on this response alone.
+    let capped = link_left
+        .map(|left| crate::signing::within_link(policy, left))
+        .filter(|capped| *capped != policy)
+        .map(|capped| value(&capped.to_string()));
 
     let rep = Representation::of(&record, policy);
     let validators = Validators {
@@ -128,7 +143,7 @@ async fn respond(
     let is_get = method == Method::GET;
     let outcome = evaluate(&conditions, &validators, is_get);
 
-    let response = match outcome {
+    let mut response = match outcome {
         Outcome::PreconditionFailed => {
             return Err(ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
@@ -209,6 +224,9 @@ async fn respond(
             r
         }
     };
+    if let Some(capped) = capped {
+        response.headers_mut().insert(header::CACHE_CONTROL, capped);
+    }
     Ok(response)
 }
 

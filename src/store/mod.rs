@@ -892,6 +892,14 @@ impl Store {
         })
     }
 
+    /// Whether any record lies below `folder` (`promo` holds `promo/a.jpg` and `promo/x/b.jpg`,
+    /// not `promo.jpg` or `promo` itself): whether it is a folder of assets. A deleted asset's
+    /// tombstone counts until it is collected.
+    pub async fn has_records_below(&self, folder: &str) -> Result<bool, StoreError> {
+        let mut below = self.inner.objects.list(Some(&folder_key(folder)));
+        Ok(below.try_next().await?.is_some())
+    }
+
     /// The first `limit` of `paths` in order, with their records read (deleted ones left out).
     /// A record that cannot be used is left out too, and named in the page's `errors`; a
     /// storage failure fails the page.
