@@ -1651,7 +1651,142 @@ async fn documents_around_the_storage_part_size_round_trip(backend: Backend) {
     assert!(files_under(&s, "tmp/").is_empty());
 }
 
+/// Uploading what a path already holds (the same bytes, stored as the same type) is a no-op:
+/// 200 with the record as it was, the same `Last-Modified` and `link`, nothing written. A sync
+/// script that uploads everything again must not make Meta download everything again.
+async fn the_same_bytes_again_change_nothing(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
+    let bytes = fixtures::jpeg(10_000, 30);
+    let r = s.put("promo/a.jpg", "image/jpeg", bytes.clone()).await;
+    assert_eq!(r.status(), 201);
+    let first: Value = r.json().await.unwrap();
+    let record_file = s.root().join("assets/promo/a.jpg.json");
+    let stored = std::fs::read(&record_file).unwrap();
+    let files = s.files();
+    // A later second, so that anything rewritten would show it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // By PUT, with the type declared or taken from the bytes, and by form: 200, the record
+    // exactly as it was, and storage as it was.
+    let again = [
+        s.put("promo/a.jpg", "image/jpeg", bytes.clone()).await,
+        put_untyped(&s, "promo/a.jpg", bytes.clone()).await,
+        post_form(
+            &s,
+            Form::new().text("path", "promo/a.jpg").part(
+                "file",
+                file_part(bytes.clone(), "a.jpg", Some("image/jpeg")),
+            ),
+        )
+        .await,
+    ];
+    for r in again {
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap(), first);
+        assert_eq!(std::fs::read(&record_file).unwrap(), stored);
+        assert_eq!(s.files(), files);
+    }
+    assert_eq!(record(&s, "promo/a.jpg").await, first);
+    let r = s.get(&s.media("promo/a.jpg")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["last-modified"],
+        first["last_modified"].as_str().unwrap()
+    );
+    assert_eq!(r.headers()["cache-control"], "max-age=86400");
+    assert_eq!(r.bytes().await.unwrap(), bytes);
+
+    // What the upload asks for besides the bytes still applies, as a PATCH would: an override
+    // in `?cache=`, a form's file name. The version stays.
+    let r = s
+        .admin(Method::PUT, "/assets/promo/a.jpg?cache=no-store")
+        .header("content-type", "image/jpeg")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cached: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            &cached["cache_override"],
+            &cached["cache_control"],
+            &cached["policy_source"]
+        ),
+        (&json!("no-store"), &json!("no-store"), &json!("asset"))
+    );
+    for key in ["last_modified", "uploaded_at", "link", "etag", "message"] {
+        assert_eq!(cached[key], first[key], "{key}");
+    }
+    let r = s.get(&s.media("promo/a.jpg")).await;
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(
+        r.headers()["last-modified"],
+        first["last_modified"].as_str().unwrap()
+    );
+    // Without `?cache=` the override is kept, as by any upload.
+    let r = s.put("promo/a.jpg", "image/jpeg", bytes.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), cached);
+
+    let doc = fixtures::pdf(5_000, 31);
+    let form = |name: &str| {
+        Form::new().text("path", "legal/terms.pdf").part(
+            "file",
+            file_part(doc.clone(), name, Some("application/pdf")),
+        )
+    };
+    let r = post_form(&s, form("Terms.pdf")).await;
+    assert_eq!(r.status(), 201);
+    let terms: Value = r.json().await.unwrap();
+    let r = post_form(&s, form("Terms 2026.pdf")).await;
+    assert_eq!(r.status(), 200);
+    let renamed: Value = r.json().await.unwrap();
+    assert_eq!(renamed["message"]["document"]["filename"], "Terms 2026.pdf");
+    assert_eq!(renamed["link"], terms["link"]);
+    assert_eq!(renamed["last_modified"], terms["last_modified"]);
+    // A PUT names no file: the record keeps the name it has.
+    let r = s
+        .put("legal/terms.pdf", "application/pdf", doc.clone())
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), renamed);
+
+    // The same bytes stored as another type are another version: served differently, so a
+    // new Last-Modified and link.
+    let clip = fixtures::mp4(50_000, 32);
+    let r = s.put("promo/clip", "video/mp4", clip.clone()).await;
+    assert_eq!(r.status(), 201);
+    let mp4: Value = r.json().await.unwrap();
+    let r = s.put("promo/clip", "video/3gpp", clip.clone()).await;
+    assert_eq!(r.status(), 200);
+    let three_gpp: Value = r.json().await.unwrap();
+    assert_eq!(three_gpp["content_type"], "video/3gpp");
+    assert_eq!(three_gpp["sha256"], mp4["sha256"]);
+    assert_ne!(three_gpp["last_modified"], mp4["last_modified"]);
+    assert_ne!(three_gpp["link"], mp4["link"]);
+    // Other bytes, of course, too; and after a delete the same bytes are a new asset.
+    let r = s
+        .put("promo/a.jpg", "image/jpeg", fixtures::jpeg(10_000, 33))
+        .await;
+    assert_eq!(r.status(), 200);
+    let other: Value = r.json().await.unwrap();
+    assert_ne!(other["link"], first["link"]);
+    let r = s
+        .admin(Method::DELETE, "/assets/promo/a.jpg")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = s.put("promo/a.jpg", "image/jpeg", bytes.clone()).await;
+    assert_eq!(r.status(), 201);
+    let back: Value = r.json().await.unwrap();
+    assert_ne!(back["last_modified"], first["last_modified"]);
+    assert_ne!(back["link"], first["link"]);
+}
+
 on_both_backends! {
+    the_same_bytes_again_change_nothing,
     unsupported_declared_type_is_415_and_stores_nothing,
     declared_type_that_contradicts_the_bytes_is_422,
     oversize_with_content_length_is_413_before_the_body_is_read,

@@ -352,7 +352,11 @@ async fn commit(
 ) -> Result<Response, ApiError> {
     let done = state.store.commit(path, staged, cache, filename).await?;
     state.observer.metrics.upload(done.record.size);
-    tracing::info!(path = %path, sha256 = %done.record.sha256, size = done.record.size, created = done.created, "asset stored");
+    if done.unchanged {
+        tracing::info!(path = %path, sha256 = %done.record.sha256, "asset uploaded again unchanged; its version stays");
+    } else {
+        tracing::info!(path = %path, sha256 = %done.record.sha256, size = done.record.size, created = done.created, "asset stored");
+    }
     state.whatsapp.forget(done.dropped_media_ids);
     let mut record = done.record;
     let mut extra = None;

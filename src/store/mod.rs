@@ -293,6 +293,9 @@ pub struct Committed {
     pub record: Arc<AssetRecord>,
     /// True when the path held no asset before.
     pub created: bool,
+    /// True when the path already held these bytes as this type: the content version, with
+    /// `Last-Modified` and the link, stayed as it was.
+    pub unchanged: bool,
     /// Media IDs of the bytes this commit replaced, no longer in the record.
     pub dropped_media_ids: Vec<MediaId>,
 }
@@ -1001,7 +1004,9 @@ impl Store {
     }
 
     /// Make a staged upload the asset at `path`. `cache` sets the asset's override; `None`
-    /// keeps the override the path had.
+    /// keeps the override the path had. The bytes the path already holds, as the same type,
+    /// change nothing but `cache` and `filename` when given: the record keeps its
+    /// `Last-Modified` (and so its link), and is not written at all when nothing changed.
     pub async fn commit(
         &self,
         path: &AssetPath,
@@ -1021,8 +1026,35 @@ impl Store {
                 self.place_blob(&staged.tmp, &blob).await?;
                 placed = true;
             }
-            let now = wait_for_a_later_second(previous.value.as_ref()).await;
             let live_previous = previous.value.as_ref().filter(|p| !p.deleted);
+            if let Some(same) = live_previous.filter(|p| {
+                p.sha256 == staged.sha256 && p.content_type == staged.media.content_type
+            }) {
+                // The same bytes served the same way: the same version. A new `Last-Modified`
+                // would change the link and make Meta fetch again what it has; a sync script
+                // that uploads everything again must cost nothing. What the upload says besides
+                // the content still applies (an override in `cache`, a form's file name), as a
+                // PATCH would: without moving the version.
+                let mut record = same.clone();
+                if let Some(cache) = cache {
+                    record.cache_control = Some(cache);
+                }
+                if let Some(name) = filename {
+                    record.filename = name.to_owned();
+                }
+                let record = if record == *same {
+                    Arc::new(record)
+                } else {
+                    self.write_record(record, &previous.expect).await?
+                };
+                return Ok(Committed {
+                    record,
+                    created: false,
+                    unchanged: true,
+                    dropped_media_ids: Vec::new(),
+                });
+            }
+            let now = wait_for_a_later_second(previous.value.as_ref()).await;
             let record = AssetRecord {
                 path: path.as_str().to_owned(),
                 sha256: staged.sha256.clone(),
@@ -1051,6 +1083,7 @@ impl Store {
             Ok(Committed {
                 record,
                 created,
+                unchanged: false,
                 dropped_media_ids: dropped.into_values().collect(),
             })
         });
