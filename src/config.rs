@@ -409,6 +409,13 @@ pub struct ServerSettings {
     /// On SIGTERM, requests in flight (a large download, an upload) get this long to finish
     /// before the process exits anyway, in seconds.
     pub shutdown_grace_secs: u64,
+    /// A response that makes no write progress for this long (a client that reads slowly or
+    /// not at all) is cut and its connection closed, in seconds.
+    pub send_timeout_secs: u64,
+    /// The most connections the public listener holds at once; more wait, not accepted, until
+    /// one closes. Derived from the open-files limit when unset
+    /// ([`crate::serve::derived_max_connections`]).
+    pub max_connections: Option<usize>,
 }
 
 impl Default for ServerSettings {
@@ -421,6 +428,8 @@ impl Default for ServerSettings {
             max_header_bytes: 16 * 1024,
             body_idle_timeout_secs: 30,
             shutdown_grace_secs: 30,
+            send_timeout_secs: 30,
+            max_connections: None,
         }
     }
 }
@@ -701,11 +710,19 @@ impl Settings {
         let server = &self.server;
         if server.header_read_timeout_secs == 0
             || server.body_idle_timeout_secs == 0
+            || server.send_timeout_secs == 0
             || server.max_header_bytes < 1024
         {
             return Err(ConfigError::Invalid(
-                "server.header_read_timeout_secs and body_idle_timeout_secs must be at least 1, \
-                 server.max_header_bytes at least 1024"
+                "server.header_read_timeout_secs, body_idle_timeout_secs and send_timeout_secs \
+                 must be at least 1, server.max_header_bytes at least 1024"
+                    .into(),
+            ));
+        }
+        if server.max_connections == Some(0) {
+            return Err(ConfigError::Invalid(
+                "server.max_connections must be at least 1 (leave it unset to derive it from \
+                 the open-files limit)"
                     .into(),
             ));
         }
@@ -880,6 +897,41 @@ mod tests {
                 s.admin.token.as_ref().unwrap().expose(),
                 "from-env-0123456789"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn send_timeout_and_connection_limit() {
+        let d = ServerSettings::default();
+        assert_eq!((d.send_timeout_secs, d.max_connections), (30, None));
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("config.toml", "[server]\nsend_timeout_secs = 5\n")?;
+            jail.set_env("MEDIA_ORIGIN__SERVER__MAX_CONNECTIONS", "150");
+            let mut s = Settings::load(None).map_err(|e| e.to_string())?;
+            s.validate().map_err(|e| e.to_string())?;
+            assert_eq!(s.server.send_timeout_secs, 5);
+            assert_eq!(s.server.max_connections, Some(150));
+            for (key, value, rule) in [
+                (
+                    "SEND_TIMEOUT_SECS",
+                    "0",
+                    "send_timeout_secs must be at least 1",
+                ),
+                (
+                    "MAX_CONNECTIONS",
+                    "0",
+                    "server.max_connections must be at least 1",
+                ),
+            ] {
+                jail.set_env(format!("MEDIA_ORIGIN__SERVER__{key}"), value);
+                let e = Settings::load(None)
+                    .and_then(|mut s| s.validate())
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains(rule), "{key}={value}: {e}");
+                jail.set_env(format!("MEDIA_ORIGIN__SERVER__{key}"), "7");
+            }
             Ok(())
         });
     }

@@ -55,6 +55,8 @@ pub struct Server {
     /// The admin API's own listener; `None` when it shares the public one.
     admin_listener: Option<TcpListener>,
     limits: serve::Limits,
+    /// The public listener's connection limit (`server.max_connections`, or derived).
+    max_connections: usize,
     body_idle_timeout: Duration,
     /// `admin.allowed_hosts`: names the admin API answers to besides the defaults.
     admin_hosts: Vec<String>,
@@ -129,7 +131,11 @@ impl Server {
                 header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
                 max_header_bytes: server.max_header_bytes,
                 shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
+                send_timeout: Duration::from_secs(server.send_timeout_secs),
             },
+            max_connections: server
+                .max_connections
+                .unwrap_or_else(|| serve::derived_max_connections(serve::open_files_limit())),
             body_idle_timeout: Duration::from_secs(server.body_idle_timeout_secs),
             admin_hosts: settings.admin.allowed_hosts.clone(),
             state: AppState::new(http::Shared {
@@ -224,11 +230,13 @@ impl Server {
                         self.body_idle_timeout,
                         Arc::new(hosts),
                     ),
+                    max_connections: serve::ADMIN_MAX_CONNECTIONS,
                 });
                 endpoints.push(serve::Endpoint {
                     name: "public",
                     listener: self.listener,
                     app: http::public_router(self.state),
+                    max_connections: self.max_connections,
                 });
                 desc
             }
@@ -241,11 +249,18 @@ impl Server {
                     name: "public",
                     listener: self.listener,
                     app: http::combined_router(self.state, self.body_idle_timeout, hosts),
+                    max_connections: self.max_connections,
                 });
                 "on the public listener".to_owned()
             }
         };
-        tracing::info!(addr = %public_addr, admin = %admin_desc, "serving");
+        tracing::info!(
+            addr = %public_addr,
+            admin = %admin_desc,
+            max_connections = self.max_connections,
+            send_timeout_secs = self.limits.send_timeout.as_secs(),
+            "serving"
+        );
         let result = serve::run(endpoints, self.limits, shutdown).await;
         if let Some(gc) = gc {
             gc.abort();
