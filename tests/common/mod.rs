@@ -286,11 +286,7 @@ pub mod fixtures {
     /// A real 16x16 baseline JPEG (made by ffmpeg, tests/fixtures/tiny.jpg), then noise after
     /// its end-of-image marker up to `len` (never shorter than the image itself).
     pub fn jpeg(len: usize, seed: u64) -> Vec<u8> {
-        pad(
-            include_bytes!("../fixtures/tiny.jpg").to_vec(),
-            len,
-            seed,
-        )
+        pad(include_bytes!("../fixtures/tiny.jpg").to_vec(), len, seed)
     }
 
     pub fn png(len: usize, seed: u64) -> Vec<u8> {
