@@ -421,6 +421,8 @@ fn serve_command(dir: &std::path::Path, env: &[(&str, &str)]) -> std::process::C
         .args(["serve", "--storage", "data"])
         .env_remove("MEDIA_ORIGIN_ADMIN_TOKEN")
         .env("MEDIA_ORIGIN__SERVER__BIND", "127.0.0.1:0")
+        // One listener on a free port, unless the test says otherwise (not 127.0.0.1:8081).
+        .env("MEDIA_ORIGIN__SERVER__ADMIN_BIND", "public")
         .env("NO_COLOR", "1");
     for (k, v) in env {
         cmd.env(k, v);
