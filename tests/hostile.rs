@@ -463,10 +463,16 @@ fn hostile_tails() -> Vec<(Vec<u8>, Expect)> {
         ("%c0%2e%c0%2e/secret.jpg".into(), InvalidPath),
         ("..%c0%afsecret.jpg".into(), InvalidPath),
         ("..%c1%9csecret.jpg".into(), InvalidPath),
-        // Look-alikes are ordinary names: nothing is normalised, nothing climbs.
+        // Look-alikes are ordinary names: canonical composition (NFC) keeps them, nothing is
+        // folded to ASCII, nothing climbs.
         ("%ef%bc%8e%ef%bc%8e/secret.jpg".into(), NoAsset), // FULLWIDTH FULL STOP
         ("%e2%80%a4%e2%80%a4/secret.jpg".into(), NoAsset), // ONE DOT LEADER
-        ("promo/banner.jpg%e2%80%8b".into(), NoAsset),     // ZERO WIDTH SPACE
+        ("%2e%cc%81%2e/secret.jpg".into(), NoAsset),       // '.', COMBINING ACUTE, '.'
+        // Invisible and direction-changing characters make a name show as another.
+        ("promo/banner.jpg%e2%80%8b".into(), InvalidPath), // ZERO WIDTH SPACE
+        ("promo/invoice%e2%80%aeexe.pdf".into(), InvalidPath), // RIGHT-TO-LEFT OVERRIDE
+        ("%ef%bb%bfsecret.jpg".into(), InvalidPath),       // BYTE ORDER MARK
+        ("..%e2%80%8e/secret.jpg".into(), InvalidPath),    // '..', LEFT-TO-RIGHT MARK
         // NUL and other control characters (and header injection).
         ("secret.jpg%00.jpg".into(), InvalidPath),
         ("%00".into(), InvalidPath),
