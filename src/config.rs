@@ -14,8 +14,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::asset::path::parse_folder;
 use crate::policy::CachePolicy;
-use crate::store::path::parse_folder;
 
 /// The environment variable that holds the Cloud API access token.
 pub const WHATSAPP_TOKEN_ENV: &str = "WHATSAPP_ACCESS_TOKEN";
@@ -838,13 +838,13 @@ impl StorageSettings {
             } else {
                 let clean = parse_folder(trimmed)
                     .map_err(|e| ConfigError::Invalid(format!("storage.prefix {prefix:?}: {e}")))?;
-                if crate::store::path::stored_path_len(&clean)
-                    > crate::store::path::MAX_STORAGE_PREFIX_LEN
+                if crate::asset::path::stored_path_len(&clean)
+                    > crate::asset::path::MAX_STORAGE_PREFIX_LEN
                 {
                     return Err(ConfigError::Invalid(format!(
                         "storage.prefix {prefix:?} is over {} bytes as stored: with the longest \
                          asset paths, keys would pass S3's 1024 bytes",
-                        crate::store::path::MAX_STORAGE_PREFIX_LEN
+                        crate::asset::path::MAX_STORAGE_PREFIX_LEN
                     )));
                 }
                 self.prefix = Some(clean);

@@ -8,7 +8,8 @@
 //! - [`config`]: settings from `config.toml`, the environment and flags.
 //! - [`policy`]: the four cache policies and folder-rule resolution.
 //! - [`media_kind`]: WhatsApp's kinds, exact MIME types, size limits, byte sniffing.
-//! - [`store`]: assets on an object store: blobs, records, path validation.
+//! - [`asset`]: the shared vocabulary: asset paths (validation, encoding), records, media IDs.
+//! - [`store`]: assets on an object store: blobs, records, policies, housekeeping.
 //! - [`http`]: public serving, the admin API, auth, errors.
 //! - [`signing`]: signed, expiring links for assets that must not be public.
 //! - [`reload`]: SIGHUP: the settings that can change without a restart.
@@ -19,6 +20,7 @@
 //! both go through it (tests bind port 0).
 
 pub mod check;
+pub mod asset;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::graph::GraphServer;
 use common::{Backend, Storage, TOKEN, TestServer, fixtures};
-use media_origin::store::path::{MAX_SEGMENT_LEN, stored_len, url_encode};
+use media_origin::asset::path::{MAX_SEGMENT_LEN, stored_len, url_encode};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Backend, Storage, TOKEN, TestServer, fixtures};
+use media_origin::asset::AssetRecord;
 use media_origin::config::Settings;
 use media_origin::policy::CachePolicy;
-use media_origin::store::{AssetRecord, Store};
+use media_origin::store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -23,7 +23,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use media_origin::store::path::{
+use media_origin::asset::path::{
     AssetPath, INVISIBLE, MAX_PATH_LEN, MAX_SEGMENT_LEN, PathError, parse_folder, url_encode,
 };
 use object_store::local::LocalFileSystem;

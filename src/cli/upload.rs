@@ -17,11 +17,11 @@ use futures::TryStreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
+use crate::asset::AssetPath;
+use crate::asset::path::{parse_folder, url_encode};
 use crate::config::{ADMIN_TOKEN_ENV, Settings};
 use crate::media_kind;
 use crate::policy::CachePolicy;
-use crate::store::AssetPath;
-use crate::store::path::{parse_folder, url_encode};
 
 /// The environment variable naming the server's base URL.
 pub const SERVER_URL_ENV: &str = "MEDIA_ORIGIN_URL";

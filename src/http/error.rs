@@ -9,9 +9,10 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::asset::PathError;
 use crate::media_kind::MediaError;
 use crate::policy::PolicyError;
-use crate::store::{PathError, StoreError};
+use crate::store::StoreError;
 use crate::whatsapp::{ClientError, WaError};
 
 /// How long a client should wait before retrying when storage is unavailable.

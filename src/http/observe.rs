@@ -243,7 +243,7 @@ impl FetchLog {
         };
         // Assets are kept under the composed (NFC) path: a decomposed spelling is the same
         // asset's fetch.
-        let composed = match crate::store::path::nfc(&path) {
+        let composed = match crate::asset::path::nfc(&path) {
             Cow::Owned(composed) => Some(composed),
             Cow::Borrowed(_) => None,
         };

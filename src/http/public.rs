@@ -21,9 +21,10 @@ use bytes::Bytes;
 use super::AppState;
 use super::conditional::{Conditions, Outcome, Validators, evaluate};
 use super::error::ApiError;
+use crate::asset::{AssetPath, AssetRecord};
 use crate::policy::CachePolicy;
 use crate::signing::LinkError;
-use crate::store::{AssetPath, AssetRecord, BlobBody, StoreError};
+use crate::store::{BlobBody, StoreError};
 
 /// Prefix of public asset URLs.
 pub const MEDIA_PREFIX: &str = "/media/";

@@ -20,9 +20,10 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use serde::Serialize;
 
+use crate::asset::{AssetPath, AssetRecord, MediaId};
 use crate::config::{MIN_TTL_MINUTES, WhatsAppSettings};
 use crate::media_kind;
-use crate::store::{AssetPath, AssetRecord, MediaId, Store, StoreError, unix_now};
+use crate::store::{Store, StoreError, unix_now};
 pub use client::{ClientError, GraphClient, GraphError};
 
 /// Wall-clock seconds for expiry decisions, shiftable in tests (IDs live for weeks).

@@ -21,10 +21,11 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::ApiError;
 use super::openapi::Recorded;
+use crate::asset::path::{folder_from_url, parse_folder, url_encode};
+use crate::asset::{AssetPath, AssetRecord};
 use crate::media_kind::{self, Kind};
 use crate::policy::{CachePolicy, PolicySet, PolicySource, RuleSource};
-use crate::store::path::{folder_from_url, parse_folder, url_encode};
-use crate::store::{AssetPath, AssetRecord, Staged, UploadHints};
+use crate::store::{Staged, UploadHints};
 
 /// Largest page of a listing.
 const MAX_PAGE: usize = 1000;
