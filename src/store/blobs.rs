@@ -1,0 +1,180 @@
+//! Blob serving: streaming a blob (or a range of it) from the backend, small blobs from memory,
+//! large local ones straight from the file.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::{GetOptions, GetRange, ObjectStore};
+
+use super::keys::blob_key;
+use super::{Store, StoreError};
+
+/// The response body of a blob: from memory or streamed.
+pub enum BlobBody {
+    /// Already in memory.
+    Bytes(Bytes),
+    /// Read as it is sent.
+    Stream(BoxStream<'static, Result<Bytes, object_store::Error>>),
+}
+
+impl Store {
+    /// Stream the bytes of a blob, optionally only `range` (half-open): a range asks the
+    /// backend for those bytes only. On S3 the first byte, and every gap between chunks, is
+    /// bounded by the timeout, so a stalled S3 ends the response rather than holding it open.
+    pub async fn open_blob(
+        &self,
+        sha256: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<BoxStream<'static, Result<Bytes, object_store::Error>>, StoreError> {
+        let opts = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        let _timer = self.timer(crate::metrics::StorageOp::BlobOpen);
+        let key = blob_key(sha256);
+        let get = self.inner.blobs.get_opts(&key, opts);
+        let Some(limit) = self.inner.blob_timeout else {
+            return Ok(get.await?.into_stream().boxed());
+        };
+        let got = tokio::time::timeout(limit, get)
+            .await
+            .map_err(|_| StoreError::Timeout {
+                operation: "opening a blob",
+                after: limit,
+            })??;
+        Ok(idle_bounded(got.into_stream(), limit))
+    }
+
+    /// The bytes a response sends: the blob of `size` bytes, or `range` (half-open) of it.
+    ///
+    /// Small blobs come from memory once read (blobs are immutable, named by their hash, so a
+    /// cached one is never stale). On the local backend larger ones are read from the file in
+    /// large chunks; object_store's own reader takes 8 KiB per thread-pool hop, which caps a
+    /// download far below what the disk and socket can do.
+    pub async fn blob_body(
+        &self,
+        sha256: &str,
+        size: u64,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<BlobBody, StoreError> {
+        let slice = |whole: &Bytes| match &range {
+            Some(r) => whole.slice(
+                usize::try_from(r.start)
+                    .unwrap_or(usize::MAX)
+                    .min(whole.len())
+                    ..usize::try_from(r.end)
+                        .unwrap_or(usize::MAX)
+                        .min(whole.len()),
+            ),
+            None => whole.clone(),
+        };
+        if let Some(cache) = &self.inner.blob_cache
+            && size <= self.inner.blob_cache_object_max
+        {
+            if let Some(whole) = cache.get(sha256) {
+                return Ok(BlobBody::Bytes(slice(&whole)));
+            }
+            let whole = self.read_whole_blob(sha256, size).await?;
+            cache.insert(sha256.to_owned(), whole.clone());
+            return Ok(BlobBody::Bytes(slice(&whole)));
+        }
+        if let Some(root) = &self.inner.local_root {
+            let _timer = self.timer(crate::metrics::StorageOp::BlobOpen);
+            return local_blob_stream(root, sha256, size, range)
+                .await
+                .map(BlobBody::Stream);
+        }
+        self.open_blob(sha256, range).await.map(BlobBody::Stream)
+    }
+
+    /// All of a small blob, checked against the size its record gives.
+    async fn read_whole_blob(&self, sha256: &str, size: u64) -> Result<Bytes, StoreError> {
+        let _timer = self.timer(crate::metrics::StorageOp::BlobRead);
+        let mut stream = self.open_blob(sha256, None).await?;
+        let mut whole = bytes::BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+        while let Some(chunk) = stream.next().await {
+            whole.extend_from_slice(&chunk?);
+        }
+        if whole.len() as u64 != size {
+            return Err(StoreError::Corrupt {
+                key: blob_key(sha256).to_string(),
+                reason: format!("{} bytes where the record says {size}", whole.len()),
+            });
+        }
+        Ok(whole.freeze())
+    }
+}
+
+/// How much a local blob read takes at a time.
+const LOCAL_READ_CHUNK: usize = 256 * 1024;
+
+pub(super) fn blob_cache(megabytes: u64) -> Option<moka::sync::Cache<String, Bytes>> {
+    (megabytes > 0).then(|| {
+        moka::sync::Cache::builder()
+            .max_capacity(megabytes.saturating_mul(1024 * 1024))
+            .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
+            .build()
+    })
+}
+
+/// A local blob file, or `range` of it, streamed in [`LOCAL_READ_CHUNK`] reads.
+async fn local_blob_stream(
+    root: &std::path::Path,
+    sha256: &str,
+    size: u64,
+    range: Option<std::ops::Range<u64>>,
+) -> Result<BoxStream<'static, Result<Bytes, object_store::Error>>, StoreError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let key = blob_key(sha256);
+    let file_path = root.join(key.as_ref());
+    let io_error = move |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            object_store::Error::NotFound {
+                path: key.to_string(),
+                source: Box::new(e),
+            }
+        } else {
+            object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            }
+        }
+    };
+    let mut file = tokio::fs::File::open(&file_path).await.map_err(&io_error)?;
+    let (start, end) = range.map_or((0, size), |r| (r.start, r.end));
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(&io_error)?;
+    }
+    let reader = file.take(end.saturating_sub(start));
+    Ok(
+        tokio_util::io::ReaderStream::with_capacity(reader, LOCAL_READ_CHUNK)
+            .map_err(io_error)
+            .boxed(),
+    )
+}
+
+/// End a download with an error when no chunk arrives within `limit`.
+fn idle_bounded(
+    stream: BoxStream<'static, Result<Bytes, object_store::Error>>,
+    limit: Duration,
+) -> BoxStream<'static, Result<Bytes, object_store::Error>> {
+    futures::stream::unfold(Some(stream), move |state| async move {
+        let mut stream = state?;
+        match tokio::time::timeout(limit, stream.next()).await {
+            Ok(Some(item)) => Some((item, Some(stream))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(object_store::Error::Generic {
+                    store: "S3",
+                    source: format!("no data from the backend for {limit:?}").into(),
+                }),
+                None,
+            )),
+        }
+    })
+    .boxed()
+}

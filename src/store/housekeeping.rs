@@ -1,0 +1,217 @@
+//! Housekeeping: what interrupted uploads left behind, and garbage collection of unreferenced
+//! blobs and expired tombstones.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::path::Path as Key;
+
+use super::keys::key_to_asset_path;
+use super::upload::MARKER_SUFFIX;
+use super::{Store, StoreError, unix_now};
+
+/// How long a tombstone is kept: long enough that a re-upload lands in a later second.
+const TOMBSTONE_TTL: u64 = 3600;
+
+/// What a garbage collection removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GcReport {
+    /// Unreferenced blobs deleted.
+    pub blobs: usize,
+    /// Expired tombstones deleted.
+    pub tombstones: usize,
+    /// Records that could not be read (not JSON, or invalid fields) and were skipped; every
+    /// blob their bytes name is kept.
+    pub unreadable_records: usize,
+}
+
+impl Store {
+    /// Remove what interrupted uploads left under `tmp/`: temporary objects, and the
+    /// multipart uploads their markers name. On the local backend this process is the only
+    /// writer, so everything goes, with the staging files object_store writes beside a
+    /// destination (`name#N`); run it before serving. On S3 other instances may be uploading
+    /// into the same bucket, so only what is older than `stale_upload_secs` goes.
+    pub async fn clean_up_interrupted_uploads(&self) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        if let Some(root) = &self.inner.local_root {
+            let root = root.clone();
+            removed += tokio::task::spawn_blocking(move || remove_staging_files(&root))
+                .await
+                .unwrap_or(0);
+        }
+        let stale_before = if self.inner.shared {
+            chrono_cutoff(self.inner.stale_uploads)
+        } else {
+            chrono::DateTime::<chrono::Utc>::MAX_UTC
+        };
+        let leftovers: Vec<_> = self
+            .inner
+            .objects
+            .list(Some(&Key::from("tmp")))
+            .try_filter(|m| futures::future::ready(m.last_modified < stale_before))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        for key in leftovers {
+            if key.as_ref().ends_with(MARKER_SUFFIX)
+                && let Some(multipart) = &self.inner.multipart
+            {
+                multipart.abort_marked(&*self.inner.objects, &key).await?;
+            } else {
+                self.delete_quietly(&key).await;
+            }
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Delete blobs no record references and that are older than `grace`, and tombstones past
+    /// their time. The grace period covers uploads between blob and record write on other
+    /// instances, and downloads still streaming an old version.
+    pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport, StoreError> {
+        let mut report = GcReport::default();
+        // Candidates first: a blob renamed into place after this listing is not one.
+        let cutoff = chrono_cutoff(grace);
+        let candidates: Vec<_> = self
+            .inner
+            .objects
+            .list(Some(&Key::from("blobs/sha256")))
+            .try_filter(|m| futures::future::ready(m.last_modified < cutoff))
+            .try_collect()
+            .await?;
+        let record_keys: Vec<_> = self
+            .inner
+            .objects
+            .list(Some(&Key::from("assets")))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        let mut referenced = HashSet::new();
+        let now = unix_now();
+        for key in record_keys {
+            let Some(path) = key_to_asset_path(&key) else {
+                continue;
+            };
+            let record = match self.load_record(&path).await {
+                Ok(Some(record)) => record,
+                Ok(None) => continue,
+                Err(StoreError::Corrupt { reason, .. }) => {
+                    // Which blob it meant is unknown: keep every one its bytes name, so a
+                    // record repaired later still finds its bytes.
+                    let kept = self.hashes_named_by(&key).await?;
+                    tracing::warn!(%key, %reason, kept_blobs = kept.len(), "garbage collection skipped an unreadable record");
+                    if let Some(metrics) = &self.inner.metrics {
+                        metrics.gc_unreadable_record();
+                    }
+                    report.unreadable_records += 1;
+                    referenced.extend(kept);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if record.deleted {
+                // Another instance may re-upload at this path between our read and our delete,
+                // and S3 has no conditional delete: on a shared bucket tombstones stay.
+                if !self.inner.shared && record.last_modified + TOMBSTONE_TTL < now {
+                    self.delete_quietly(&key).await;
+                    report.tombstones += 1;
+                }
+            } else {
+                referenced.insert(record.sha256);
+            }
+        }
+        for blob in candidates {
+            let Some(name) = blob.location.filename() else {
+                continue;
+            };
+            if referenced.contains(name) {
+                continue;
+            }
+            // A commit since the listings may have renamed the same bytes onto this blob (which
+            // refreshes its time) and written a record for it: commits hold the gate shared
+            // from rename to record write, so look again under the gate before deleting.
+            let _gate = self.inner.gc_gate.write().await;
+            match self.inner.objects.head(&blob.location).await {
+                Ok(now) if now.last_modified < cutoff => {
+                    self.delete_quietly(&blob.location).await;
+                    report.blobs += 1;
+                }
+                _ => {}
+            }
+        }
+        Ok(report)
+    }
+
+    /// Every SHA-256 the object at `key` spells out (runs of exactly 64 hex digits, in either
+    /// case, as blob names are written): what an unreadable record may still reference.
+    async fn hashes_named_by(&self, key: &Key) -> Result<Vec<String>, StoreError> {
+        let bytes = match self.inner.objects.get(key).await {
+            Ok(got) => got.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(hex_runs(&bytes))
+    }
+}
+
+/// The runs of exactly 64 ASCII hex digits in `bytes`, lowercased.
+fn hex_runs(bytes: &[u8]) -> Vec<String> {
+    bytes
+        .split(|b| !b.is_ascii_hexdigit())
+        .filter(|run| run.len() == 64)
+        .map(|run| String::from_utf8_lossy(run).to_ascii_lowercase())
+        .collect()
+}
+
+fn chrono_cutoff(grace: Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Walk the local root and remove object_store's staging files (`<name>#<n>`): a crash during
+/// a write leaves them, and asset paths never contain `#`.
+fn remove_staging_files(root: &std::path::Path) -> usize {
+    let mut removed = 0;
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(_)
+                    if entry.file_name().to_string_lossy().contains('#')
+                        && std::fs::remove_file(&path).is_ok() =>
+                {
+                    removed += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_found_in_unreadable_records() {
+        let a = "0123456789abcdef".repeat(4);
+        let b = "FEDCBA9876543210".repeat(4);
+        let text = format!(
+            "{{\"path\": \"x\", \"sha256\": \"{a}\", \"whatsapp\": {{\"1\": {{\"sha256\": \"{b}\"}}, \"x\": \"{a}0\", \"y\": \"{}\"}}",
+            &a[..63]
+        );
+        assert_eq!(
+            hex_runs(text.as_bytes()),
+            vec![a.clone(), b.to_ascii_lowercase()]
+        );
+        // Cut off just after the hash: still found.
+        assert_eq!(hex_runs(format!("{{\"sha256\": \"{a}").as_bytes()), vec![a]);
+        assert_eq!(hex_runs(b"not json at all"), Vec::<String>::new());
+    }
+}

@@ -1,0 +1,365 @@
+//! Records and their cache: reading and validating the record of a path, listings, and the
+//! writes that change a record in place (overrides, deletion as a tombstone), with the
+//! `Last-Modified` stepping every content change goes through.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::PutPayload;
+use serde::Serialize;
+
+use super::backend::{Expect, Versioned, conflict_or, put_options, retry_conflicts};
+use super::keys::{decode_key, folder_key, key_to_asset_path, record_key};
+use super::{Store, StoreError, unix_now};
+use crate::asset::{AssetPath, AssetRecord, MediaId};
+use crate::policy::CachePolicy;
+
+/// A page of a listing.
+#[derive(Debug)]
+pub struct Page {
+    /// Records in path order.
+    pub records: Vec<Arc<AssetRecord>>,
+    /// Pass as `cursor` to get the next page; `None` at the end.
+    pub next_cursor: Option<String>,
+    /// Records of this page's paths that could not be used (not JSON, or invalid fields):
+    /// left out of `records`, so one bad object does not fail every listing that covers it.
+    pub errors: Vec<UnreadableRecord>,
+}
+
+/// A stored record that could not be used, as a listing reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnreadableRecord {
+    /// The asset path its key stands for.
+    pub path: String,
+    /// Its key in storage (below `storage.prefix`).
+    pub key: String,
+    /// Why it could not be used.
+    pub reason: String,
+}
+
+/// One folder level of [`Store::list_folder`].
+#[derive(Debug)]
+pub struct FolderPage {
+    /// Full paths of the folders directly inside, sorted. A folder whose assets were all
+    /// deleted may still be listed: on local disk its directory stays, and its tombstones
+    /// until a garbage collection (on a shared bucket, for good).
+    pub folders: Vec<String>,
+    /// The assets directly inside.
+    pub page: Page,
+}
+
+impl Store {
+    pub(super) async fn load_record(&self, path: &str) -> Result<Option<AssetRecord>, StoreError> {
+        Ok(self.load_versioned_record(path).await?.value)
+    }
+
+    /// The record at `path`, read and validated (see [`AssetRecord::validate`]): every read of a
+    /// record goes through here.
+    pub(super) async fn load_versioned_record(
+        &self,
+        path: &str,
+    ) -> Result<Versioned<Option<AssetRecord>>, StoreError> {
+        let key = record_key(path);
+        let loaded: Versioned<Option<AssetRecord>> = self.load_json(&key).await?;
+        if let Some(record) = &loaded.value
+            && let Err(reason) = record.validate(path)
+        {
+            return Err(StoreError::Corrupt {
+                key: key.to_string(),
+                reason,
+            });
+        }
+        Ok(loaded)
+    }
+
+    /// The live record at `path` (cached for at most the cache TTL), `None` when there is no
+    /// asset.
+    pub async fn record(&self, path: &AssetPath) -> Result<Option<Arc<AssetRecord>>, StoreError> {
+        if let Some(hit) = self.inner.records.get(path.as_str()) {
+            return Ok(hit);
+        }
+        let generation = *self
+            .inner
+            .record_writes
+            .lock()
+            .expect("record write counter");
+        let timer = self.timer(crate::metrics::StorageOp::RecordRead);
+        let live = self
+            .load_record(path.as_str())
+            .await?
+            .filter(|r| !r.deleted)
+            .map(Arc::new);
+        drop(timer);
+        // A write that finished while this read was under way may have cached a newer record:
+        // then what was read here may be older, and must not replace it.
+        let writes = self
+            .inner
+            .record_writes
+            .lock()
+            .expect("record write counter");
+        if *writes == generation {
+            self.inner
+                .records
+                .insert(path.as_str().to_owned(), live.clone());
+        }
+        drop(writes);
+        Ok(live)
+    }
+
+    /// One page of the live assets whose path starts with `prefix`, in path order, after
+    /// `cursor`.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let _timer = self.timer(crate::metrics::StorageOp::List);
+        // List the deepest folder the prefix names, then filter on the whole prefix.
+        let folder = prefix.rsplit_once('/').map_or("", |(f, _)| f);
+        let list_prefix = folder_key(folder);
+        let paths: Vec<String> = self
+            .inner
+            .objects
+            .list(Some(&list_prefix))
+            .map_ok(|meta| key_to_asset_path(&meta.location))
+            .try_collect::<Vec<_>>()
+            .await?
+            .into_iter()
+            .flatten()
+            .filter(|p| p.starts_with(prefix) && cursor.is_none_or(|c| p.as_str() > c))
+            .collect();
+        self.page_of(paths, limit).await
+    }
+
+    /// One folder level (`""` for the root): the folders directly in it, and a page of the
+    /// assets directly in it, in path order, after `cursor`. What a file browser shows, without
+    /// reading every record below.
+    pub async fn list_folder(
+        &self,
+        folder: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<FolderPage, StoreError> {
+        let _timer = self.timer(crate::metrics::StorageOp::List);
+        let list_prefix = folder_key(folder);
+        let level = self
+            .inner
+            .objects
+            .list_with_delimiter(Some(&list_prefix))
+            .await?;
+        let mut folders: Vec<String> = level
+            .common_prefixes
+            .iter()
+            .filter_map(|key| decode_key(key.as_ref().strip_prefix("assets/")?))
+            .collect();
+        folders.sort_unstable();
+        let paths = level
+            .objects
+            .iter()
+            .filter_map(|meta| key_to_asset_path(&meta.location))
+            .filter(|p| cursor.is_none_or(|c| p.as_str() > c))
+            .collect();
+        Ok(FolderPage {
+            folders,
+            page: self.page_of(paths, limit).await?,
+        })
+    }
+
+    /// Whether any record lies below `folder` (`promo` holds `promo/a.jpg` and `promo/x/b.jpg`,
+    /// not `promo.jpg` or `promo` itself): whether it is a folder of assets. A deleted asset's
+    /// tombstone counts until it is collected.
+    pub async fn has_records_below(&self, folder: &str) -> Result<bool, StoreError> {
+        let mut below = self.inner.objects.list(Some(&folder_key(folder)));
+        Ok(below.try_next().await?.is_some())
+    }
+
+    /// The first `limit` of `paths` in order, with their records read (deleted ones left out).
+    /// A record that cannot be used is left out too, and named in the page's `errors`; a
+    /// storage failure fails the page.
+    async fn page_of(&self, mut paths: Vec<String>, limit: usize) -> Result<Page, StoreError> {
+        paths.sort_unstable();
+        let more = paths.len() > limit;
+        paths.truncate(limit);
+        let next_cursor = if more { paths.last().cloned() } else { None };
+        let loaded = futures::stream::iter(paths)
+            .map(|p| async move {
+                let loaded = self.load_record(&p).await;
+                (p, loaded)
+            })
+            .buffered(LIST_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        let mut records = Vec::with_capacity(loaded.len());
+        let mut errors = Vec::new();
+        for (path, loaded) in loaded {
+            match loaded {
+                Ok(Some(record)) if !record.deleted => records.push(Arc::new(record)),
+                Ok(_) => {}
+                Err(StoreError::Corrupt { key, reason }) => {
+                    tracing::warn!(%key, %reason, "a listing skipped an unreadable record");
+                    errors.push(UnreadableRecord { path, key, reason });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Page {
+            records,
+            next_cursor,
+            errors,
+        })
+    }
+
+    pub(super) fn path_lock(&self, path: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.inner.path_locks.lock().expect("path lock map");
+        // Drop locks nobody holds any more, so the map stays as small as the writes in flight.
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        Arc::clone(locks.entry(path.to_owned()).or_default())
+    }
+
+    /// Write a record over the version `expect` names; [`StoreError::Conflict`] when another
+    /// instance wrote first.
+    pub(super) async fn write_record(
+        &self,
+        record: AssetRecord,
+        expect: &Expect,
+    ) -> Result<Arc<AssetRecord>, StoreError> {
+        let json = serde_json::to_vec_pretty(&record).expect("a record always serialises");
+        self.inner
+            .objects
+            .put_opts(
+                &record_key(&record.path),
+                PutPayload::from(json),
+                put_options(self.inner.shared, expect),
+            )
+            .await
+            .map_err(conflict_or)?;
+        let live = (!record.deleted).then(|| Arc::new(record.clone()));
+        {
+            let mut writes = self
+                .inner
+                .record_writes
+                .lock()
+                .expect("record write counter");
+            *writes += 1;
+            self.inner.records.insert(record.path.clone(), live.clone());
+        }
+        Ok(live.unwrap_or_else(|| Arc::new(record)))
+    }
+
+    /// The live record at `path`, uncached, with the version it was read at.
+    pub(super) async fn load_live_record(
+        &self,
+        path: &AssetPath,
+    ) -> Result<(AssetRecord, Expect), StoreError> {
+        let current = self.load_versioned_record(path.as_str()).await?;
+        let record = current
+            .value
+            .filter(|r| !r.deleted)
+            .ok_or(StoreError::NotFound)?;
+        Ok((record, current.expect))
+    }
+
+    /// Change an asset's own settings: its cache policy (`Some(None)` clears it) and its
+    /// signed-link setting (`Some(None)` back to its folder's); `None` leaves one as it is.
+    pub async fn set_overrides(
+        &self,
+        path: &AssetPath,
+        cache: Option<Option<CachePolicy>>,
+        signed: Option<Option<bool>>,
+    ) -> Result<Arc<AssetRecord>, StoreError> {
+        let lock = self.path_lock(path.as_str());
+        let _held = lock.lock().await;
+        retry_conflicts(|| async move {
+            let (mut record, expect) = self.load_live_record(path).await?;
+            if let Some(cache) = cache {
+                record.cache_control = cache;
+            }
+            if let Some(signed) = signed {
+                record.signed = signed;
+            }
+            self.write_record(record, &expect).await
+        })
+        .await
+    }
+
+    /// Delete the asset at `path`: from then on its public URL answers 404. Returns the media
+    /// IDs it had.
+    pub async fn delete(&self, path: &AssetPath) -> Result<Vec<MediaId>, StoreError> {
+        let _timer = self.timer(crate::metrics::StorageOp::Delete);
+        let lock = self.path_lock(path.as_str());
+        let _held = lock.lock().await;
+        retry_conflicts(|| async move {
+            let (mut record, expect) = self.load_live_record(path).await?;
+            let now = wait_for_a_later_second(Some(&record)).await;
+            record.last_modified = next_last_modified(Some(&record), now);
+            record.deleted = true;
+            let media = std::mem::take(&mut record.whatsapp);
+            self.write_record(record, &expect).await?;
+            Ok(media.into_values().collect())
+        })
+        .await
+    }
+}
+
+/// How many records a listing reads at once.
+const LIST_CONCURRENCY: usize = 16;
+
+/// The longest a write waits for the clock to pass the previous `Last-Modified`.
+const MAX_CLOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// Wait, holding the path's lock, until the wall clock is past the previous `Last-Modified`,
+/// and return the time then. HTTP dates have one-second resolution, Meta refreshes a `no-cache`
+/// asset only when the value differs, and RFC 9110 §8.8.2.1 forbids a `Last-Modified` later
+/// than the response's `Date`: so a second write within one second is published at the next
+/// second rather than stamped in the future. Only if the clock went backwards by more than
+/// [`MAX_CLOCK_WAIT`] does the stamp run ahead of the clock, to keep moving forward.
+pub(super) async fn wait_for_a_later_second(previous: Option<&AssetRecord>) -> u64 {
+    if let Some(previous) = previous {
+        let target = UNIX_EPOCH + Duration::from_secs(previous.last_modified + 1);
+        if let Ok(wait) = target.duration_since(SystemTime::now()) {
+            if wait <= MAX_CLOCK_WAIT {
+                tokio::time::sleep(wait).await;
+            } else {
+                tracing::warn!(path = %previous.path, ?wait, "the clock is behind this asset's Last-Modified; stamping ahead of it");
+            }
+        }
+    }
+    unix_now()
+}
+
+/// `Last-Modified` for a new version: now, and always at least one second after the previous
+/// value (see [`wait_for_a_later_second`]).
+pub(super) fn next_last_modified(previous: Option<&AssetRecord>, now: u64) -> u64 {
+    previous.map_or(now, |p| now.max(p.last_modified + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn last_modified_always_moves_forward() {
+        let rec = |lm| AssetRecord {
+            path: "a".into(),
+            sha256: "0".repeat(64),
+            size: 1,
+            content_type: "image/png".into(),
+            last_modified: lm,
+            cache_control: None,
+            filename: "a".into(),
+            uploaded_at: lm,
+            deleted: false,
+            whatsapp: BTreeMap::new(),
+            signed: None,
+        };
+        assert_eq!(next_last_modified(None, 100), 100);
+        assert_eq!(next_last_modified(Some(&rec(50)), 100), 100);
+        assert_eq!(next_last_modified(Some(&rec(100)), 100), 101);
+        // Clock went backwards: still forward.
+        assert_eq!(next_last_modified(Some(&rec(200)), 100), 201);
+    }
+}
