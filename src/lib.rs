@@ -19,7 +19,6 @@
 //! [`Server::bind`] builds the whole application from settings; `main` and the integration tests
 //! both go through it (tests bind port 0).
 
-pub mod check;
 pub mod asset;
 pub mod cli;
 pub mod config;

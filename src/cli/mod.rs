@@ -1,6 +1,7 @@
 //! The command line: `media-origin serve` and its overrides, `check-storage`, and `upload`
 //! (a client of a running server's admin API).
 
+mod check;
 mod upload;
 
 use std::path::PathBuf;
@@ -67,7 +68,7 @@ enum Command {
     /// is usable and cached as declared; 1 when any check fails (Meta would fail the send,
     /// refuse the asset, or not cache it as declared; also when a URL cannot be fetched from
     /// here); 2 on a usage error, before anything is fetched.
-    Check(crate::check::CheckArgs),
+    Check(check::CheckArgs),
 }
 
 /// Parse the command line and run it.
@@ -81,7 +82,7 @@ pub async fn main() -> ExitCode {
     crate::logging::init(log.format, log.level.as_deref());
     match cli.command {
         Command::Upload(args) => upload::run(args).await,
-        Command::Check(args) => crate::check::run(args).await,
+        Command::Check(args) => check::run(args).await,
         Command::Sign { path, ttl, api } => sign(&path, ttl, &api).await,
         Command::CheckStorage { config } => match Settings::load(config.as_deref()) {
             Ok(settings) => check_storage(&settings).await,

@@ -42,7 +42,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::media_kind::{self, Kind, MAX_UPLOAD_SIZE, MediaError, SNIFF_LEN};
+use crate::media_kind::{self, Kind, MAX_UPLOAD_SIZE, MediaError};
 use crate::policy::CachePolicy;
 
 /// The User-Agent sent by default. Meta does not document its fetcher's; this is the value
@@ -169,8 +169,6 @@ pub struct Answer {
 /// What was read of a `200`'s body.
 #[derive(Debug, Clone)]
 pub struct Body {
-    /// The first [`SNIFF_LEN`] bytes.
-    pub head: Vec<u8>,
     /// Bytes received (at most [`MAX_UPLOAD_SIZE`] + 1).
     pub size: u64,
     /// Reading stopped because there was more than [`MAX_UPLOAD_SIZE`].
@@ -230,7 +228,6 @@ pub async fn fetch(client: &reqwest::Client, url: Url, max_redirects: usize) -> 
 }
 
 async fn read_body(response: &mut reqwest::Response) -> Body {
-    let mut head = Vec::new();
     let mut size = 0u64;
     let mut hasher = Sha256::new();
     let mut inspector = media_kind::Inspector::new();
@@ -238,8 +235,6 @@ async fn read_body(response: &mut reqwest::Response) -> Body {
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                let room = SNIFF_LEN.saturating_sub(head.len());
-                head.extend_from_slice(&chunk[..room.min(chunk.len())]);
                 hasher.update(&chunk);
                 inspector.update(&chunk);
                 size += chunk.len() as u64;
@@ -255,7 +250,6 @@ async fn read_body(response: &mut reqwest::Response) -> Body {
         }
     }
     Body {
-        head,
         size,
         over_max: size > MAX_UPLOAD_SIZE,
         sha256: hex::encode(hasher.finalize()),
