@@ -14,12 +14,13 @@ pub mod observe;
 pub mod openapi;
 pub mod page;
 pub mod public;
+pub mod routes;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -153,19 +154,15 @@ fn finish(routes: Router<AppState>, state: AppState, hosts: host::HostRule) -> A
 }
 
 fn admin_api(state: &AppState, body_idle_timeout: Duration) -> Router<AppState> {
+    // Each route's body size is decided where the route is (`admin::routes`), inside this
+    // token check: a request without the token learns nothing of the routes' limits.
     admin::routes()
-        // The token first (the outer of the two), then the declared size: a request without
-        // the token learns nothing of the routes' limits, and gets the 401 it needs to see.
-        .route_layer(axum::middleware::from_fn(refuse_declared_oversize))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
         ))
         // The API's description needs no token: merged after the token check is layered.
         .merge(openapi::routes())
-        // Uploads are streamed and limited by kind in the store; multipart framing adds a
-        // little on top of the largest media. JSON bodies are small.
-        .layer(DefaultBodyLimit::max(admin::MAX_JSON_BODY))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             body_idle_timeout,
         ))
@@ -173,40 +170,6 @@ fn admin_api(state: &AppState, body_idle_timeout: Duration) -> Router<AppState> 
 
 /// Largest upload body: the largest media plus multipart framing.
 pub const MAX_UPLOAD_BODY: u64 = MAX_UPLOAD_SIZE + 1024 * 1024;
-
-/// Answer 413 before reading a body whose declared length is over what the route accepts:
-/// uploads up to the largest media, everything else up to a small JSON body. (The form upload
-/// lifts axum's body limit for itself; a raw PUT streams, and the store limits it by kind.)
-async fn refuse_declared_oversize(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    // A raw PUT checks its length against the declared kind's own limit in the handler.
-    if req.method() == axum::http::Method::PUT && req.uri().path().starts_with("/assets/") {
-        return next.run(req).await;
-    }
-    let upload = req.method() == axum::http::Method::POST && req.uri().path() == "/assets";
-    let limit = if upload {
-        MAX_UPLOAD_BODY
-    } else {
-        admin::MAX_JSON_BODY as u64
-    };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if let Some(length) = declared
-        && length > limit
-    {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the body is {length} bytes; this route accepts at most {limit}"),
-        )
-        .into_response();
-    }
-    next.run(req).await
-}
 
 async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))

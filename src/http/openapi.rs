@@ -8,8 +8,8 @@
 //! what is sent. What keeps the JSON true is `tests/openapi.rs`, against the real server:
 //!
 //! - Its paths and methods equal the routes registered under `/api`, both ways. axum cannot
-//!   list its routes, so the admin routes register through [`Recorded`], which keeps each
-//!   `(path template, method)` from the very calls that build the router; the list cannot
+//!   list its routes, so the routes register through [`super::routes::Recorded`], which keeps
+//!   each `(path template, method)` from the very calls that build the router; the list cannot
 //!   drift from the router, and the test compares it with the description.
 //! - Every described operation is routed (never the fallback 404 or a 405), and every method a
 //!   path does not describe answers 405 with an `Allow` listing exactly the described ones.
@@ -21,12 +21,11 @@ use std::sync::OnceLock;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::MethodFilter;
 
 use super::AppState;
+use super::routes::{Recorded, Table};
 
 /// The description as written; `info.version` is set to this build's version when served.
 const SOURCE: &str = include_str!("openapi.json");
@@ -34,46 +33,7 @@ const SOURCE: &str = include_str!("openapi.json");
 /// Where the description is served, relative to `/api`.
 pub const PATH: &str = "/openapi.json";
 
-/// A router that keeps, for every route it registers, the path template and the method.
-///
-/// Each call adds one method to a path; axum merges the method routers of one path, so the
-/// router is the same as with `get(a).post(b)`.
-pub struct Recorded<S = AppState> {
-    router: Router<S>,
-    table: Vec<(&'static str, Method)>,
-}
-
-impl<S: Clone + Send + Sync + 'static> Default for Recorded<S> {
-    fn default() -> Self {
-        Self {
-            router: Router::new(),
-            table: Vec::new(),
-        }
-    }
-}
-
-impl<S: Clone + Send + Sync + 'static> Recorded<S> {
-    /// Route `method` requests for `path` (axum syntax, e.g. `/assets/{*path}`) to `handler`.
-    /// A `GET` route also answers `HEAD`, as axum's `get` does.
-    #[track_caller]
-    pub fn route<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Self
-    where
-        H: Handler<T, S>,
-        T: 'static,
-    {
-        let filter = MethodFilter::try_from(method.clone()).expect("a method axum can route");
-        self.router = self.router.route(path, axum::routing::on(filter, handler));
-        self.table.push((path, method));
-        self
-    }
-
-    /// The router, and every `(path template, method)` it routes.
-    pub fn finish(self) -> (Router<S>, Vec<(&'static str, Method)>) {
-        (self.router, self.table)
-    }
-}
-
-fn registered() -> (Router<AppState>, Vec<(&'static str, Method)>) {
+fn registered() -> (Router<AppState>, Table) {
     Recorded::default().route(Method::GET, PATH, serve).finish()
 }
 

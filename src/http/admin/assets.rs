@@ -1,0 +1,335 @@
+//! `/api/assets`: upload (a raw `PUT`, or a form), read, list, change and delete assets; and
+//! `/api/fetches`, an asset's recent public fetches.
+
+use std::pin::pin;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::access::require_signing;
+use super::extract::{ApiJson, ApiQuery, AssetAt, present};
+use super::form;
+use super::view::{error_json, media_outcome, view};
+use crate::asset::path::parse_folder;
+use crate::asset::{AssetPath, AssetRecord};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::media_kind;
+use crate::policy::CachePolicy;
+use crate::store::{Staged, UploadHints};
+
+/// Largest page of a listing.
+const MAX_PAGE: usize = 1000;
+/// Default page size.
+const DEFAULT_PAGE: usize = 100;
+
+/// A prefix of asset paths to list, as `GET /api/assets?prefix=` and `POST
+/// /api/whatsapp/refresh` take it: leading slashes dropped, and the rest, but for trailing
+/// slashes, held to the rules of an asset path (400 `invalid_path`). Returns what to list.
+pub(super) fn list_prefix(raw: &str) -> Result<&str, ApiError> {
+    let prefix = raw.trim_start_matches('/');
+    if !prefix.is_empty() {
+        AssetPath::parse(prefix.trim_end_matches('/'))?;
+    }
+    Ok(prefix)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PutQuery {
+    cache: Option<String>,
+    /// Also upload to the Media API (default phone number).
+    #[serde(default)]
+    whatsapp: bool,
+}
+
+/// `PUT /api/assets/{path}`: the body is the file.
+pub(super) async fn put_asset(
+    State(state): State<AppState>,
+    AssetAt(path): AssetAt,
+    ApiQuery(query): ApiQuery<PutQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let cache = query.cache.as_deref().map(str::parse).transpose()?;
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("invalid"));
+    // Refuse what can be refused before reading a byte: an unsupported declared type, or a
+    // Content-Length over the limit of the declared kind (or of any kind).
+    let limit = media_kind::declared_limit(declared)?.unwrap_or(media_kind::MAX_UPLOAD_SIZE);
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(length) = length
+        && length > limit
+    {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the upload is {length} bytes; the limit for this type is {limit} bytes"),
+        ));
+    }
+    let hints = UploadHints {
+        content_type: declared,
+        filename: Some(path.file_name()),
+    };
+    let staged = state.store.stage(body.into_data_stream(), hints).await?;
+    commit(&state, &path, staged, cache, None, query.whatsapp).await
+}
+
+/// `POST /api/assets` with `multipart/form-data`: see [`form`]. The file is streamed into the
+/// store as it comes, and discarded when the form is refused.
+pub(super) async fn upload_form(
+    State(state): State<AppState>,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let mut form = form::Reader::new(form)?;
+    let mut staged = None;
+    let read = async {
+        while let Some(part) = form.next_part().await? {
+            let form::Part::File(file) = part else {
+                continue;
+            };
+            let file = *file;
+            let hints = UploadHints {
+                content_type: file.content_type.as_deref(),
+                filename: file.file_name.as_deref(),
+            };
+            staged = Some(state.store.stage(pin!(file.field), hints).await?);
+        }
+        Ok(())
+    }
+    .await;
+    match (read.and_then(|()| form.decide()), staged) {
+        (Ok(upload), Some(s)) => {
+            let filename = upload.filename.as_deref();
+            commit(
+                &state,
+                &upload.path,
+                s,
+                upload.cache,
+                filename,
+                upload.whatsapp,
+            )
+            .await
+        }
+        (Err(e), Some(s)) => {
+            state.store.discard(s).await;
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
+        (Ok(_), None) => unreachable!("a decided form always has a file"),
+    }
+}
+
+/// Make the staged upload the asset, then, when asked, get it a media ID. The asset is stored
+/// whatever the Media API says: its answer (`whatsapp_upload`) or error (`whatsapp_error`)
+/// rides along with the record.
+async fn commit(
+    state: &AppState,
+    path: &AssetPath,
+    staged: Staged,
+    cache: Option<CachePolicy>,
+    filename: Option<&str>,
+    whatsapp: bool,
+) -> Result<Response, ApiError> {
+    let done = state.store.commit(path, staged, cache, filename).await?;
+    state.observer.metrics.upload(done.record.size);
+    if done.unchanged {
+        tracing::info!(path = %path, sha256 = %done.record.sha256, "asset uploaded again unchanged; its version stays");
+    } else {
+        tracing::info!(path = %path, sha256 = %done.record.sha256, size = done.record.size, created = done.created, "asset stored");
+    }
+    state.whatsapp.forget(done.dropped_media_ids);
+    let mut record = done.record;
+    let mut extra = None;
+    if whatsapp {
+        extra = Some(
+            match state.whatsapp.ensure(&state.store, path, None, false).await {
+                Ok(outcome) => {
+                    record = Arc::clone(&outcome.record);
+                    ("whatsapp_upload", media_outcome(&outcome))
+                }
+                Err(e) => ("whatsapp_error", error_json(ApiError::from(e))),
+            },
+        );
+    }
+    let policies = state.store.policies().await;
+    let status = if done.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut body = json!(view(state, &policies, &record));
+    if let Some((key, value)) = extra {
+        body[key] = value;
+    }
+    Ok((status, Json(body)).into_response())
+}
+
+/// `GET /api/assets/{path}`.
+pub(super) async fn get_asset(
+    State(state): State<AppState>,
+    AssetAt(path): AssetAt,
+) -> Result<Response, ApiError> {
+    let record = existing(&state, &path).await?;
+    let policies = state.store.policies().await;
+    Ok(Json(view(&state, &policies, &record)).into_response())
+}
+
+/// The record of the asset at `path`; 404 when there is none.
+pub(super) async fn existing(
+    state: &AppState,
+    path: &AssetPath,
+) -> Result<Arc<AssetRecord>, ApiError> {
+    state
+        .store
+        .record(path)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no asset at this path"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    #[serde(default)]
+    prefix: String,
+    /// One folder level instead of everything under a prefix (`""` is the root).
+    folder: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/fetches/{path}`: the asset's recent public fetches, newest first, so an operator
+/// can see whether Meta's fetcher comes back for the bytes (200) or revalidates its copy (304).
+/// Kept in memory only: empty after a restart, and per instance.
+pub(super) async fn get_fetches(
+    State(state): State<AppState>,
+    AssetAt(path): AssetAt,
+) -> Result<Response, ApiError> {
+    let log = &state.observer.fetches;
+    let fetches = log.get(path.as_str());
+    Ok(Json(json!({
+        "path": path.as_str(),
+        "kept_per_asset": log.per_asset(),
+        "fetches": fetches,
+    }))
+    .into_response())
+}
+
+/// `GET /api/assets`: everything under a prefix, or one folder level, a page at a time.
+pub(super) async fn list_assets(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    let prefix = list_prefix(&q.prefix)?;
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let (level, page) = match &q.folder {
+        None => {
+            let page = state.store.list(prefix, q.cursor.as_deref(), limit).await?;
+            (None, page)
+        }
+        Some(_) if !q.prefix.is_empty() => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "give `prefix` (everything below it) or `folder` (one level), not both",
+            ));
+        }
+        Some(folder) => {
+            let folder = if folder.trim_matches('/').is_empty() {
+                String::new()
+            } else {
+                parse_folder(folder)?
+            };
+            let level = state
+                .store
+                .list_folder(&folder, q.cursor.as_deref(), limit)
+                .await?;
+            (Some((folder, level.folders)), level.page)
+        }
+    };
+    let policies = state.store.policies().await;
+    let assets: Vec<_> = page
+        .records
+        .iter()
+        .map(|r| view(&state, &policies, r))
+        .collect();
+    let mut body = json!({
+        "assets": assets,
+        "next_cursor": page.next_cursor,
+        "errors": page.errors,
+    });
+    if let Some((folder, folders)) = level {
+        body["folder"] = json!(folder);
+        body["folders"] = json!(folders);
+    }
+    Ok(Json(body).into_response())
+}
+
+/// The body of `PATCH /api/assets/{path}`: the asset's own settings, each left as it is when
+/// absent and cleared by `null`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Overrides {
+    /// A policy, or null to clear the override.
+    #[serde(default, deserialize_with = "present")]
+    cache_control: Option<Option<String>>,
+    /// true, false, or null to follow the folder.
+    #[serde(default, deserialize_with = "present")]
+    signed: Option<Option<bool>>,
+}
+
+/// `PATCH /api/assets/{path}`: change the asset's own cache policy and signed-link setting.
+pub(super) async fn patch_asset(
+    State(state): State<AppState>,
+    AssetAt(path): AssetAt,
+    ApiJson(body): ApiJson<Overrides>,
+) -> Result<Response, ApiError> {
+    let Overrides {
+        cache_control,
+        signed,
+    } = body;
+    if cache_control.is_none() && signed.is_none() {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "expected a JSON object with `cache_control` (a policy, or null to clear the \
+             override) and/or `signed` (true, false, or null to follow the folder)",
+        ));
+    }
+    let cache = match cache_control {
+        Some(Some(policy)) => Some(Some(policy.parse::<CachePolicy>()?)),
+        Some(None) => Some(None),
+        None => None,
+    };
+    if signed == Some(Some(true)) {
+        require_signing(&state)?;
+    }
+    let record = state.store.set_overrides(&path, cache, signed).await?;
+    let policies = state.store.policies().await;
+    Ok(Json(view(&state, &policies, &record)).into_response())
+}
+
+/// `DELETE /api/assets/{path}`.
+pub(super) async fn delete_asset(
+    State(state): State<AppState>,
+    AssetAt(path): AssetAt,
+) -> Result<Response, ApiError> {
+    let media_ids = state.store.delete(&path).await?;
+    tracing::info!(path = %path, "asset deleted");
+    state.whatsapp.forget(media_ids);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
