@@ -15,6 +15,10 @@
 //! of `accept` failing in a loop once the process runs out of file descriptors (see
 //! [`derived_max_connections`] for the default).
 //!
+//! Early answers: a request body the application answers without reading (a 401, 413 or 415
+//! on an upload) is drained for a bounded time and amount before hyper closes, so that clients
+//! that send the whole body before they read get the answer (see [`linger`]).
+//!
 //! On shutdown the listeners close at once, every connection is told to finish its current
 //! request and close, and whatever is still running after the grace period is dropped.
 
@@ -35,6 +39,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
+
+pub mod linger;
+pub use linger::LingeringBody;
 
 /// How patient the server is with clients.
 #[derive(Debug, Clone, Copy)]
@@ -198,7 +205,10 @@ async fn accept_loop(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let service = TowerToHyperService::new(app.clone());
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            LingeringBody::wrap,
+        ));
         let io = TokioIo::new(SendTimeout::new(tcp, send_timeout));
         let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {

@@ -119,6 +119,7 @@ impl Req {
         let head = self.bytes(s);
         let body = self.body.clone();
         let half_close = self.half_close;
+        let is_head = self.head.starts_with(b"HEAD ");
         let exchange = async move {
             // The server may answer (and close) before reading everything: a failed write is
             // expected then, and the answer is still there to read.
@@ -130,7 +131,9 @@ impl Req {
             }
             let mut out = Vec::new();
             let mut chunk = vec![0u8; 64 * 1024];
-            loop {
+            // Until the answer is whole: the server may keep the connection open a while
+            // after it, to drain a body it did not read (lingering close).
+            while is_head || !complete(&out) {
                 match tcp.read(&mut chunk).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => out.extend_from_slice(&chunk[..n]),
@@ -141,6 +144,23 @@ impl Req {
         let out = tokio::time::timeout(wait, exchange).await.ok()?;
         (!out.is_empty()).then(|| Answer::parse(&out))
     }
+}
+
+/// Whether `raw` holds a whole response with a body: all of its `Content-Length`, or its last
+/// chunk.
+fn complete(raw: &[u8]) -> bool {
+    let Some(end) = find(raw, b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let rest = &raw[end + 4..];
+    if head.contains("\r\ntransfer-encoding: chunked") {
+        return rest.ends_with(b"0\r\n\r\n");
+    }
+    head.split("\r\n")
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .is_some_and(|len| rest.len() >= len)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
