@@ -1,8 +1,8 @@
 //! What every room of the store shares about the backend: conditional writes (and retrying
 //! them when another instance wins), reading a JSON object with its version, quiet deletes, and
-//! opening the local directory.
+//! the backend itself: local disk, S3 or memory, and opening the local directory.
 
-use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +10,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, PutMode, PutOptions, UpdateVersion};
 
+use super::upload::Multipart;
 use super::{Store, StoreError};
-use crate::policy::CachePolicy;
 
 /// How often a conditional write is tried before giving up to another instance's writes.
 const MAX_CONFLICTS: usize = 16;
@@ -111,68 +111,132 @@ impl Store {
             Err(e) => tracing::warn!(%key, error = %e, "could not delete a temporary object"),
         }
     }
+}
 
-    /// A store over the local directory `root` (created 0700 if missing).
-    ///
-    /// What it writes is its user's alone: folders 0700, files 0600. object_store's
-    /// `LocalFileSystem` creates them itself (files with `OpenOptions`' default 0o666, written
-    /// under a staging name and renamed or hard-linked into place; folders with
-    /// `create_dir_all`), and has no setting for their mode, so the process's umask is narrowed
-    /// to include 0o077 first: every file and folder is then born private, on every path
-    /// object_store writes by (staged `#n` files, multipart parts, parent folders). A chmod
-    /// after each write would leave a new file readable by others from its creation to the
-    /// chmod (for good, if the process died in between), and would have to find every folder
-    /// object_store made on the way. The umask is process-wide: nothing else the server writes
-    /// (the token file is 0600 anyway) needs more than its owner. An existing root keeps its
-    /// mode, with a warning when group or others may enter it.
-    pub(super) fn local(
-        root: &std::path::Path,
-        cache_ttl: Duration,
-        default: CachePolicy,
-        config_rules: BTreeMap<String, CachePolicy>,
-    ) -> Result<Self, StoreError> {
-        #[cfg(unix)]
-        {
-            use rustix::fs::Mode;
-            let private = Mode::RWXG | Mode::RWXO;
-            let old = rustix::process::umask(private);
-            rustix::process::umask(old | private);
+/// Where the store keeps its objects: the one fact the rooms of the store branch on, so that a
+/// combination no backend has (a local root with multipart uploads, S3 timeouts without S3)
+/// cannot be built.
+pub(super) enum Backend {
+    /// A directory on local disk. This process is its only writer: writes are not conditional
+    /// (its own locks serialise them), and object_store's staging files are cleaned up by
+    /// walking the directory.
+    Local {
+        /// The directory, canonicalised.
+        root: PathBuf,
+    },
+    /// An S3 bucket, which other instances may share: record and policy writes are
+    /// conditional, and only stale temporaries are cleaned up.
+    S3 {
+        /// Blob downloads and uploads: a client without a whole-request timeout.
+        blobs: Arc<dyn ObjectStore>,
+        /// S3's multipart API.
+        multipart: Arc<Multipart>,
+        /// Bound on a download's first byte and on each gap between chunks.
+        blob_timeout: Duration,
+        /// Bound on a server-side copy.
+        transfer_timeout: Duration,
+        /// Temporaries older than this belong to no live upload.
+        stale_uploads: Duration,
+    },
+    /// object_store's `InMemory`, for unit tests: this instance's own (`shared: false`, writes
+    /// as on local disk), or standing for a bucket other instances write to (`shared: true`,
+    /// conditional writes and kept tombstones as on S3).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Memory {
+        /// Whether it stands for a shared bucket.
+        shared: bool,
+    },
+}
+
+impl Backend {
+    /// True when other instances may write to the same objects.
+    pub(super) fn is_shared(&self) -> bool {
+        match self {
+            Backend::Local { .. } => false,
+            Backend::S3 { .. } => true,
+            Backend::Memory { shared } => *shared,
         }
-        let existed = root.is_dir();
-        let mut dirs = std::fs::DirBuilder::new();
-        dirs.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
-        dirs.create(root).map_err(|e| {
-            StoreError::Backend(object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: format!("cannot create storage directory {}: {e}", root.display()).into(),
-            })
-        })?;
-        #[cfg(unix)]
-        if existed
-            && let Ok(meta) = std::fs::metadata(root)
-            && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0
-        {
-            tracing::warn!(
-                root = %root.display(),
-                mode = format!(
-                    "{:04o}",
-                    std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777
-                ),
-                "the storage directory is open to group or others; new files in it are 0600, \
-                 but `chmod 700` it to keep the assets and the token file private"
-            );
-        }
-        let objects: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(root)?);
-        let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
-        Ok(Self::build(
-            Arc::clone(&objects),
-            objects,
-            Some(root),
-            cache_ttl,
-            default,
-            config_rules,
-        ))
     }
+
+    /// The local directory, on the local backend.
+    pub(super) fn local_root(&self) -> Option<&std::path::Path> {
+        match self {
+            Backend::Local { root } => Some(root),
+            _ => None,
+        }
+    }
+
+    /// S3's multipart API, on S3.
+    pub(super) fn multipart(&self) -> Option<&Arc<Multipart>> {
+        match self {
+            Backend::S3 { multipart, .. } => Some(multipart),
+            _ => None,
+        }
+    }
+
+    /// The client blobs are streamed through: on S3 one without a whole-request timeout,
+    /// elsewhere `objects` itself.
+    pub(super) fn blobs<'a>(
+        &'a self,
+        objects: &'a Arc<dyn ObjectStore>,
+    ) -> &'a Arc<dyn ObjectStore> {
+        match self {
+            Backend::S3 { blobs, .. } => blobs,
+            _ => objects,
+        }
+    }
+}
+
+/// The local directory `root` (created 0700 if missing) as a backend.
+///
+/// What it writes is its user's alone: folders 0700, files 0600. object_store's
+/// `LocalFileSystem` creates them itself (files with `OpenOptions`' default 0o666, written
+/// under a staging name and renamed or hard-linked into place; folders with
+/// `create_dir_all`), and has no setting for their mode, so the process's umask is narrowed
+/// to include 0o077 first: every file and folder is then born private, on every path
+/// object_store writes by (staged `#n` files, multipart parts, parent folders). A chmod
+/// after each write would leave a new file readable by others from its creation to the
+/// chmod (for good, if the process died in between), and would have to find every folder
+/// object_store made on the way. The umask is process-wide: nothing else the server writes
+/// (the token file is 0600 anyway) needs more than its owner. An existing root keeps its
+/// mode, with a warning when group or others may enter it.
+pub(super) fn open_local(
+    root: &std::path::Path,
+) -> Result<(Arc<dyn ObjectStore>, Backend), StoreError> {
+    #[cfg(unix)]
+    {
+        use rustix::fs::Mode;
+        let private = Mode::RWXG | Mode::RWXO;
+        let old = rustix::process::umask(private);
+        rustix::process::umask(old | private);
+    }
+    let existed = root.is_dir();
+    let mut dirs = std::fs::DirBuilder::new();
+    dirs.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
+    dirs.create(root).map_err(|e| {
+        StoreError::Backend(object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: format!("cannot create storage directory {}: {e}", root.display()).into(),
+        })
+    })?;
+    #[cfg(unix)]
+    if existed
+        && let Ok(meta) = std::fs::metadata(root)
+        && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0
+    {
+        tracing::warn!(
+            root = %root.display(),
+            mode = format!(
+                "{:04o}",
+                std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777
+            ),
+            "the storage directory is open to group or others; new files in it are 0600, \
+             but `chmod 700` it to keep the assets and the token file private"
+        );
+    }
+    let objects: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(root)?);
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
+    Ok((objects, Backend::Local { root }))
 }

@@ -8,6 +8,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{GetOptions, GetRange, ObjectStore};
 
+use super::backend::Backend;
 use super::keys::blob_key;
 use super::{Store, StoreError};
 
@@ -34,8 +35,12 @@ impl Store {
         };
         let _timer = self.timer(crate::metrics::StorageOp::BlobOpen);
         let key = blob_key(sha256);
-        let get = self.inner.blobs.get_opts(&key, opts);
-        let Some(limit) = self.inner.blob_timeout else {
+        let get = self.inner.blobs().get_opts(&key, opts);
+        let Backend::S3 {
+            blob_timeout: limit,
+            ..
+        } = self.inner.backend
+        else {
             return Ok(get.await?.into_stream().boxed());
         };
         let got = tokio::time::timeout(limit, get)
@@ -80,7 +85,7 @@ impl Store {
             cache.insert(sha256.to_owned(), whole.clone());
             return Ok(BlobBody::Bytes(slice(&whole)));
         }
-        if let Some(root) = &self.inner.local_root {
+        if let Some(root) = self.inner.backend.local_root() {
             let _timer = self.timer(crate::metrics::StorageOp::BlobOpen);
             return local_blob_stream(root, sha256, size, range)
                 .await

@@ -7,9 +7,11 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use object_store::path::Path as Key;
 
+use super::backend::Backend;
 use super::keys::key_to_asset_path;
 use super::upload::MARKER_SUFFIX;
-use super::{Store, StoreError, unix_now};
+use super::{Store, StoreError};
+use crate::clock::unix_now;
 
 /// How long a tombstone is kept: long enough that a re-upload lands in a later second.
 const TOMBSTONE_TTL: u64 = 3600;
@@ -34,16 +36,18 @@ impl Store {
     /// into the same bucket, so only what is older than `stale_upload_secs` goes.
     pub async fn clean_up_interrupted_uploads(&self) -> Result<usize, StoreError> {
         let mut removed = 0;
-        if let Some(root) = &self.inner.local_root {
-            let root = root.clone();
+        if let Some(root) = self.inner.backend.local_root() {
+            let root = root.to_owned();
             removed += tokio::task::spawn_blocking(move || remove_staging_files(&root))
                 .await
                 .unwrap_or(0);
         }
-        let stale_before = if self.inner.shared {
-            chrono_cutoff(self.inner.stale_uploads)
-        } else {
-            chrono::DateTime::<chrono::Utc>::MAX_UTC
+        let stale_before = match &self.inner.backend {
+            Backend::S3 { stale_uploads, .. } => chrono_cutoff(*stale_uploads),
+            // A shared bucket in memory is a test's: everything there is stale.
+            Backend::Local { .. } | Backend::Memory { .. } => {
+                chrono::DateTime::<chrono::Utc>::MAX_UTC
+            }
         };
         let leftovers: Vec<_> = self
             .inner
@@ -55,7 +59,7 @@ impl Store {
             .await?;
         for key in leftovers {
             if key.as_ref().ends_with(MARKER_SUFFIX)
-                && let Some(multipart) = &self.inner.multipart
+                && let Some(multipart) = self.inner.backend.multipart()
             {
                 multipart.abort_marked(&*self.inner.objects, &key).await?;
             } else {
@@ -101,7 +105,7 @@ impl Store {
                     // record repaired later still finds its bytes.
                     let kept = self.hashes_named_by(&key).await?;
                     tracing::warn!(%key, %reason, kept_blobs = kept.len(), "garbage collection skipped an unreadable record");
-                    if let Some(metrics) = &self.inner.metrics {
+                    if let Some(metrics) = self.inner.metrics.get() {
                         metrics.gc_unreadable_record();
                     }
                     report.unreadable_records += 1;
@@ -113,7 +117,7 @@ impl Store {
             if record.deleted {
                 // Another instance may re-upload at this path between our read and our delete,
                 // and S3 has no conditional delete: on a shared bucket tombstones stay.
-                if !self.inner.shared && record.last_modified + TOMBSTONE_TTL < now {
+                if !self.inner.backend.is_shared() && record.last_modified + TOMBSTONE_TTL < now {
                     self.delete_quietly(&key).await;
                     report.tombstones += 1;
                 }
@@ -213,5 +217,108 @@ mod tests {
         // Cut off just after the hash: still found.
         assert_eq!(hex_runs(format!("{{\"sha256\": \"{a}").as_bytes()), vec![a]);
         assert_eq!(hex_runs(b"not json at all"), Vec::<String>::new());
+    }
+
+    use std::collections::BTreeMap;
+
+    use super::super::backend::Expect;
+    use super::super::keys::{blob_key, record_key};
+    use super::super::testing::{path, put};
+    use crate::asset::AssetRecord;
+
+    /// A tombstone at `raw`, deleted at `last_modified`, written as it would have been then.
+    async fn old_tombstone(store: &Store, raw: &str, last_modified: u64) {
+        let record = AssetRecord {
+            path: raw.into(),
+            sha256: "0123456789abcdef".repeat(4),
+            size: 1,
+            content_type: "text/plain".into(),
+            last_modified,
+            cache_control: None,
+            filename: "x.txt".into(),
+            uploaded_at: last_modified,
+            deleted: true,
+            whatsapp: BTreeMap::new(),
+            signed: None,
+        };
+        store.write_record(record, &Expect::Absent).await.unwrap();
+    }
+
+    async fn exists(store: &Store, key: &Key) -> bool {
+        store.inner.objects.head(key).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn garbage_collection_removes_unreferenced_blobs_only() {
+        let store = Store::memory(false);
+        let old = put(&store, "a.txt", "old bytes").await.record;
+        let new = put(&store, "a.txt", "new bytes").await.record;
+        let kept = put(&store, "b.txt", "kept").await.record;
+        // Within the grace period nothing goes.
+        let report = store
+            .collect_garbage(Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(report, GcReport::default());
+        assert!(exists(&store, &blob_key(&old.sha256)).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let report = store.collect_garbage(Duration::ZERO).await.unwrap();
+        assert_eq!(report.blobs, 1);
+        assert!(!exists(&store, &blob_key(&old.sha256)).await);
+        assert!(exists(&store, &blob_key(&new.sha256)).await);
+        assert!(exists(&store, &blob_key(&kept.sha256)).await);
+    }
+
+    #[tokio::test]
+    async fn expired_tombstones_go_unless_the_bucket_is_shared() {
+        for shared in [false, true] {
+            let store = Store::memory(shared);
+            put(&store, "fresh.txt", "x").await;
+            store.delete(&path("fresh.txt")).await.unwrap();
+            old_tombstone(&store, "expired.txt", unix_now() - TOMBSTONE_TTL - 10).await;
+            let report = store
+                .collect_garbage(Duration::from_secs(3600))
+                .await
+                .unwrap();
+            // A fresh tombstone stays everywhere; an expired one only goes when this
+            // instance is the only writer (S3 has no conditional delete).
+            assert_eq!(report.tombstones, usize::from(!shared), "shared: {shared}");
+            assert!(exists(&store, &record_key("fresh.txt")).await);
+            assert_eq!(exists(&store, &record_key("expired.txt")).await, shared);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_record_keeps_every_blob_it_names() {
+        let store = Store::memory(false);
+        let named = put(&store, "a.txt", "named").await.record;
+        store.delete(&path("a.txt")).await.unwrap();
+        let broken = format!("{{\"path\": \"b.txt\", \"sha256\": \"{}\"", named.sha256);
+        store
+            .inner
+            .objects
+            .put(&record_key("b.txt"), broken.into_bytes().into())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let report = store.collect_garbage(Duration::ZERO).await.unwrap();
+        assert_eq!(report.unreadable_records, 1);
+        assert_eq!(report.blobs, 0);
+        assert!(exists(&store, &blob_key(&named.sha256)).await);
+    }
+
+    #[tokio::test]
+    async fn interrupted_uploads_are_cleaned_up() {
+        let store = Store::memory(false);
+        for name in ["tmp/one", "tmp/two"] {
+            store
+                .inner
+                .objects
+                .put(&Key::from(name), b"partial".to_vec().into())
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.clean_up_interrupted_uploads().await.unwrap(), 2);
+        assert_eq!(store.clean_up_interrupted_uploads().await.unwrap(), 0);
     }
 }

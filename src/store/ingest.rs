@@ -12,12 +12,12 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path as Key;
 use sha2::{Digest, Sha256};
 
-use super::backend::retry_conflicts;
+use super::backend::{Backend, retry_conflicts};
 use super::keys::blob_key;
-use super::records::{next_last_modified, wait_for_a_later_second};
 use super::upload::{PART_SIZE, PARTS_IN_FLIGHT, PartWriter, TmpWriter};
 use super::{Store, StoreError};
 use crate::asset::{AssetPath, AssetRecord, MediaId};
+use crate::clock::{next_last_modified, wait_for_a_later_second};
 use crate::media_kind::{self, MediaError, MediaType};
 use crate::policy::CachePolicy;
 
@@ -65,14 +65,14 @@ impl Store {
         E: std::fmt::Display,
     {
         let tmp = Key::from(format!("tmp/{}", uuid::Uuid::new_v4()));
-        let mut writer = match &self.inner.multipart {
+        let mut writer = match self.inner.backend.multipart() {
             Some(multipart) => TmpWriter::Parts(PartWriter::new(
-                Arc::clone(&self.inner.blobs),
+                Arc::clone(self.inner.blobs()),
                 Arc::clone(multipart),
                 tmp.clone(),
             )),
             None => TmpWriter::Buffered(
-                BufWriter::with_capacity(Arc::clone(&self.inner.blobs), tmp.clone(), PART_SIZE)
+                BufWriter::with_capacity(Arc::clone(self.inner.blobs()), tmp.clone(), PART_SIZE)
                     .with_max_concurrency(PARTS_IN_FLIGHT),
             ),
         };
@@ -92,7 +92,7 @@ impl Store {
             }),
             Err(e) => {
                 self.delete_quietly(&tmp).await;
-                if let Some(root) = &self.inner.local_root {
+                if let Some(root) = self.inner.backend.local_root() {
                     remove_local_staging(root, &tmp).await;
                 }
                 Err(e)
@@ -191,11 +191,11 @@ impl Store {
             })
         })
         .await;
-        if result.is_ok() && self.inner.shared {
+        if result.is_ok() && self.inner.backend.is_shared() {
             self.ensure_blob(&staged.tmp, blob).await;
         }
         // On the local backend a placed upload was renamed away; everywhere else it goes now.
-        if !(placed.load(Ordering::Relaxed) && self.inner.local_root.is_some()) {
+        if !(placed.load(Ordering::Relaxed) && self.inner.backend.local_root().is_some()) {
             self.delete_quietly(&staged.tmp).await;
         }
         result
@@ -206,20 +206,21 @@ impl Store {
     /// is kept and the temporary object deleted after the record is written (see
     /// [`Self::ensure_blob`]).
     async fn place_blob(&self, tmp: &Key, blob: &Key) -> Result<(), StoreError> {
-        if !self.inner.shared {
+        if !self.inner.backend.is_shared() {
             return Ok(self.inner.objects.rename(tmp, blob).await?);
         }
-        let copy = self.inner.blobs.copy(tmp, blob);
-        match self.inner.transfer_timeout {
-            Some(limit) => {
-                tokio::time::timeout(limit, copy)
-                    .await
-                    .map_err(|_| StoreError::Timeout {
-                        operation: "copying an upload into place",
-                        after: limit,
-                    })??
-            }
-            None => copy.await?,
+        let copy = self.inner.blobs().copy(tmp, blob);
+        match self.inner.backend {
+            Backend::S3 {
+                transfer_timeout: limit,
+                ..
+            } => tokio::time::timeout(limit, copy)
+                .await
+                .map_err(|_| StoreError::Timeout {
+                    operation: "copying an upload into place",
+                    after: limit,
+                })??,
+            Backend::Local { .. } | Backend::Memory { .. } => copy.await?,
         }
         Ok(())
     }
@@ -228,7 +229,7 @@ impl Store {
     /// before our copy refreshed it and deleted it just after: look once more now the record
     /// is written, and put the bytes back from the temporary object if they are gone.
     async fn ensure_blob(&self, tmp: &Key, blob: &Key) {
-        match self.inner.blobs.head(blob).await {
+        match self.inner.blobs().head(blob).await {
             Ok(_) => {}
             Err(object_store::Error::NotFound { .. }) => {
                 tracing::warn!(%blob, "a blob vanished while it was committed; copying it again");
@@ -332,5 +333,148 @@ fn too_large(head: &[u8], hints: UploadHints<'_>, size: u64, limit: u64) -> Stor
     match media_kind::resolve(hints.content_type, hints.filename, head, size) {
         Err(e @ MediaError::TooLarge { .. }) => e.into(),
         _ => StoreError::TooLarge { limit },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use futures::TryStreamExt;
+
+    use super::super::backend::Expect;
+    use super::super::keys::record_key;
+    use super::super::testing::{path, put};
+    use super::*;
+    use crate::clock::unix_now;
+
+    async fn blob_bytes(store: &Store, sha256: &str) -> Option<Bytes> {
+        match store.inner.objects.get(&blob_key(sha256)).await {
+            Ok(got) => Some(got.bytes().await.expect("blob bytes")),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_commit_puts_the_blob_then_the_record() {
+        for shared in [false, true] {
+            let store = Store::memory(shared);
+            let first = put(&store, "docs/a.txt", "hello").await;
+            assert!(first.created && !first.unchanged);
+            let record = &first.record;
+            assert_eq!(record.path, "docs/a.txt");
+            assert_eq!(record.size, 5);
+            assert_eq!(record.content_type, "text/plain");
+            assert_eq!(record.filename, "a.txt");
+            assert_eq!(record.sha256, hex::encode(Sha256::digest(b"hello")));
+            assert_eq!(
+                blob_bytes(&store, &record.sha256).await.as_deref(),
+                Some(&b"hello"[..])
+            );
+            // The record is what readers see, and no temporary object is left.
+            let read = store.record(&path("docs/a.txt")).await.unwrap().unwrap();
+            assert_eq!(read, first.record);
+            let tmp: Vec<_> = store
+                .inner
+                .objects
+                .list(Some(&Key::from("tmp")))
+                .try_collect()
+                .await
+                .unwrap();
+            assert!(tmp.is_empty(), "left behind: {tmp:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_same_bytes_again_are_the_same_version() {
+        let store = Store::memory(false);
+        let first = put(&store, "a.txt", "hello").await;
+        let again = put(&store, "a.txt", "hello").await;
+        assert!(!again.created && again.unchanged);
+        assert_eq!(again.record, first.record);
+    }
+
+    #[tokio::test]
+    async fn last_modified_steps_forward_and_never_ahead_of_the_clock() {
+        let store = Store::memory(false);
+        let first = put(&store, "a.txt", "one").await;
+        let second = put(&store, "a.txt", "two").await;
+        // Back to the first bytes: a new version all the same.
+        let third = put(&store, "a.txt", "one").await;
+        assert!(!second.created && !second.unchanged);
+        assert!(second.record.last_modified > first.record.last_modified);
+        assert!(third.record.last_modified > second.record.last_modified);
+        assert!(third.record.last_modified <= unix_now());
+        assert_eq!(third.record.sha256, first.record.sha256);
+    }
+
+    #[tokio::test]
+    async fn a_stale_conditional_write_conflicts_and_is_retried() {
+        let a = Store::memory(true);
+        let b = a.another_instance();
+        put(&a, "a.txt", "hello").await;
+        let p = path("a.txt");
+
+        // A write over a version another instance has replaced is refused.
+        let (record, stale) = a.load_live_record(&p).await.unwrap();
+        b.set_overrides(&p, Some(Some(CachePolicy::NoStore)), None)
+            .await
+            .unwrap();
+        let refused = a.write_record(record.clone(), &stale).await;
+        assert!(matches!(refused, Err(StoreError::Conflict)), "{refused:?}");
+        // So is creating what another instance created first.
+        let created = a.write_record(record, &Expect::Absent).await;
+        assert!(matches!(created, Err(StoreError::Conflict)), "{created:?}");
+
+        // Retried, the read-modify-write lands over the other instance's write and keeps it.
+        let tries = AtomicUsize::new(0);
+        let written = retry_conflicts(|| async {
+            let (mut record, expect) = a.load_live_record(&p).await?;
+            if tries.fetch_add(1, Ordering::Relaxed) == 0 {
+                b.set_overrides(&p, None, Some(Some(false))).await.unwrap();
+            }
+            record.filename = "renamed.txt".into();
+            a.write_record(record, &expect).await
+        })
+        .await
+        .unwrap();
+        assert_eq!(tries.load(Ordering::Relaxed), 2);
+        assert_eq!(written.filename, "renamed.txt");
+        assert_eq!(written.cache_control, Some(CachePolicy::NoStore));
+        assert_eq!(written.signed, Some(false));
+
+        // One instance alone (local disk) overwrites: its own locks serialise its writes.
+        let local = Store::memory(false);
+        put(&local, "a.txt", "hello").await;
+        let (record, expect) = local.load_live_record(&p).await.unwrap();
+        local.write_record(record.clone(), &expect).await.unwrap();
+        local.write_record(record, &expect).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn media_ids_follow_the_bytes() {
+        let store = Store::memory(false);
+        let first = put(&store, "a.txt", "hello").await;
+        let id = MediaId {
+            media_id: "1".into(),
+            sha256: first.record.sha256.clone(),
+            uploaded_at: 1,
+            expires_at: 2,
+            ttl_minutes: None,
+        };
+        let (record, replaced) = store
+            .attach_media_id(&path("a.txt"), "555", id.clone())
+            .await
+            .unwrap();
+        assert_eq!(replaced, None);
+        assert_eq!(record.whatsapp.get("555"), Some(&id));
+        // New bytes drop the ID; an ID for bytes no longer there is refused.
+        let second = put(&store, "a.txt", "bye").await;
+        assert_eq!(second.dropped_media_ids, vec![id.clone()]);
+        assert!(second.record.whatsapp.is_empty());
+        let late = store.attach_media_id(&path("a.txt"), "555", id).await;
+        assert!(matches!(late, Err(StoreError::Replaced)), "{late:?}");
+        assert!(store.inner.objects.head(&record_key("a.txt")).await.is_ok());
     }
 }

@@ -32,20 +32,19 @@ pub mod s3;
 mod upload;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use object_store::ObjectStore;
 
 use crate::asset::AssetRecord;
-use crate::config::{Backend, StorageSettings};
+use crate::config::{self, StorageSettings};
 use crate::media_kind::MediaError;
 use crate::policy::{CachePolicy, PolicySet};
+use backend::Backend;
 use blobs::blob_cache;
 use policies::CachedPolicies;
-use upload::Multipart;
 
 pub use blobs::BlobBody;
 pub use housekeeping::GcReport;
@@ -135,23 +134,10 @@ pub struct Store {
 }
 
 struct Inner {
-    /// Records, policies, listings, small writes.
+    /// Records, policies, listings, small writes (and on local disk and in memory, blobs too).
     objects: Arc<dyn ObjectStore>,
-    /// Blob downloads and uploads (on S3, a client without a whole-request timeout).
-    blobs: Arc<dyn ObjectStore>,
-    /// S3's multipart API; `None` on the local backend.
-    multipart: Option<Arc<Multipart>>,
-    /// Set for the local backend, whose staging files are cleaned up by walking the directory.
-    local_root: Option<PathBuf>,
-    /// Other instances may write to the same bucket: record and policy writes are conditional,
-    /// and only stale temporaries are cleaned up.
-    shared: bool,
-    /// S3: bound on a download's first byte and on each gap between chunks.
-    blob_timeout: Option<Duration>,
-    /// S3: bound on a server-side copy.
-    transfer_timeout: Option<Duration>,
-    /// S3: temporaries older than this belong to no live upload.
-    stale_uploads: Duration,
+    /// Local disk, S3 or memory, with what only that backend has.
+    backend: Backend,
     records: moka::sync::Cache<String, Option<Arc<AssetRecord>>>,
     /// Bytes of small blobs by SHA-256, weighed by length (see [`Store::blob_body`]).
     blob_cache: Option<moka::sync::Cache<String, Bytes>>,
@@ -166,15 +152,16 @@ struct Inner {
     /// Commits hold it shared from blob rename to record write; garbage collection holds it
     /// exclusively while it re-checks and deletes one blob.
     gc_gate: tokio::sync::RwLock<()>,
-    /// Where storage latencies are recorded, when the server keeps metrics.
-    metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Where storage latencies are recorded, when the server keeps metrics (set once, before
+    /// the store serves).
+    metrics: OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
-/// Seconds since the epoch, now.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+impl Inner {
+    /// The client blobs are streamed through (see [`Backend::blobs`]).
+    fn blobs(&self) -> &Arc<dyn ObjectStore> {
+        self.backend.blobs(&self.objects)
+    }
 }
 
 impl Store {
@@ -184,55 +171,33 @@ impl Store {
         default: CachePolicy,
         config_rules: BTreeMap<String, CachePolicy>,
     ) -> Result<Self, StoreError> {
-        let ttl = Duration::from_millis(settings.cache_ttl_ms);
-        match settings.backend {
-            Backend::Local => {
-                Ok(Self::local(&settings.path, ttl, default, config_rules)?
-                    .with_blob_cache(settings))
-            }
-            Backend::S3 => {
+        let (objects, backend) = match settings.backend {
+            config::Backend::Local => backend::open_local(&settings.path)?,
+            config::Backend::S3 => {
                 let s3 = s3::connect(settings)?;
-                let mut store = Self::build(s3.objects, s3.blobs, None, ttl, default, config_rules);
-                let inner = Arc::get_mut(&mut store.inner).expect("just built");
-                inner.multipart = Some(s3.multipart);
-                inner.shared = true;
-                inner.blob_timeout = Some(s3.timeout);
-                inner.transfer_timeout = Some(s3.transfer_timeout);
-                inner.stale_uploads = Duration::from_secs(settings.stale_upload_secs);
-                Ok(store.with_blob_cache(settings))
+                let backend = Backend::S3 {
+                    blobs: s3.blobs,
+                    multipart: s3.multipart,
+                    blob_timeout: s3.timeout,
+                    transfer_timeout: s3.transfer_timeout,
+                    stale_uploads: Duration::from_secs(settings.stale_upload_secs),
+                };
+                (s3.objects, backend)
             }
-        }
+        };
+        Ok(Self::new(objects, backend, settings, default, config_rules))
     }
 
-    /// Record storage latencies (record and blob reads, commits, ...) in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
-        Arc::get_mut(&mut self.inner)
-            .expect("metrics are attached before the store is shared")
-            .metrics = Some(metrics);
-        self
-    }
-
-    /// Times `op` until the guard is dropped (nothing without metrics).
-    fn timer(&self, op: crate::metrics::StorageOp) -> Option<crate::metrics::StorageTimer<'_>> {
-        self.inner.metrics.as_deref().map(|m| m.time(op))
-    }
-
-    /// Size the small-blob memory as the settings say.
-    fn with_blob_cache(mut self, settings: &StorageSettings) -> Self {
-        let inner = Arc::get_mut(&mut self.inner).expect("not shared yet");
-        inner.blob_cache = blob_cache(settings.blob_cache_mb);
-        inner.blob_cache_object_max = settings.blob_cache_object_kb.saturating_mul(1024);
-        self
-    }
-
-    fn build(
+    /// The one constructor: the store over `objects` on `backend`, its caches sized as
+    /// `settings` say.
+    fn new(
         objects: Arc<dyn ObjectStore>,
-        blobs: Arc<dyn ObjectStore>,
-        local_root: Option<PathBuf>,
-        cache_ttl: Duration,
+        backend: Backend,
+        settings: &StorageSettings,
         default: CachePolicy,
         config_rules: BTreeMap<String, CachePolicy>,
     ) -> Self {
+        let cache_ttl = Duration::from_millis(settings.cache_ttl_ms);
         let set = PolicySet {
             default,
             config: config_rules,
@@ -240,7 +205,6 @@ impl Store {
             signed_config: Default::default(),
             signed_api: Default::default(),
         };
-        let defaults = StorageSettings::default();
         let records = moka::sync::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(cache_ttl)
@@ -248,16 +212,10 @@ impl Store {
         Self {
             inner: Arc::new(Inner {
                 objects,
-                blobs,
-                multipart: None,
-                local_root,
-                shared: false,
-                blob_timeout: None,
-                transfer_timeout: None,
-                stale_uploads: Duration::ZERO,
+                backend,
                 records,
-                blob_cache: blob_cache(defaults.blob_cache_mb),
-                blob_cache_object_max: defaults.blob_cache_object_kb * 1024,
+                blob_cache: blob_cache(settings.blob_cache_mb),
+                blob_cache_object_max: settings.blob_cache_object_kb.saturating_mul(1024),
                 record_writes: Mutex::new(0),
                 cache_ttl,
                 policies: Mutex::new(CachedPolicies {
@@ -268,22 +226,64 @@ impl Store {
                 policy_write: tokio::sync::Mutex::new(()),
                 path_locks: Mutex::default(),
                 gc_gate: tokio::sync::RwLock::new(()),
-                metrics: None,
+                metrics: OnceLock::new(),
             }),
         }
+    }
+
+    /// A store in memory (object_store's `InMemory`), for unit tests: `shared` makes it stand
+    /// for a bucket other instances write to, as S3 does.
+    #[cfg(test)]
+    pub(crate) fn memory(shared: bool) -> Self {
+        Self::new(
+            Arc::new(object_store::memory::InMemory::new()),
+            Backend::Memory { shared },
+            &StorageSettings::default(),
+            CachePolicy::NoCache,
+            BTreeMap::new(),
+        )
+    }
+
+    /// Another instance over the same objects in memory (its own caches and locks), as a
+    /// second server over one bucket.
+    #[cfg(test)]
+    pub(crate) fn another_instance(&self) -> Self {
+        Self::new(
+            Arc::clone(&self.inner.objects),
+            Backend::Memory {
+                shared: self.is_shared(),
+            },
+            &StorageSettings::default(),
+            CachePolicy::NoCache,
+            BTreeMap::new(),
+        )
+    }
+
+    /// Record storage latencies (record and blob reads, commits, ...) in `metrics`. Attach them
+    /// before the store serves; a second call changes nothing.
+    pub fn with_metrics(self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        if self.inner.metrics.set(metrics).is_err() {
+            tracing::debug!("storage metrics were attached already");
+        }
+        self
+    }
+
+    /// Times `op` until the guard is dropped (nothing without metrics).
+    fn timer(&self, op: crate::metrics::StorageOp) -> Option<crate::metrics::StorageTimer<'_>> {
+        self.inner.metrics.get().map(|m| m.time(op))
     }
 
     /// True when other instances may share the storage (S3): writes are conditional, and
     /// only stale temporaries are cleaned up.
     pub fn is_shared(&self) -> bool {
-        self.inner.shared
+        self.inner.backend.is_shared()
     }
 
     /// Answers when the backend answers: what `/readyz` reports.
     pub async fn check_ready(&self) -> Result<(), StoreError> {
         // The local backend answers a listing of a missing root with nothing at all, so look
         // at the directory itself.
-        if let Some(root) = &self.inner.local_root
+        if let Some(root) = self.inner.backend.local_root()
             && !tokio::fs::metadata(root).await.is_ok_and(|m| m.is_dir())
         {
             return Err(StoreError::Backend(object_store::Error::Generic {
@@ -293,5 +293,33 @@ impl Store {
         }
         self.inner.objects.list_with_delimiter(None).await?;
         Ok(())
+    }
+}
+
+/// What the unit tests of the rooms share: uploads of plain text into a store in memory.
+#[cfg(test)]
+mod testing {
+    use super::{Committed, Store, UploadHints};
+    use crate::asset::AssetPath;
+
+    /// The path `raw`, which must be valid.
+    pub(super) fn path(raw: &str) -> AssetPath {
+        AssetPath::parse(raw).expect("a valid test path")
+    }
+
+    /// Stage and commit `text` as `text/plain` at `raw`.
+    pub(super) async fn put(store: &Store, raw: &str, text: &str) -> Committed {
+        let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(
+            bytes::Bytes::copy_from_slice(text.as_bytes()),
+        )]);
+        let hints = UploadHints {
+            content_type: Some("text/plain"),
+            filename: Some("notes.txt"),
+        };
+        let staged = store.stage(body, hints).await.expect("staged");
+        store
+            .commit(&path(raw), staged, None, None)
+            .await
+            .expect("committed")
     }
 }

@@ -151,7 +151,7 @@ impl Store {
                     .put_opts(
                         &Key::from(POLICIES_KEY),
                         PutPayload::from(json),
-                        put_options(self.inner.shared, &expect),
+                        put_options(self.inner.backend.is_shared(), &expect),
                     )
                     .await
                     .map_err(conflict_or)?;

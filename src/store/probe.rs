@@ -125,7 +125,7 @@ pub async fn check(settings: &StorageSettings) -> Vec<Step> {
             }
         });
         step!("start and abort a multipart upload", {
-            let multipart = store.inner.multipart.as_ref().expect("S3 has multipart");
+            let multipart = store.inner.backend.multipart().expect("S3 has multipart");
             let full = multipart.full_key(&key.child("multipart"));
             let id = multipart.store.create_multipart(&full).await?;
             multipart.store.abort_multipart(&full, &id).await?;

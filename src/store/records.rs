@@ -3,7 +3,6 @@
 //! `Last-Modified` stepping every content change goes through.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::PutPayload;
@@ -11,8 +10,9 @@ use serde::Serialize;
 
 use super::backend::{Expect, Versioned, conflict_or, put_options, retry_conflicts};
 use super::keys::{decode_key, folder_key, key_to_asset_path, record_key};
-use super::{Store, StoreError, unix_now};
+use super::{Store, StoreError};
 use crate::asset::{AssetPath, AssetRecord, MediaId};
+use crate::clock::{next_last_modified, wait_for_a_later_second};
 use crate::policy::CachePolicy;
 
 /// A page of a listing.
@@ -231,7 +231,7 @@ impl Store {
             .put_opts(
                 &record_key(&record.path),
                 PutPayload::from(json),
-                put_options(self.inner.shared, expect),
+                put_options(self.inner.backend.is_shared(), expect),
             )
             .await
             .map_err(conflict_or)?;
@@ -305,61 +305,3 @@ impl Store {
 
 /// How many records a listing reads at once.
 const LIST_CONCURRENCY: usize = 16;
-
-/// The longest a write waits for the clock to pass the previous `Last-Modified`.
-const MAX_CLOCK_WAIT: Duration = Duration::from_secs(2);
-
-/// Wait, holding the path's lock, until the wall clock is past the previous `Last-Modified`,
-/// and return the time then. HTTP dates have one-second resolution, Meta refreshes a `no-cache`
-/// asset only when the value differs, and RFC 9110 §8.8.2.1 forbids a `Last-Modified` later
-/// than the response's `Date`: so a second write within one second is published at the next
-/// second rather than stamped in the future. Only if the clock went backwards by more than
-/// [`MAX_CLOCK_WAIT`] does the stamp run ahead of the clock, to keep moving forward.
-pub(super) async fn wait_for_a_later_second(previous: Option<&AssetRecord>) -> u64 {
-    if let Some(previous) = previous {
-        let target = UNIX_EPOCH + Duration::from_secs(previous.last_modified + 1);
-        if let Ok(wait) = target.duration_since(SystemTime::now()) {
-            if wait <= MAX_CLOCK_WAIT {
-                tokio::time::sleep(wait).await;
-            } else {
-                tracing::warn!(path = %previous.path, ?wait, "the clock is behind this asset's Last-Modified; stamping ahead of it");
-            }
-        }
-    }
-    unix_now()
-}
-
-/// `Last-Modified` for a new version: now, and always at least one second after the previous
-/// value (see [`wait_for_a_later_second`]).
-pub(super) fn next_last_modified(previous: Option<&AssetRecord>, now: u64) -> u64 {
-    previous.map_or(now, |p| now.max(p.last_modified + 1))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use super::*;
-
-    #[test]
-    fn last_modified_always_moves_forward() {
-        let rec = |lm| AssetRecord {
-            path: "a".into(),
-            sha256: "0".repeat(64),
-            size: 1,
-            content_type: "image/png".into(),
-            last_modified: lm,
-            cache_control: None,
-            filename: "a".into(),
-            uploaded_at: lm,
-            deleted: false,
-            whatsapp: BTreeMap::new(),
-            signed: None,
-        };
-        assert_eq!(next_last_modified(None, 100), 100);
-        assert_eq!(next_last_modified(Some(&rec(50)), 100), 100);
-        assert_eq!(next_last_modified(Some(&rec(100)), 100), 101);
-        // Clock went backwards: still forward.
-        assert_eq!(next_last_modified(Some(&rec(200)), 100), 201);
-    }
-}
