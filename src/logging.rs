@@ -6,9 +6,23 @@
 //! Requests are logged by [`crate::http::observe`]: admin requests at INFO, public ones at
 //! DEBUG (`RUST_LOG=media_origin=debug` shows them), each with its `request_id`, which the
 //! response echoes in `X-Request-Id`.
+//!
+//! A closed or full log destination never stops or slows serving. Lines are not written where
+//! they are logged: [`LogWriter`] hands each to a thread of its own through a queue of
+//! [`QUEUED_LINES`], and drops it when the queue is full; that thread writes them to stderr and
+//! ignores every error. Written in place, a line to a pipe nobody reads (`serve 2>&1 | less`,
+//! a stuck log shipper) blocked the runtime's worker threads once the pipe's 64 KiB were full,
+//! so the whole server stopped answering; and once the pipe was closed (`serve 2>&1 | head -1`)
+//! tracing-subscriber's report of the failed write, an `eprintln!`, panicked on the same closed
+//! stderr, killing the request, or the server when it was the main task that logged. It is a
+//! few lines rather than tracing-appender's non-blocking writer, whose guard prints to stdout
+//! when its queue is full at exit, which blocks on that same full pipe.
 
+use std::io::Write;
 use std::path::Path;
 use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::EnvFilter;
 
@@ -27,7 +41,9 @@ static SET_FILTER: OnceLock<SetFilter> = OnceLock::new();
 pub fn init(format: LogFormat, level: Option<&str>) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(level))
-        .with_writer(std::io::stderr);
+        .with_writer(|| LogWriter)
+        // Its reports of failed writes are `eprintln!`s (and LogWriter never fails anyway).
+        .log_internal_errors(false);
     match format {
         LogFormat::Text => {
             let builder = builder
@@ -117,4 +133,130 @@ pub fn set_filter(filter: EnvFilter) -> Result<(), String> {
 /// read (the real load reports why).
 pub fn settings_from(config: Option<&Path>) -> LogSettings {
     Settings::load(config).map_or_else(|_| LogSettings::default(), |s| s.log)
+}
+
+/// Lines waiting for the log thread, at most; more are dropped until it catches up.
+pub const QUEUED_LINES: usize = 16_384;
+
+enum Queued {
+    Line(Vec<u8>),
+    /// Answered once every line queued before it has been written (or failed to).
+    Flush(SyncSender<()>),
+}
+
+/// The queue to the log thread, started on first use.
+static QUEUE: OnceLock<SyncSender<Queued>> = OnceLock::new();
+
+fn queue() -> &'static SyncSender<Queued> {
+    QUEUE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUED_LINES);
+        // Without the thread the receiver is dropped, and every line is dropped with it.
+        let _ = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || write_lines(&rx, &mut std::io::stderr()));
+        tx
+    })
+}
+
+/// The log thread: write each line to `out`, whatever becomes of it.
+fn write_lines(rx: &Receiver<Queued>, out: &mut impl Write) {
+    for queued in rx {
+        match queued {
+            Queued::Line(line) => {
+                let _ = out.write_all(&line);
+            }
+            Queued::Flush(done) => {
+                let _ = out.flush();
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// Where the subscriber writes: each formatted event (one `write` of whole lines) is queued
+/// for the log thread, or dropped when the queue is full. It never blocks and never fails.
+#[derive(Debug, Clone, Copy)]
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // A full queue (a stuck destination) drops the line: it must not hold up the caller.
+        let _ = queue().try_send(Queued::Line(buf.to_vec()));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Wait, at most `limit`, until every line logged so far has been written; at exit, so the last
+/// lines are not lost. Returns whether they were.
+pub fn flush(limit: Duration) -> bool {
+    let Some(queue) = QUEUE.get() else {
+        return true;
+    };
+    let deadline = Instant::now() + limit;
+    let (done, written) = std::sync::mpsc::sync_channel(1);
+    let mut marker = Queued::Flush(done);
+    loop {
+        match queue.try_send(marker) {
+            Ok(()) => break,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(back)) => {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                marker = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    written
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A destination whose writes all fail, as a closed pipe's do.
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Err(std::io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    #[test]
+    fn the_log_thread_writes_every_line_and_survives_failed_writes() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let (done, flushed) = std::sync::mpsc::sync_channel(1);
+        tx.send(Queued::Line(b"one\n".to_vec())).unwrap();
+        tx.send(Queued::Line(b"two\n".to_vec())).unwrap();
+        tx.send(Queued::Flush(done)).unwrap();
+        drop(tx);
+        let mut out = Vec::new();
+        write_lines(&rx, &mut out);
+        assert_eq!(out, b"one\ntwo\n");
+        assert_eq!(flushed.try_recv(), Ok(()));
+
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let (done, flushed) = std::sync::mpsc::sync_channel(1);
+        tx.send(Queued::Line(b"lost\n".to_vec())).unwrap();
+        tx.send(Queued::Flush(done)).unwrap();
+        drop(tx);
+        write_lines(&rx, &mut Closed);
+        assert_eq!(
+            flushed.try_recv(),
+            Ok(()),
+            "the thread went on after the failures"
+        );
+    }
 }

@@ -6,5 +6,9 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    media_origin::cli::main().await
+    let code = media_origin::cli::main().await;
+    // The last lines are still on their way to stderr (see `logging`); a destination that
+    // takes none gets a second, then the process exits anyway.
+    media_origin::logging::flush(std::time::Duration::from_secs(1));
+    code
 }
