@@ -305,3 +305,28 @@ impl Store {
 
 /// How many records a listing reads at once.
 const LIST_CONCURRENCY: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{path, put};
+    use super::*;
+
+    #[tokio::test]
+    async fn a_deletion_leaves_a_tombstone_that_keeps_last_modified_moving() {
+        let store = Store::memory(false);
+        let first = put(&store, "a.txt", "hello").await;
+        let p = path("a.txt");
+        assert_eq!(store.delete(&p).await.unwrap(), Vec::new());
+        assert_eq!(store.record(&p).await.unwrap(), None);
+        let tombstone = store.load_record("a.txt").await.unwrap().unwrap();
+        assert!(tombstone.deleted);
+        assert!(tombstone.last_modified > first.record.last_modified);
+        // Listings leave it out; deleting again finds nothing.
+        assert!(store.list("", None, 10).await.unwrap().records.is_empty());
+        assert!(matches!(store.delete(&p).await, Err(StoreError::NotFound)));
+        // Uploaded again, even the same bytes: a new asset, later than the tombstone.
+        let again = put(&store, "a.txt", "hello").await;
+        assert!(again.created && !again.unchanged);
+        assert!(again.record.last_modified > tombstone.last_modified);
+    }
+}
