@@ -15,12 +15,14 @@
 //! - [`reload`]: SIGHUP: the settings that can change without a restart.
 //! - [`whatsapp`]: media IDs at the Cloud API Media endpoint, for `id`-based sends.
 //! - [`cli`]: the command line.
+//! - [`clock`]: time: epoch seconds, HTTP dates, `Last-Modified` stepping, the test-shiftable clock.
 //!
 //! [`Server::bind`] builds the whole application from settings; `main` and the integration tests
 //! both go through it (tests bind port 0).
 
 pub mod asset;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod http;
 pub mod logging;
@@ -36,7 +38,7 @@ pub mod whatsapp;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -44,11 +46,6 @@ use tokio::net::TcpListener;
 use config::{Backend, Settings};
 use http::AppState;
 use store::Store;
-
-/// Format epoch seconds as an IMF-fixdate (RFC 9110 §5.6.7).
-pub fn http_date(secs: u64) -> String {
-    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
-}
 
 /// A bound, ready-to-run server.
 pub struct Server {
@@ -69,14 +66,11 @@ pub struct Server {
 impl Server {
     /// Open the store, clean up what interrupted uploads left, and bind the listener.
     pub async fn bind(settings: &Settings) -> anyhow::Result<Self> {
-        Self::bind_with_clock(settings, whatsapp::Clock::system()).await
+        Self::bind_with_clock(settings, clock::Clock::system()).await
     }
 
     /// [`Server::bind`] with the clock media-ID expiry is judged by (tests shift it).
-    pub async fn bind_with_clock(
-        settings: &Settings,
-        clock: whatsapp::Clock,
-    ) -> anyhow::Result<Self> {
+    pub async fn bind_with_clock(settings: &Settings, clock: clock::Clock) -> anyhow::Result<Self> {
         let store = Store::open(
             &settings.storage,
             settings.cache.default,

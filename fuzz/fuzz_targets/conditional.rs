@@ -79,7 +79,7 @@ fn number(s: &str) -> Option<u64> {
 }
 
 fn date(secs: u64) -> String {
-    media_origin::http_date(secs.min(LAST_HTTP_DATE))
+    media_origin::clock::http_date(secs.min(LAST_HTTP_DATE))
 }
 
 impl Case {

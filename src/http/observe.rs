@@ -24,7 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
@@ -33,6 +33,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::clock::{http_date, unix_ms};
 use crate::config::{FetchLogSettings, MetricsSettings};
 use crate::metrics::{Metrics, RouteClass};
 
@@ -313,7 +314,7 @@ impl FetchLog {
         ring.iter()
             .rev()
             .map(|e| Fetch {
-                at: crate::http_date(e.at_unix_ms / 1000),
+                at: http_date(e.at_unix_ms / 1000),
                 at_unix_ms: e.at_unix_ms,
                 method: e.method,
                 status: e.status,
@@ -325,12 +326,6 @@ impl FetchLog {
             })
             .collect()
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -274,7 +274,7 @@ impl Representation {
             (header::ETAG, shared_value(etag.clone())),
             (
                 header::LAST_MODIFIED,
-                shared_value(crate::http_date(record.last_modified)),
+                shared_value(crate::clock::http_date(record.last_modified)),
             ),
             (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
             (

@@ -14,38 +14,17 @@
 pub mod client;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use serde::Serialize;
 
 use crate::asset::{AssetPath, AssetRecord, MediaId};
+use crate::clock::{Clock, http_date};
 use crate::config::{MIN_TTL_MINUTES, WhatsAppSettings};
 use crate::media_kind;
-use crate::store::{Store, StoreError, unix_now};
+use crate::store::{Store, StoreError};
 pub use client::{ClientError, GraphClient, GraphError};
-
-/// Wall-clock seconds for expiry decisions, shiftable in tests (IDs live for weeks).
-#[derive(Clone, Default)]
-pub struct Clock(Arc<AtomicI64>);
-
-impl Clock {
-    /// The system clock.
-    pub fn system() -> Self {
-        Self::default()
-    }
-
-    /// Now, in epoch seconds.
-    pub fn now(&self) -> u64 {
-        unix_now().saturating_add_signed(self.0.load(Ordering::Relaxed))
-    }
-
-    /// Move this clock `secs` ahead of the system clock (tests).
-    pub fn advance(&self, secs: i64) {
-        self.0.fetch_add(secs, Ordering::Relaxed);
-    }
-}
 
 /// Why a media ID could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -464,7 +443,7 @@ pub struct RefreshedId {
 }
 
 fn serialize_http_date<S: serde::Serializer>(secs: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::http_date(*secs))
+    s.serialize_str(&http_date(*secs))
 }
 
 /// One asset that failed.

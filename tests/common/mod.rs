@@ -109,7 +109,7 @@ pub struct TestServer {
     pub storage: Arc<Storage>,
     pub client: Client,
     /// The clock media-ID expiry is judged by: `clock.advance(secs)` moves it.
-    pub clock: media_origin::whatsapp::Clock,
+    pub clock: media_origin::clock::Clock,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -134,7 +134,7 @@ impl TestServer {
         settings.admin.token = Some(Secret::new(TOKEN));
         customize(&mut settings);
         settings.validate().unwrap();
-        let clock = media_origin::whatsapp::Clock::system();
+        let clock = media_origin::clock::Clock::system();
         let server = Server::bind_with_clock(&settings, clock.clone())
             .await
             .expect("server binds");

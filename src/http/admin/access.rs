@@ -66,7 +66,7 @@ pub(super) async fn sign_link(
     let record = existing(&state, &path).await?;
     let policies = state.store.policies().await;
     let asset = view(&state, &policies, &record);
-    let expires = crate::store::unix_now() + ttl;
+    let expires = crate::clock::unix_now() + ttl;
     let Some(query) = signer.sign(path.as_str(), expires) else {
         // The keys were dropped by a reload since `require_signing`.
         return Err(not_configured());
@@ -75,7 +75,7 @@ pub(super) async fn sign_link(
     Ok(Json(json!({
         "path": path.as_str(),
         "url": url,
-        "expires_at": crate::http_date(expires),
+        "expires_at": crate::clock::http_date(expires),
         "expires": expires,
         "signed": asset.signed,
         "message": message(&record, json!({"link": url})),

@@ -96,10 +96,10 @@ pub fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetVie
     let mut link_expires_at = None;
     if signed {
         let signer = state.signer.load();
-        let expires = crate::store::unix_now() + signer.default_ttl();
+        let expires = crate::clock::unix_now() + signer.default_ttl();
         if let Some(query) = signer.sign(&r.path, expires) {
             link = format!("{link}&{query}");
-            link_expires_at = Some(crate::http_date(expires));
+            link_expires_at = Some(crate::clock::http_date(expires));
         }
     }
     let (cache_control, policy_source) = policies.resolve(&r.path, r.cache_control);
@@ -133,8 +133,8 @@ pub fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetVie
                 phone.clone(),
                 MediaIdView {
                     media_id: m.media_id.clone(),
-                    uploaded_at: crate::http_date(m.uploaded_at),
-                    expires_at: crate::http_date(wa.expires_at(phone, m)),
+                    uploaded_at: crate::clock::http_date(m.uploaded_at),
+                    expires_at: crate::clock::http_date(wa.expires_at(phone, m)),
                     valid: wa.is_valid(phone, m, &r.sha256),
                 },
             )
@@ -155,12 +155,12 @@ pub fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetVie
         size: r.size,
         sha256: r.sha256.clone(),
         etag: r.etag(),
-        last_modified: crate::http_date(r.last_modified),
+        last_modified: crate::clock::http_date(r.last_modified),
         cache_control,
         policy_source,
         cache_override: r.cache_control,
         filename: r.filename.clone(),
-        uploaded_at: crate::http_date(r.uploaded_at),
+        uploaded_at: crate::clock::http_date(r.uploaded_at),
         signed,
         signed_source,
         signed_override: r.signed,
@@ -204,8 +204,8 @@ pub fn media_outcome(o: &crate::whatsapp::Outcome) -> Value {
         "phone_number_id": o.phone_number_id,
         "media_id": o.media.media_id,
         "reused": o.reused,
-        "uploaded_at": crate::http_date(o.media.uploaded_at),
-        "expires_at": crate::http_date(o.media.expires_at),
+        "uploaded_at": crate::clock::http_date(o.media.uploaded_at),
+        "expires_at": crate::clock::http_date(o.media.expires_at),
     })
 }
 
