@@ -130,7 +130,8 @@ impl Reloader {
             .transpose()
             .map_err(|e| format!("log.level: {e}"))?;
         // Last, as it may write a generated token file: nothing fails after it.
-        let token = crate::admin_token(&settings).map_err(|e| format!("admin token: {e:#}"))?;
+        let token =
+            crate::app::admin_token(&settings).map_err(|e| format!("admin token: {e:#}"))?;
         Ok(Prepared {
             settings,
             signer,

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::Server;
+use crate::app::Server;
 use crate::config::Settings;
 
 /// An origin server for WhatsApp Business media.
