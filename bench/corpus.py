@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generate the benchmark corpus: media files with the real magic bytes and headers
-media-origin's sniffer accepts (the same as tests/common/mod.rs `fixtures`), followed by a
+media-origin's sniffer accepts (the same as tests/it/common/mod.rs `fixtures`), followed by a
 deterministic pseudo-random payload (so every run serves the same bytes and ETags).
 
     python3 bench/corpus.py OUT_DIR

@@ -15,7 +15,7 @@
 
 use std::io::Write;
 
-#[path = "../tests/common/s3.rs"]
+#[path = "../tests/it/common/s3.rs"]
 #[allow(dead_code)] // the fault-injection part of the tests' server is not used here
 mod s3;
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Debian's Chromium and ChromeDriver for the admin page's end-to-end test
-# (tests/admin_page.rs runs this before it starts a browser). Idempotent: does nothing when
+# (tests/it/admin_page.rs runs this before it starts a browser). Idempotent: does nothing when
 # both are already there. Needs root, or sudo without a password.
 set -euo pipefail
 

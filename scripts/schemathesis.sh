@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzz the admin API against its OpenAPI description (src/http/openapi.json) with schemathesis:
 # generated requests to every operation, every answer checked for a documented status, content
-# type, headers and schema. tests/openapi.rs checks a fixed scenario on every `cargo test`; this
+# type, headers and schema. tests/it/openapi.rs checks a fixed scenario on every `cargo test`; this
 # explores inputs nobody wrote down. Not part of `cargo test`: it needs PyPI once and takes a
 # few minutes.
 #

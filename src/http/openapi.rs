@@ -5,7 +5,7 @@
 //! The description is hand-written JSON (`openapi.json` beside this file, embedded): the
 //! handlers build most bodies with `json!`, so a derive-based generator such as utoipa would
 //! need a type for each body (a rewrite of the handlers) and would still describe types, not
-//! what is sent. What keeps the JSON true is `tests/openapi.rs`, against the real server:
+//! what is sent. What keeps the JSON true is `tests/it/openapi.rs`, against the real server:
 //!
 //! - Its paths and methods equal the routes registered under `/api`, both ways. axum cannot
 //!   list its routes, so the routes register through [`super::routes::Recorded`], which keeps

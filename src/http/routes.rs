@@ -1,7 +1,7 @@
 //! A router that remembers what it routes. axum cannot list a router's routes, so the routes
 //! under `/api` register through [`Recorded`], which keeps each `(path template, method)` from
 //! the very calls that build the router: the list cannot drift from the router, and
-//! `tests/openapi.rs` compares it with the OpenAPI description ([`super::openapi::api_routes`]).
+//! `tests/it/openapi.rs` compares it with the OpenAPI description ([`super::openapi::api_routes`]).
 
 use axum::Router;
 use axum::handler::Handler;

@@ -293,14 +293,6 @@ pub fn inspect(
     i.finish(declared, filename)
 }
 
-/// Reads an upload as it streams by and decides, at the end, whether WhatsApp accepts it.
-///
-/// It keeps the first [`SNIFF_LEN`] bytes, notes whether a NUL byte occurs anywhere (the text
-/// rule), and for containers whose decisive fields can be anywhere it follows their structure
-/// as the bytes pass: the ISO-BMFF box walk keeps `moov` (the track descriptions, which may
-/// follow `mdat`), the JPEG walk reads the frame header. Nothing else is held, so memory stays
-/// bounded whatever the file's size (see [`bmff`] and [`jpeg`] for their bounds).
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,7 +37,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Every `(path template, method)` that [`routes`] routes, taken from the same calls that
-/// build it: what `tests/openapi.rs` compares with the OpenAPI description.
+/// build it: what `tests/it/openapi.rs` compares with the OpenAPI description.
 pub fn route_table() -> Table {
     registered().1
 }

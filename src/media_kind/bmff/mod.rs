@@ -343,8 +343,7 @@ impl Walker {
     }
 }
 
-/// What a track carries, as far as WhatsApp's rule needs.
-
+/// The payload of the first child box of type `want`, if any.
 pub(super) fn child<'a>(parent: &'a [u8], want: &[u8; 4]) -> Result<Option<&'a [u8]>, BoxError> {
     for b in Boxes::new(parent, 0) {
         let (fourcc, payload) = b?;

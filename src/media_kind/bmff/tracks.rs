@@ -3,6 +3,7 @@
 
 use super::*;
 
+/// What a track carries, as far as WhatsApp's rule needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Track {
     pub handler: Handler,
@@ -348,7 +349,6 @@ pub(super) fn descriptor(d: &[u8]) -> Option<(u8, &[u8])> {
     Some((tag, d.get(at..at.checked_add(len)?)?))
 }
 
-/// The payload of the first child box of type `want`, if any.
 /// "H.264 video, AAC-LC audio": the codecs of the played tracks, for reports.
 pub fn describe(tracks: &[Track]) -> String {
     let mut parts = Vec::new();

@@ -286,7 +286,11 @@ pub mod fixtures {
     /// A real 16x16 baseline JPEG (made by ffmpeg, tests/fixtures/tiny.jpg), then noise after
     /// its end-of-image marker up to `len` (never shorter than the image itself).
     pub fn jpeg(len: usize, seed: u64) -> Vec<u8> {
-        pad(include_bytes!("../fixtures/tiny.jpg").to_vec(), len, seed)
+        pad(
+            include_bytes!("../../fixtures/tiny.jpg").to_vec(),
+            len,
+            seed,
+        )
     }
 
     pub fn png(len: usize, seed: u64) -> Vec<u8> {
@@ -306,12 +310,12 @@ pub mod fixtures {
     /// A real H.264 + AAC-LC MP4 (made by ffmpeg, tests/fixtures/h264_aac.mp4), grown to
     /// `len` with a `free` box of noise at its end (never shorter than the clip itself).
     pub fn mp4(len: usize, seed: u64) -> Vec<u8> {
-        with_free_box(include_bytes!("../fixtures/h264_aac.mp4"), len, seed)
+        with_free_box(include_bytes!("../../fixtures/h264_aac.mp4"), len, seed)
     }
 
     /// A real AAC-LC M4A (made by ffmpeg, tests/fixtures/aac.m4a), grown like [`mp4`].
     pub fn m4a(len: usize, seed: u64) -> Vec<u8> {
-        with_free_box(include_bytes!("../fixtures/aac.m4a"), len, seed)
+        with_free_box(include_bytes!("../../fixtures/aac.m4a"), len, seed)
     }
 
     fn with_free_box(base: &[u8], len: usize, seed: u64) -> Vec<u8> {

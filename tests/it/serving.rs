@@ -2,7 +2,7 @@
 //! Last-Modified and ETag across replacements and restarts, and every conditional and range
 //! case of RFC 9110 §13 and §14, GET and HEAD.
 
-mod common;
+use crate::common;
 
 use common::{Backend, Storage, TestServer, fixtures};
 use media_origin::policy::CachePolicy;

@@ -10,7 +10,7 @@
 //! server runs as in production: the admin listener apart from the public one, so the page's
 //! previews and Content-Security-Policy cross origins as they do for users.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -475,7 +475,7 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
     )
     .await;
 
-    // `ADMIN_PAGE_SCREENSHOT=page.png cargo test --test admin_page` keeps a picture of the page.
+    // `ADMIN_PAGE_SCREENSHOT=page.png cargo test --test it admin_page::` keeps a picture of the page.
     if let Some(path) = std::env::var_os("ADMIN_PAGE_SCREENSHOT") {
         std::fs::write(path, c.screenshot().await.unwrap()).unwrap();
     }

@@ -2,7 +2,7 @@
 //! real server (whose answers Meta can use and cache as declared), and against a small foreign
 //! server that gets each of WHATSAPP_MEDIA.md's rules wrong once ("works against any server").
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::body::Body;

@@ -31,7 +31,7 @@
 //! The server always sends all three headers, so the ETag-only and no-header rules are unit-tested
 //! against synthetic responses (`model` below); the timelines against the real server follow.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -5,7 +5,7 @@
 //! that was sent to it (or none, after a deletion), records and blobs agree, and nothing
 //! temporary is left behind.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};

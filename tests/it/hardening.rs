@@ -4,7 +4,7 @@
 //!
 //! Requests that must reach the server exactly as written go over a raw socket.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

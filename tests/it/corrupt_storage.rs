@@ -4,7 +4,7 @@
 //! `errors`) and by garbage collection (counted and logged, the blobs it names kept), and answers
 //! 500 JSON wherever it is asked for by path: never a panic, a reset or a half-sent body.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! (record caching, ranged blob reads), S3 outages and slowness (bounded 503s, recovery
 //! without a restart), interrupted multipart uploads, concurrent writers, and key prefixes.
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::sync::Arc;

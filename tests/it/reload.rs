@@ -3,7 +3,7 @@
 //! part (and never a secret), keeps the running configuration whole when the file is bad, and
 //! names the keys that need a restart. Without it, SIGHUP's default ends the process.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
-//! Self-tests of the fake Graph API (tests/common/graph.rs): it must check what Meta checks and
+//! Self-tests of the fake Graph API (tests/it/common/graph.rs): it must check what Meta checks and
 //! fail the way it is told to, or the client tests written against it prove nothing.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! request tasks (and the server, when the main task logged) with "failed printing to stderr",
 //! and the second stopped every request once the pipe's 64 KiB were full.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, PipeReader};
 use std::process::{Child, Command, ExitStatus};

@@ -2,7 +2,7 @@
 //! config.toml switched to S3 by environment variables alone, and a plain-words diagnosis of
 //! each way a storage configuration goes wrong.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

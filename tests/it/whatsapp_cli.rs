@@ -2,7 +2,7 @@
 //! (links, media IDs and the JSON to paste, and what it refuses before sending anything), and the
 //! access token kept out of the server's own logs, however verbose.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -11,7 +11,7 @@
 //! Requests go over a raw socket, written byte for byte: no client normalises `..` or `%2e`,
 //! re-encodes a target or refuses a header value before it reaches the server.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};

@@ -2,7 +2,7 @@
 //! after a real crash of the binary mid-upload, the multipart upload too), and blobs no record
 //! references are collected after their grace period, never the ones still in use.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! slow and oversized request headers, stalled upload bodies, and SIGTERM with a download in
 //! flight. Each test talks raw TCP where a well-behaved HTTP client could not misbehave enough.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,9 +1,9 @@
-//! The media corpus (tests/common/media.rs) is what it says: every file is made (by Debian's
+//! The media corpus (tests/it/common/media.rs) is what it says: every file is made (by Debian's
 //! ffmpeg, installed by scripts/install-ffmpeg.sh when missing, and by `jpeg-encoder`), passes
 //! ffprobe's check, and the facts the upload gate's tests lean on hold in its bytes. On a
 //! fresh machine this is the proof that the corpus works; it tests no server code.
 
-mod common;
+use crate::common;
 
 use std::time::Instant;
 

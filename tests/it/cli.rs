@@ -1,7 +1,7 @@
 //! The binary as an operator runs it: `media-origin serve` with config file, flags and
 //! environment overrides, and a graceful stop on SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command};
 use std::time::Duration;

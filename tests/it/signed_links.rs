@@ -2,7 +2,7 @@
 //! signed-only answer 403 without a valid HMAC signature and expiry, keep their cache headers
 //! with one, and keep working across a key rotation.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The admin API over real HTTP: authentication, records and their ready-to-paste message,
 //! listing with pagination, deletion, and the URLs handed back.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,10 +1,10 @@
-//! The upload gate, down to the codec, on real files made by ffmpeg (tests/common/media.rs):
+//! The upload gate, down to the codec, on real files made by ffmpeg (tests/it/common/media.rs):
 //! what WhatsApp accepts is stored as it is; what it refuses is refused with its status, code,
 //! the codec or variant found and a `fix` command, nothing is stored; `media-origin check`
 //! agrees with the gate on the same files served by another server; the CLI refuses before
 //! sending; and every suggested `fix` turns its file into one the gate accepts.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Clients that hold connections: downloads nobody reads (`server.send_timeout_secs`) and more
 //! connections than the process has file descriptors for (`server.max_connections`).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

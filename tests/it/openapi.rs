@@ -5,7 +5,7 @@
 //! documented status and content type, with bodies that validate against the documented
 //! schemas (`$ref`s resolved by the `jsonschema` crate).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;

@@ -1,7 +1,7 @@
 //! Visibility: `/metrics` (what it counts, and who may read it), the per-asset fetch log,
 //! `X-Request-Id`, and JSON logs.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 

@@ -3,7 +3,7 @@
 //! come from the public origin only, no token needed for the page while the API still wants
 //! one, and every hook the browser test relies on present in what is served.
 
-mod common;
+use crate::common;
 
 use common::{Storage, TOKEN, TestServer};
 use media_origin::config::AdminBind;

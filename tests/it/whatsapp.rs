@@ -1,9 +1,9 @@
 //! Media IDs over the whole path: the admin API uploads to a faithful fake of Meta's Graph API
-//! (tests/common/graph.rs checks version, token, multipart fields, bytes and type), keeps the ID
+//! (tests/it/common/graph.rs checks version, token, multipart fields, bytes and type), keeps the ID
 //! with the asset, reuses it, uploads again after expiry or new bytes, retries what Meta's table
 //! says is transient and reports Meta's error details for the rest.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

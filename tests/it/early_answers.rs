@@ -3,7 +3,7 @@
 //! before it closes (lingering close, RFC 9112 §9.6). Before, it closed with the body unread,
 //! the kernel reset the connection, and Python's urllib reported "broken pipe".
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

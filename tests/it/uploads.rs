@@ -6,7 +6,7 @@
 //! "Nothing stored" is always proved on disk: the list of every file under the storage root is
 //! the same before and after, and the public URL still answers 404 or the old bytes.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
