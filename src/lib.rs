@@ -9,12 +9,14 @@
 //!   [`clock::Clock`].
 //! - [`asset`]: the shared vocabulary: asset paths (validation, encoding), records, media IDs.
 //! - [`policy`]: the four cache policies and folder-rule resolution.
-//! - [`media_kind`]: WhatsApp's kinds, exact MIME types, size limits, byte sniffing.
+//! - [`media_kind`]: WhatsApp's kinds, exact MIME types, size limits, and the upload gate that
+//!   looks inside (codecs, tracks, frame headers) and says how to fix what it refuses.
 //! - [`config`]: settings from `config.toml`, the environment and flags.
 //! - [`logging`]: `tracing` to stderr (text or JSON) through a thread of its own; the filter
 //!   reloads.
 //! - [`metrics`]: Prometheus metrics, one registry per server, cheap on the public path.
 //! - [`signing`]: signed, expiring links for assets that must not be public.
+//! - [`admin_token`]: the admin token: configured or generated into a private token file.
 //! - [`store`]: assets on an object store: blobs, records, policies, housekeeping.
 //! - [`whatsapp`]: media IDs at the Cloud API Media endpoint, for `id`-based sends.
 //! - [`http`]: public serving, the admin API and its page, auth, errors, request observation.
@@ -25,6 +27,7 @@
 //!   tests both go through it (tests bind port 0).
 //! - [`cli`]: the command line: `serve`, `check-storage`, `upload`, `check`.
 
+pub mod admin_token;
 pub mod app;
 pub mod asset;
 pub mod cli;

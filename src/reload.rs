@@ -131,7 +131,7 @@ impl Reloader {
             .map_err(|e| format!("log.level: {e}"))?;
         // Last, as it may write a generated token file: nothing fails after it.
         let token =
-            crate::app::admin_token(&settings).map_err(|e| format!("admin token: {e:#}"))?;
+            crate::admin_token::load(&settings).map_err(|e| format!("admin token: {e:#}"))?;
         Ok(Prepared {
             settings,
             signer,

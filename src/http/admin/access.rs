@@ -8,10 +8,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::assets::existing;
 use super::extract::{ApiJson, FolderAt};
 use super::policies::{refuse_asset_path, rule_removed};
-use super::view::{message, view, voice_message};
+use super::view::{existing, message, view, voice_message};
 use crate::asset::AssetPath;
 use crate::http::AppState;
 use crate::http::error::ApiError;

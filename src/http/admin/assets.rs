@@ -16,9 +16,9 @@ use serde_json::json;
 use super::access::require_signing;
 use super::extract::{ApiJson, ApiQuery, AssetAt, present};
 use super::form;
-use super::view::{error_json, media_outcome, view};
+use super::view::{error_json, existing, media_outcome, view};
+use crate::asset::AssetPath;
 use crate::asset::path::parse_folder;
-use crate::asset::{AssetPath, AssetRecord};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::media_kind;
@@ -183,18 +183,6 @@ pub(super) async fn get_asset(
     let record = existing(&state, &path).await?;
     let policies = state.store.policies().await;
     Ok(Json(view(&state, &policies, &record)).into_response())
-}
-
-/// The record of the asset at `path`; 404 when there is none.
-pub(super) async fn existing(
-    state: &AppState,
-    path: &AssetPath,
-) -> Result<Arc<AssetRecord>, ApiError> {
-    state
-        .store
-        .record(path)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no asset at this path"))
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,11 +2,13 @@
 //! that came from (so an operator can see why Meta caches it the way it does), its link, and
 //! the WhatsApp messages that send it.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::asset::AssetRecord;
 use crate::asset::path::url_encode;
+use crate::asset::{AssetPath, AssetRecord};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::media_kind::{self, Kind};
@@ -217,4 +219,16 @@ pub fn error_json(e: ApiError) -> Value {
     object.insert("message".into(), json!(e.message));
     object.insert("status".into(), json!(status));
     Value::Object(object)
+}
+
+/// The record of the asset at `path`; 404 when there is none.
+pub(super) async fn existing(
+    state: &AppState,
+    path: &AssetPath,
+) -> Result<Arc<AssetRecord>, ApiError> {
+    state
+        .store
+        .record(path)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no asset at this path"))
 }
