@@ -22,9 +22,6 @@ use crate::policy::CachePolicy;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Shortest accepted secret, in bytes: 128 bits written as text is at least 16 characters.
-const MIN_SECRET_LEN: usize = 16;
-
 /// Signs and checks links.
 #[derive(Clone)]
 pub struct Signer {
@@ -95,35 +92,11 @@ impl<'a> LinkParams<'a> {
 impl Signer {
     /// The signer the settings describe; `Err` names what is wrong with a key.
     pub fn from_settings(settings: &SigningSettings) -> Result<Self, String> {
-        let mut keys: Vec<(String, Vec<u8>)> = Vec::new();
-        for (i, key) in settings.keys.iter().enumerate() {
-            let Some((id, secret)) = key.expose().split_once(':') else {
-                return Err(format!(
-                    "signing key #{} is not `id:secret` (the id names the key in links)",
-                    i + 1
-                ));
-            };
-            let valid_id = !id.is_empty()
-                && id.len() <= 32
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !valid_id {
-                return Err(format!(
-                    "signing key #{}: the id {id:?} must be 1-32 letters, digits, '-' or '_'",
-                    i + 1
-                ));
-            }
-            if secret.len() < MIN_SECRET_LEN {
-                return Err(format!(
-                    "signing key {id:?}: the secret must be at least {MIN_SECRET_LEN} characters"
-                ));
-            }
-            if keys.iter().any(|(other, _)| other == id) {
-                return Err(format!("signing key id {id:?} is used twice"));
-            }
-            keys.push((id.to_owned(), secret.as_bytes().to_vec()));
-        }
+        let keys = settings
+            .parsed_keys()?
+            .into_iter()
+            .map(|k| (k.id, k.secret.into_bytes()))
+            .collect();
         Ok(Self {
             keys,
             ttl: settings.link_ttl_secs,

@@ -22,7 +22,9 @@ pub use admin::{ADMIN_TOKEN_ENV, AdminSettings, MIN_ADMIN_TOKEN_CHARS, check_adm
 pub use cache::CacheSettings;
 pub use log::{FetchLogSettings, LogFormat, LogSettings, MetricsSettings};
 pub use server::{AdminBind, ServerSettings};
-pub use signing::{MAX_LINK_TTL_SECS, SIGNING_KEYS_ENV, SigningSettings};
+pub use signing::{
+    MAX_LINK_TTL_SECS, MIN_SECRET_LEN, SIGNING_KEYS_ENV, SigningKey, SigningSettings,
+};
 pub use storage::{Backend, StorageSettings};
 pub use whatsapp::{
     MAX_TTL_MINUTES, MIN_TTL_MINUTES, TtlMinutes, WHATSAPP_TOKEN_ENV, WhatsAppSettings,

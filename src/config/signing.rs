@@ -1,7 +1,8 @@
 //! `[signing]`: the keys and folders of signed, expiring links.
 //!
-//! Its own file because it is the one section checked against another module (the keys must
-//! build a [`crate::signing::Signer`]), which keeps that dependency in one place.
+//! The keys are parsed here into plain data ([`SigningKey`]): the settings say what a valid key
+//! is, and [`crate::signing::Signer`] is built once from what they parsed, at start and at each
+//! reload, never only to validate.
 
 use serde::{Deserialize, Serialize};
 
@@ -39,10 +40,61 @@ impl Default for SigningSettings {
     }
 }
 
+/// Shortest accepted secret, in bytes: 128 bits written as text is at least 16 characters.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// One signing key, parsed from `id:secret`.
+#[derive(Debug, Clone)]
+pub struct SigningKey {
+    /// Names the key in links (`k=<id>`), so a key can be rotated in front of the old one.
+    pub id: String,
+    /// The HMAC secret.
+    pub secret: String,
+}
+
 /// Longest accepted signed-link lifetime: a year.
 pub const MAX_LINK_TTL_SECS: u64 = 366 * 86_400;
 
 impl SigningSettings {
+    /// The keys as data, in order (the first signs, all verify); `Err` names what is wrong with
+    /// a key: not `id:secret`, an id that is not 1-32 letters, digits, '-' or '_', a secret
+    /// under [`MIN_SECRET_LEN`] characters, an id used twice.
+    pub fn parsed_keys(&self) -> Result<Vec<SigningKey>, String> {
+        let mut keys: Vec<SigningKey> = Vec::new();
+        for (i, key) in self.keys.iter().enumerate() {
+            let Some((id, secret)) = key.expose().split_once(':') else {
+                return Err(format!(
+                    "signing key #{} is not `id:secret` (the id names the key in links)",
+                    i + 1
+                ));
+            };
+            let valid_id = !id.is_empty()
+                && id.len() <= 32
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid_id {
+                return Err(format!(
+                    "signing key #{}: the id {id:?} must be 1-32 letters, digits, '-' or '_'",
+                    i + 1
+                ));
+            }
+            if secret.len() < MIN_SECRET_LEN {
+                return Err(format!(
+                    "signing key {id:?}: the secret must be at least {MIN_SECRET_LEN} characters"
+                ));
+            }
+            if keys.iter().any(|k| k.id == id) {
+                return Err(format!("signing key id {id:?} is used twice"));
+            }
+            keys.push(SigningKey {
+                id: id.to_owned(),
+                secret: secret.to_owned(),
+            });
+        }
+        Ok(keys)
+    }
+
     /// Folder names, the link lifetime, the keys, and a key wherever a folder needs one.
     pub(super) fn validate(&mut self) -> Result<(), ConfigError> {
         let signing = self;
@@ -59,7 +111,7 @@ impl SigningSettings {
                 "signing.link_ttl_secs must be between 1 and {MAX_LINK_TTL_SECS}"
             )));
         }
-        crate::signing::Signer::from_settings(signing).map_err(ConfigError::Invalid)?;
+        signing.parsed_keys().map_err(ConfigError::Invalid)?;
         if !signing.folders.is_empty() && signing.keys.is_empty() {
             return Err(ConfigError::Invalid(format!(
                 "[signing] folders are signed-only but no key is configured ({SIGNING_KEYS_ENV} \
