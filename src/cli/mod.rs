@@ -99,17 +99,18 @@ pub async fn main() -> ExitCode {
         } => {
             // SIGHUP reads the settings again the same way: file, environment, flags.
             let load = move || {
-                let mut settings = Settings::load(config.as_deref())?;
+                // File and environment, then the flags, then one validation of the whole.
+                let mut settings = Settings::read(config.as_deref())?;
                 if let Some(bind) = bind {
                     settings.server.bind = bind;
                 }
                 if let Some(admin_bind) = admin_bind {
                     settings.server.admin_bind = admin_bind;
                 }
-                settings.validate()?;
                 if let Some(storage) = &storage {
                     settings.storage.path.clone_from(storage);
                 }
+                settings.validate()?;
                 Ok(settings)
             };
             let settings = match load() {

@@ -123,8 +123,16 @@ pub enum ConfigError {
 }
 
 impl Settings {
-    /// Load from `config` (or `./config.toml` when present) and the environment.
+    /// Load from `config` (or `./config.toml` when present) and the environment, and validate.
     pub fn load(config: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut settings = Self::read(config)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Read `config` (or `./config.toml` when present) and the environment, without validating:
+    /// for callers that apply overrides (command-line flags) first and then validate once.
+    pub fn read(config: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         match config {
             Some(path) if !path.exists() => return Err(ConfigError::Missing(path.to_owned())),
@@ -155,7 +163,6 @@ impl Settings {
                 .map(Secret::new)
                 .collect();
         }
-        settings.validate()?;
         Ok(settings)
     }
 
