@@ -199,28 +199,12 @@ impl Walker {
                 take
             }
             State::Skip { left, size, .. } => {
-                let take = if size.is_none() {
-                    data.len()
-                } else {
-                    usize::try_from(*left).unwrap_or(usize::MAX).min(data.len())
-                };
-                if size.is_some() {
-                    *left -= take as u64;
-                }
-                if size.is_some() && *left == 0 {
-                    self.state = State::Header {
-                        buf: [0; 16],
-                        have: 0,
-                    };
-                }
+                let take = body_take(*size, *left, data.len());
+                self.body_done(take);
                 take
             }
             State::Keep { left, size, .. } => {
-                let take = if size.is_none() {
-                    data.len()
-                } else {
-                    usize::try_from(*left).unwrap_or(usize::MAX).min(data.len())
-                };
+                let take = body_take(*size, *left, data.len());
                 let moov = self.moov.get_or_insert_with(Vec::new);
                 if moov.len() as u64 + take as u64 > MAX_MOOV {
                     self.error = Some(BoxError::MoovTooLarge {
@@ -229,16 +213,25 @@ impl Walker {
                     return take;
                 }
                 moov.extend_from_slice(&data[..take]);
-                if size.is_some() {
-                    *left -= take as u64;
-                }
-                if size.is_some() && *left == 0 {
-                    self.state = State::Header {
-                        buf: [0; 16],
-                        have: 0,
-                    };
-                }
+                self.body_done(take);
                 take
+            }
+        }
+    }
+
+    /// `took` bytes of the current box's body went by: at its end, read the next header.
+    fn body_done(&mut self, took: usize) {
+        let (State::Skip { left, size, .. } | State::Keep { left, size, .. }) = &mut self.state
+        else {
+            return;
+        };
+        if size.is_some() {
+            *left -= took as u64;
+            if *left == 0 {
+                self.state = State::Header {
+                    buf: [0; 16],
+                    have: 0,
+                };
             }
         }
     }
@@ -340,6 +333,15 @@ impl Walker {
         }
         let moov = self.moov.as_deref().ok_or(BoxError::NoMoov)?;
         tracks(moov)
+    }
+}
+
+/// How much of `available` bytes belong to the current box's body: all of them for a box that
+/// runs to the end of the file (`size` None), else at most the `left` it still has.
+fn body_take(size: Option<u64>, left: u64, available: usize) -> usize {
+    match size {
+        None => available,
+        Some(_) => usize::try_from(left).unwrap_or(usize::MAX).min(available),
     }
 }
 
