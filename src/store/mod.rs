@@ -147,6 +147,12 @@ struct Inner {
     record_writes: Mutex<u64>,
     cache_ttl: Duration,
     policies: Mutex<CachedPolicies>,
+    /// Held by the one request that refreshes expired policies; the others wait for it and
+    /// take what it read (one backend read per expiry, not one per concurrent request).
+    policy_refresh: tokio::sync::Mutex<()>,
+    /// Per path, held by the one request that reads a missing record into the cache; the
+    /// others wait and take the cached result (single-flight misses).
+    record_loads: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     policy_write: tokio::sync::Mutex<()>,
     path_locks: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Commits hold it shared from blob rename to record write; garbage collection holds it
@@ -223,6 +229,8 @@ impl Store {
                     // Stale from the start, so the first use loads the API rules.
                     loaded: Instant::now() - cache_ttl - Duration::from_secs(1),
                 }),
+                policy_refresh: tokio::sync::Mutex::new(()),
+                record_loads: Mutex::default(),
                 policy_write: tokio::sync::Mutex::new(()),
                 path_locks: Mutex::default(),
                 gc_gate: tokio::sync::RwLock::new(()),
@@ -299,8 +307,105 @@ impl Store {
 /// What the unit tests of the rooms share: uploads of plain text into a store in memory.
 #[cfg(test)]
 mod testing {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use futures::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::path::Path as Key;
+    use object_store::{
+        GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+        PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    };
+
+    use super::backend::Backend;
     use super::{Committed, Store, UploadHints};
     use crate::asset::AssetPath;
+    use crate::config::StorageSettings;
+    use crate::policy::CachePolicy;
+
+    /// Objects in memory whose reads take a while, so concurrent cache misses overlap.
+    #[derive(Debug)]
+    struct SlowReads {
+        objects: InMemory,
+        delay: Duration,
+    }
+
+    impl std::fmt::Display for SlowReads {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SlowReads({:?})", self.delay)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for SlowReads {
+        async fn put_opts(
+            &self,
+            location: &Key,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            self.objects.put_opts(location, payload, opts).await
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &Key,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.objects.put_multipart_opts(location, opts).await
+        }
+
+        async fn get_opts(
+            &self,
+            location: &Key,
+            options: GetOptions,
+        ) -> object_store::Result<GetResult> {
+            tokio::time::sleep(self.delay).await;
+            self.objects.get_opts(location, options).await
+        }
+
+        async fn delete(&self, location: &Key) -> object_store::Result<()> {
+            self.objects.delete(location).await
+        }
+
+        fn list(
+            &self,
+            prefix: Option<&Key>,
+        ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.objects.list(prefix)
+        }
+
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Key>,
+        ) -> object_store::Result<ListResult> {
+            self.objects.list_with_delimiter(prefix).await
+        }
+
+        async fn copy(&self, from: &Key, to: &Key) -> object_store::Result<()> {
+            self.objects.copy(from, to).await
+        }
+
+        async fn copy_if_not_exists(&self, from: &Key, to: &Key) -> object_store::Result<()> {
+            self.objects.copy_if_not_exists(from, to).await
+        }
+    }
+
+    /// A store in memory whose every read takes `delay`.
+    pub(super) fn slow_store(delay: Duration) -> Store {
+        Store::new(
+            Arc::new(SlowReads {
+                objects: InMemory::new(),
+                delay,
+            }),
+            Backend::Memory { shared: false },
+            &StorageSettings::default(),
+            CachePolicy::NoCache,
+            BTreeMap::new(),
+        )
+    }
 
     /// The path `raw`, which must be valid.
     pub(super) fn path(raw: &str) -> AssetPath {

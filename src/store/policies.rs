@@ -51,12 +51,22 @@ impl Store {
 
     /// The current policy set. Rules set through another instance show within the cache TTL;
     /// if the store cannot be read, the last known rules keep applying.
+    ///
+    /// The refresh is single-flight: of the requests that find the rules expired, one reads
+    /// the policy file and the others wait for it and take what it read.
     pub async fn policies(&self) -> Arc<PolicySet> {
+        if let Some(fresh) = self.fresh_policies() {
+            return fresh;
+        }
+        // With the cache off there is nothing to share: every request reads.
+        let refreshing = match self.inner.cache_ttl.is_zero() {
+            true => None,
+            false => Some(self.inner.policy_refresh.lock().await),
+        };
+        if refreshing.is_some()
+            && let Some(fresh) = self.fresh_policies()
         {
-            let cached = self.inner.policies.lock().expect("policy cache");
-            if cached.loaded.elapsed() <= self.inner.cache_ttl {
-                return Arc::clone(&cached.set);
-            }
+            return fresh;
         }
         let timer = self.timer(crate::metrics::StorageOp::PoliciesRead);
         let loaded = self.load_policy_file().await;
@@ -68,6 +78,12 @@ impl Store {
                 Arc::clone(&self.inner.policies.lock().expect("policy cache").set)
             }
         }
+    }
+
+    /// The cached rules while they are within the cache TTL.
+    fn fresh_policies(&self) -> Option<Arc<PolicySet>> {
+        let cached = self.inner.policies.lock().expect("policy cache");
+        (cached.loaded.elapsed() <= self.inner.cache_ttl).then(|| Arc::clone(&cached.set))
     }
 
     /// Set (`Some`) or remove (`None`) the API rule for `folder`. Returns whether a rule existed

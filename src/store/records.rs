@@ -75,8 +75,22 @@ impl Store {
 
     /// The live record at `path` (cached for at most the cache TTL), `None` when there is no
     /// asset.
+    ///
+    /// Misses are single-flight: concurrent requests for a path that is not cached make one
+    /// backend read, and the others take its result from the cache.
     pub async fn record(&self, path: &AssetPath) -> Result<Option<Arc<AssetRecord>>, StoreError> {
         if let Some(hit) = self.inner.records.get(path.as_str()) {
+            return Ok(hit);
+        }
+        // With the cache off there is nothing to share: every request reads.
+        let gate = (!self.inner.cache_ttl.is_zero()).then(|| self.record_load_gate(path.as_str()));
+        let _loading = match &gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        };
+        if gate.is_some()
+            && let Some(hit) = self.inner.records.get(path.as_str())
+        {
             return Ok(hit);
         }
         let generation = *self
@@ -105,6 +119,14 @@ impl Store {
         }
         drop(writes);
         Ok(live)
+    }
+
+    /// The lock that makes record misses at `path` single-flight (entries nobody holds are
+    /// dropped as new ones are made, so the map stays as small as the misses in flight).
+    fn record_load_gate(&self, path: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self.inner.record_loads.lock().expect("record load gates");
+        gates.retain(|_, g| Arc::strong_count(g) > 1);
+        Arc::clone(gates.entry(path.to_owned()).or_default())
     }
 
     /// One page of the live assets whose path starts with `prefix`, in path order, after
@@ -310,6 +332,61 @@ const LIST_CONCURRENCY: usize = 16;
 mod tests {
     use super::super::testing::{path, put};
     use super::*;
+
+    /// How many times `op` reached the backend, from the store's own latency histogram.
+    pub(in crate::store) fn reads(metrics: &crate::metrics::Metrics, op: &str) -> u64 {
+        let text = metrics.encode();
+        text.lines()
+            .find(|l| {
+                l.contains("storage_operation_duration") && l.contains("_count") && l.contains(op)
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {op} count in:\n{text}"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_misses_read_the_backend_once() {
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        // Reads take 50 ms, so the 32 requests below all miss while the first read is on.
+        let store = super::super::testing::slow_store(std::time::Duration::from_millis(50))
+            .with_metrics(Arc::clone(&metrics));
+        put(&store, "promo/a.jpg", "bytes").await;
+        let before = reads(&metrics, "record_read");
+        store.inner.records.invalidate("promo/a.jpg");
+        let p = path("promo/a.jpg");
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let (store, p) = (store.clone(), p.clone());
+                tokio::spawn(async move { store.record(&p).await.unwrap().unwrap().sha256.clone() })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().len(), 64);
+        }
+        assert_eq!(
+            reads(&metrics, "record_read") - before,
+            1,
+            "one read for 32 misses"
+        );
+        // Expired policies likewise: one read of the policy file for 32 requests.
+        let before = reads(&metrics, "policies_read");
+        store.inner.policies.lock().unwrap().loaded -= store.inner.cache_ttl * 2;
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.policies().await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(
+            reads(&metrics, "policies_read") - before,
+            1,
+            "one read for 32 expiries"
+        );
+    }
 
     #[tokio::test]
     async fn a_deletion_leaves_a_tombstone_that_keeps_last_modified_moving() {
