@@ -100,102 +100,59 @@ pub(super) fn track(trak: &[u8]) -> Result<Track, BoxError> {
                     limit: MAX_ENTRIES,
                 });
             }
-            codecs.push(codec(fourcc, payload, handler));
+            let (c, kind) = codec(fourcc, payload, handler);
+            codecs.push(c);
+            // A track is judged by what it carries, whatever its handler says (or if it has
+            // none): an HEVC stream under an `auxv` handler is still played as video by some
+            // players.
+            if let (Handler::Other(_), Some(kind)) = (handler, kind) {
+                handler = kind;
+            }
         }
-    }
-    // A track is judged by what it carries, whatever its handler says (or if it has none): an
-    // HEVC stream under an `auxv` handler is still played as video by some players.
-    if let Handler::Other(_) = handler
-        && let Some(played) = codecs.iter().find_map(played_as)
-    {
-        handler = played;
     }
     Ok(Track { handler, codecs })
 }
 
-/// Whether a sample entry is a video or audio codec (known ones), whatever its track's handler.
-pub(super) fn played_as(c: &Codec) -> Option<Handler> {
-    match c {
-        Codec::H264 => Some(Handler::Video),
-        Codec::Aac(_) => Some(Handler::Audio),
-        Codec::Other(name) => {
-            const VIDEO: [&str; 9] = [
-                "H.264 ",
-                "HEVC",
-                "Dolby Vision",
-                "AV1",
-                "VP9",
-                "VP8",
-                "MPEG-4 Part 2",
-                "H.263",
-                "Motion JPEG",
-            ];
-            const AUDIO: [&str; 11] = [
-                "Opus",
-                "AC-3",
-                "E-AC-3",
-                "AC-4",
-                "ALAC",
-                "FLAC",
-                "MP3",
-                "AMR-",
-                "PCM",
-                "MPEG-1 Audio",
-                "AAC",
-            ];
-            if VIDEO.iter().any(|v| name.starts_with(v))
-                || name.starts_with("video format")
-                || name.contains("encrypted (DRM-protected) video")
-                || name == "Apple ProRes"
-            {
-                Some(Handler::Video)
-            } else if AUDIO.iter().any(|a| name.contains(a))
-                || name.starts_with("audio format")
-                || name.contains("encrypted (DRM-protected) audio")
-            {
-                Some(Handler::Audio)
-            } else {
-                None
-            }
-        }
-    }
-}
-
-/// The codec of one sample entry.
-pub(super) fn codec(fourcc: FourCc, payload: &[u8], handler: Handler) -> Codec {
-    let other = |s: &str| Codec::Other(s.to_owned());
+/// The codec of one sample entry, and whether it is video or audio (for known codecs, whatever
+/// the track's handler says).
+pub(super) fn codec(fourcc: FourCc, payload: &[u8], handler: Handler) -> (Codec, Option<Handler>) {
+    let video = |s: &str| (Codec::Other(s.to_owned()), Some(Handler::Video));
+    let audio = |s: &str| (Codec::Other(s.to_owned()), Some(Handler::Audio));
     match &fourcc.0 {
-        b"avc1" | b"avc3" => avc(payload),
-        b"avc2" | b"avc4" => other("H.264 with external parameter sets (avc2/avc4)"),
-        b"hvc1" | b"hev1" => other("HEVC (H.265)"),
-        b"dvh1" | b"dvhe" => other("Dolby Vision (HEVC)"),
-        b"dva1" | b"dvav" => other("Dolby Vision (H.264)"),
-        b"av01" => other("AV1"),
-        b"vp09" => other("VP9"),
-        b"vp08" => other("VP8"),
-        b"mp4v" => other("MPEG-4 Part 2 (Xvid/DivX)"),
-        b"s263" | b"h263" => other("H.263"),
-        b"jpeg" | b"mjpa" | b"mjpb" => other("Motion JPEG"),
-        b"apcn" | b"apch" | b"apcs" | b"apco" | b"ap4h" | b"ap4x" => other("Apple ProRes"),
-        b"encv" => other("encrypted (DRM-protected) video"),
-        b"mp4a" => mp4a(payload),
-        b"Opus" => other("Opus"),
-        b"ac-3" => other("AC-3 (Dolby Digital)"),
-        b"ec-3" => other("E-AC-3 (Dolby Digital Plus)"),
-        b"ac-4" => other("AC-4"),
-        b"alac" => other("ALAC (Apple Lossless)"),
-        b"fLaC" => other("FLAC"),
-        b".mp3" => other("MP3"),
-        b"samr" => other("AMR-NB"),
-        b"sawb" => other("AMR-WB"),
+        b"avc1" | b"avc3" => (avc(payload), Some(Handler::Video)),
+        b"avc2" | b"avc4" => video("H.264 with external parameter sets (avc2/avc4)"),
+        b"hvc1" | b"hev1" => video("HEVC (H.265)"),
+        b"dvh1" | b"dvhe" => video("Dolby Vision (HEVC)"),
+        b"dva1" | b"dvav" => video("Dolby Vision (H.264)"),
+        b"av01" => video("AV1"),
+        b"vp09" => video("VP9"),
+        b"vp08" => video("VP8"),
+        b"mp4v" => video("MPEG-4 Part 2 (Xvid/DivX)"),
+        b"s263" | b"h263" => video("H.263"),
+        b"jpeg" | b"mjpa" | b"mjpb" => video("Motion JPEG"),
+        b"apcn" | b"apch" | b"apcs" | b"apco" | b"ap4h" | b"ap4x" => video("Apple ProRes"),
+        b"encv" => video("encrypted (DRM-protected) video"),
+        b"mp4a" => (mp4a(payload), Some(Handler::Audio)),
+        b"Opus" => audio("Opus"),
+        b"ac-3" => audio("AC-3 (Dolby Digital)"),
+        b"ec-3" => audio("E-AC-3 (Dolby Digital Plus)"),
+        b"ac-4" => audio("AC-4"),
+        b"alac" => audio("ALAC (Apple Lossless)"),
+        b"fLaC" => audio("FLAC"),
+        b".mp3" => audio("MP3"),
+        b"samr" => audio("AMR-NB"),
+        b"sawb" => audio("AMR-WB"),
         b"sowt" | b"twos" | b"lpcm" | b"ipcm" | b"fpcm" | b"in24" | b"in32" | b"fl32" | b"fl64"
-        | b"raw " => other("uncompressed PCM"),
-        b"enca" => other("encrypted (DRM-protected) audio"),
-        _ => Codec::Other(match handler {
-            Handler::Video => format!("video format '{fourcc}'"),
-            Handler::Audio => format!("audio format '{fourcc}'"),
-            Handler::Other(_) => format!("format '{fourcc}'"),
-        }),
+        | b"raw " => audio("uncompressed PCM"),
+        b"enca" => audio("encrypted (DRM-protected) audio"),
+        _ => (
+            Codec::Other(match handler {
+                Handler::Video => format!("video format '{fourcc}'"),
+                Handler::Audio => format!("audio format '{fourcc}'"),
+                Handler::Other(_) => format!("format '{fourcc}'"),
+            }),
+            None,
+        ),
     }
 }
 
