@@ -12,6 +12,7 @@
 
 mod admin;
 mod cache;
+mod convert;
 mod log;
 mod server;
 mod signing;
@@ -20,6 +21,7 @@ mod whatsapp;
 
 pub use admin::{ADMIN_TOKEN_ENV, AdminSettings, MIN_ADMIN_TOKEN_CHARS, check_admin_token};
 pub use cache::CacheSettings;
+pub use convert::ConvertSettings;
 pub use log::{FetchLogSettings, LogFormat, LogSettings, MetricsSettings};
 pub use server::{AdminBind, ServerSettings};
 pub use signing::{
@@ -85,6 +87,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// `[fetch_log]`
     pub fetch_log: FetchLogSettings,
+    /// `[convert]`
+    pub convert: ConvertSettings,
 }
 
 /// A list of strings, or one comma-separated string (as an environment variable gives it).
@@ -177,6 +181,7 @@ impl Settings {
         self.fetch_log.validate()?;
         self.whatsapp.validate()?;
         self.log.validate()?;
+        self.convert.validate()?;
         self.server.validate_public_base_url()?;
         Ok(())
     }

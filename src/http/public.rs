@@ -355,6 +355,7 @@ mod tests {
             deleted: false,
             whatsapp: Default::default(),
             signed: None,
+            converted_from: None,
         })
     }
 

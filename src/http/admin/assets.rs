@@ -15,10 +15,11 @@ use serde_json::json;
 
 use super::access::require_signing;
 use super::extract::{ApiJson, ApiQuery, AssetAt, present};
-use super::form;
 use super::view::{error_json, existing, media_outcome, view};
+use super::{convert, form};
 use crate::asset::AssetPath;
 use crate::asset::path::parse_folder;
+use crate::convert::Mode;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::media_kind;
@@ -48,6 +49,8 @@ pub(super) struct PutQuery {
     /// Also upload to the Media API (default phone number).
     #[serde(default)]
     whatsapp: bool,
+    /// `true`, `sticker` or `false`: convert what WhatsApp would refuse (see [`convert`]).
+    convert: Option<String>,
 }
 
 /// `PUT /api/assets/{path}`: the body is the file.
@@ -62,6 +65,21 @@ pub(super) async fn put_asset(
     let declared = headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("invalid"));
+    let mode = convert::mode(query.convert.as_deref(), &state, path.as_str())?;
+    if mode != Mode::Off {
+        let req = convert::Request {
+            path: &path,
+            mode,
+            hints: UploadHints {
+                content_type: declared,
+                filename: Some(path.file_name()),
+            },
+            cache,
+            filename: None,
+            whatsapp: query.whatsapp,
+        };
+        return convert::upload(&state, body.into_data_stream(), req).await;
+    }
     // Refuse what can be refused before reading a byte: an unsupported declared type, or a
     // Content-Length over the limit of the declared kind (or of any kind).
     let limit = media_kind::declared_limit(declared)?.unwrap_or(media_kind::MAX_UPLOAD_SIZE);
@@ -86,13 +104,16 @@ pub(super) async fn put_asset(
 }
 
 /// `POST /api/assets` with `multipart/form-data`: see [`form`]. The file is streamed into the
-/// store as it comes, and discarded when the form is refused.
+/// store (or, with `convert`, into a conversion) as it comes, and discarded when the form is
+/// refused.
 pub(super) async fn upload_form(
     State(state): State<AppState>,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let mut form = form::Reader::new(form)?;
-    let mut staged = None;
+    let mut taken = None;
+    // The conversion mode the file was taken with, to check against the whole form's.
+    let mut mode_used = Mode::Off;
     let read = async {
         while let Some(part) = form.next_part().await? {
             let form::Part::File(file) = part else {
@@ -103,13 +124,36 @@ pub(super) async fn upload_form(
                 content_type: file.content_type.as_deref(),
                 filename: file.file_name.as_deref(),
             };
-            staged = Some(state.store.stage(pin!(file.field), hints).await?);
+            let path = file.path;
+            mode_used = convert::mode(
+                file.convert.as_deref(),
+                &state,
+                path.as_deref().unwrap_or(""),
+            )?;
+            taken = Some(if mode_used == Mode::Off {
+                Taken::Staged(state.store.stage(pin!(file.field), hints).await?)
+            } else {
+                let path = path.unwrap_or_default();
+                let field = pin!(file.field);
+                Taken::Converted(convert::convert(&state, field, mode_used, hints, &path).await?)
+            });
         }
         Ok(())
     }
     .await;
-    match (read.and_then(|()| form.decide()), staged) {
-        (Ok(upload), Some(s)) => {
+    let decided = read.and_then(|()| form.decide()).and_then(|upload| {
+        let mode = convert::mode(upload.convert.as_deref(), &state, upload.path.as_str())?;
+        if mode != mode_used {
+            return Err(ApiError::bad_request(
+                "invalid_form",
+                "send the `convert` field, and `path` or `folder`, before the `file` part: the \
+                 file is converted as it arrives",
+            ));
+        }
+        Ok(upload)
+    });
+    match (decided, taken) {
+        (Ok(upload), Some(Taken::Staged(s))) => {
             let filename = upload.filename.as_deref();
             commit(
                 &state,
@@ -121,19 +165,36 @@ pub(super) async fn upload_form(
             )
             .await
         }
-        (Err(e), Some(s)) => {
+        (Ok(upload), Some(Taken::Converted(outcome))) => {
+            let req = convert::Request {
+                path: &upload.path,
+                mode: mode_used,
+                hints: UploadHints::default(),
+                cache: upload.cache,
+                filename: upload.filename.as_deref(),
+                whatsapp: upload.whatsapp,
+            };
+            convert::store(&state, outcome, req).await
+        }
+        (Err(e), Some(Taken::Staged(s))) => {
             state.store.discard(s).await;
             Err(e)
         }
-        (Err(e), None) => Err(e),
+        (Err(e), _) => Err(e),
         (Ok(_), None) => unreachable!("a decided form always has a file"),
     }
+}
+
+/// A form's file, as it was taken.
+enum Taken {
+    Staged(Staged),
+    Converted(crate::convert::Outcome),
 }
 
 /// Make the staged upload the asset, then, when asked, get it a media ID. The asset is stored
 /// whatever the Media API says: its answer (`whatsapp_upload`) or error (`whatsapp_error`)
 /// rides along with the record.
-async fn commit(
+pub(super) async fn commit(
     state: &AppState,
     path: &AssetPath,
     staged: Staged,

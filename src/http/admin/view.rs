@@ -58,6 +58,9 @@ pub struct AssetView {
     /// The headers a full `200` for the asset carries, in order, exactly as sent (names in
     /// lower case, as the server writes them).
     headers: Vec<HeaderView>,
+    /// What the upload was before it was converted (`convert=true`); absent when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    converted_from: Option<crate::asset::ConvertedFrom>,
 }
 
 /// One response header, as `{"name": ..., "value": ...}` (a list keeps the order and repeats).
@@ -174,6 +177,7 @@ pub fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetVie
                 value: value.to_str().unwrap_or_default().to_owned(),
             })
             .collect(),
+        converted_from: r.converted_from.clone(),
     }
 }
 
