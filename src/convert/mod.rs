@@ -22,6 +22,7 @@
 //! WhatsApp refuses is an error, never an asset. At most `max_concurrent` conversions run;
 //! `max_queued` more wait; the rest are refused at once (503).
 
+mod cmyk;
 mod plan;
 mod probe;
 mod run;
@@ -47,6 +48,9 @@ use crate::metrics::Metrics;
 pub use plan::{Plan, Still};
 pub use probe::Probe;
 use run::{Limits, RunError, Tools};
+
+/// The largest picture decoded in this process (CMYK JPEGs), in pixels: 100 megapixels.
+const MAX_PIXELS: u64 = 100_000_000;
 
 /// What an upload asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +102,11 @@ pub enum ConvertError {
     WrongKind(String),
     /// 422: ffmpeg could not convert the file (damaged, truncated, lying headers).
     #[error("the file could not be converted: {reason}")]
-    Failed { reason: String },
+    Failed {
+        reason: String,
+        /// The gate's fix for the original, when it had one: what to try by hand.
+        fix: Option<String>,
+    },
     /// 422: the conversion ran past `[convert] timeout_secs`.
     #[error("converting took longer than {secs} s ([convert] timeout_secs) and was stopped")]
     TimedOut { secs: u64 },
@@ -114,6 +122,14 @@ pub enum ConvertError {
 }
 
 impl ConvertError {
+    /// A failure with the gate's fix for the original.
+    fn with_fix(self, fix: Option<String>) -> Self {
+        match self {
+            Self::Failed { reason, .. } => Self::Failed { reason, fix },
+            e => e,
+        }
+    }
+
     /// The metrics outcome label.
     fn outcome(&self) -> &'static str {
         match self {
@@ -288,7 +304,8 @@ impl Converter {
         E: std::fmt::Display,
     {
         let started = std::time::Instant::now();
-        let result = self.convert_inner(body, declared, filename, mode).await;
+        // Boxed: the conversion's state is large, and a request's future is moved around whole.
+        let result = Box::pin(self.convert_inner(body, declared, filename, mode)).await;
         let (kind, outcome) = match &result {
             Ok(o) if o.converted_from.is_none() => (o.media.kind.as_str(), "untouched"),
             Ok(o) => (o.media.kind.as_str(), "converted"),
@@ -361,11 +378,22 @@ impl Converter {
                     Some(e) => ConvertError::Refused(e),
                     None => ConvertError::Failed {
                         reason: "ffprobe could not read it as an image".into(),
+                        fix: None,
                     },
                 });
             }
             Err(RunError::Spawn(e)) => return Err(ConvertError::Unavailable(e.to_string())),
         };
+        // A picture or video whose size ffprobe could not read, or no stream at all: not media
+        // ffmpeg can convert (a damaged file, or a header followed by anything).
+        let unreadable = probe
+            .videos()
+            .any(|v| v.width.is_none() || v.height.is_none())
+            || (probe.videos().next().is_none() && probe.audios().next().is_none());
+        if unreadable && let Some(e) = refused {
+            return Err(ConvertError::Refused(e));
+        }
+        let fix = refused.as_ref().and_then(MediaError::fix);
         let mut plan = plan::decide(&probe, mode, size)?;
         if let Plan::Image {
             stream,
@@ -385,6 +413,23 @@ impl Converter {
                 may_have_alpha: true,
             };
         }
+        // A 4-component JPEG is decoded here (see [`cmyk`]); ffmpeg encodes its RGB.
+        let mut source = input.clone();
+        if matches!(plan, Plan::Image { .. })
+            && probe.videos().next().is_some_and(|v| v.codec == "mjpeg")
+        {
+            let (from, to) = (input.clone(), job.file("rgb.ppm"));
+            let decoded = tokio::task::spawn_blocking(move || {
+                cmyk::to_ppm(&from, &to, MAX_PIXELS).map(|d| (d, to))
+            })
+            .await
+            .map_err(|e| ConvertError::Io(std::io::Error::other(e)))?;
+            match decoded {
+                Ok((true, ppm)) => source = ppm,
+                Ok((false, _)) => {}
+                Err(reason) => return Err(ConvertError::Failed { reason, fix }),
+            }
+        }
         let target = plan::target_type(&plan);
         let limit = plan::limit(&plan);
         let output = job.file("output");
@@ -397,12 +442,13 @@ impl Converter {
             let Some(args) = plan::output_args(&plan, attempt) else {
                 return Err(ConvertError::Failed {
                     reason: format!("no attempt made it fit into {limit} bytes"),
+                    fix,
                 });
             };
             tools
-                .ffmpeg(&input, &args, &output, out_limits, deadline, 0)
+                .ffmpeg(&source, &args, &output, out_limits, deadline, 0)
                 .await
-                .map_err(|e| self.run_error(e))?;
+                .map_err(|e| self.run_error(e).with_fix(fix.clone()))?;
             let written = tokio::fs::metadata(&output).await?.len();
             if written <= limit {
                 break written;
@@ -439,7 +485,7 @@ impl Converter {
         match e {
             RunError::TimedOut => self.timed_out(),
             RunError::Spawn(e) => ConvertError::Unavailable(e.to_string()),
-            RunError::Failed(reason) => ConvertError::Failed { reason },
+            RunError::Failed(reason) => ConvertError::Failed { reason, fix: None },
         }
     }
 }

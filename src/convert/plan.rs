@@ -39,7 +39,8 @@ pub enum Plan {
         copy_video: bool,
         /// The video bitrate, when the size asks for one (else quality-based, capped).
         kbps: u32,
-        audio: Option<(usize, bool)>,
+        /// The audio stream, whether it is copied, and its channels (at most 2 are kept).
+        audio: Option<(usize, bool, u32)>,
     },
     /// To mono Ogg Opus at `kbps`.
     Audio { stream: usize, kbps: u32 },
@@ -133,7 +134,7 @@ pub fn decide(probe: &Probe, mode: Mode, size: u64) -> Result<Plan, ConvertError
             video: v.index,
             copy_video: h264_as_is(v) && fits,
             kbps,
-            audio: audio.map(|a| (a.index, aac_as_is(a))),
+            audio: audio.map(|a| (a.index, aac_as_is(a), a.channels.unwrap_or(2))),
         });
     }
     if let Some(a) = probe.audios().next() {
@@ -148,6 +149,7 @@ pub fn decide(probe: &Probe, mode: Mode, size: u64) -> Result<Plan, ConvertError
             "ffprobe found no picture, video or audio in this {} file",
             probe.format
         ),
+        fix: None,
     })
 }
 
@@ -234,9 +236,10 @@ pub fn output_args(plan: &Plan, attempt: u32) -> Option<Vec<String>> {
                 ));
             }
             match audio {
-                Some((i, true)) => push(&format!("-map 0:{i} -c:a copy")),
-                Some((i, false)) => push(&format!(
-                    "-map 0:{i} -c:a aac -b:a {VIDEO_AUDIO_KBPS}k -ac 2"
+                Some((i, true, _)) => push(&format!("-map 0:{i} -c:a copy")),
+                Some((i, false, channels)) => push(&format!(
+                    "-map 0:{i} -c:a aac -b:a {VIDEO_AUDIO_KBPS}k -ac {}",
+                    channels.clamp(1, 2)
                 )),
                 None => {}
             }
@@ -340,7 +343,7 @@ mod tests {
             video: 0,
             copy_video: true,
             kbps: 1000,
-            audio: Some((1, true)),
+            audio: Some((1, true, 2)),
         };
         assert!(
             output_args(&video, 0)

@@ -212,7 +212,7 @@ async fn run(mut cmd: Command, deadline: Instant, max_stdout: usize) -> Result<V
         let mut out = Vec::new();
         let mut err = Vec::new();
         let read_out = async {
-            let mut buf = [0u8; 64 * 1024];
+            let mut buf = vec![0u8; 64 * 1024];
             loop {
                 let n = stdout.read(&mut buf).await?;
                 if n == 0 {
@@ -225,7 +225,7 @@ async fn run(mut cmd: Command, deadline: Instant, max_stdout: usize) -> Result<V
         };
         // Only the end of standard error is kept: the reason is in the last lines.
         let read_err = async {
-            let mut buf = [0u8; 8 * 1024];
+            let mut buf = vec![0u8; 8 * 1024];
             loop {
                 let n = stderr.read(&mut buf).await?;
                 if n == 0 {

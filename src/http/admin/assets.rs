@@ -24,7 +24,7 @@ use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::media_kind;
 use crate::policy::CachePolicy;
-use crate::store::{Staged, UploadHints};
+use crate::store::{Staged, StoreError, UploadHints};
 
 /// Largest page of a listing.
 const MAX_PAGE: usize = 1000;
@@ -114,6 +114,9 @@ pub(super) async fn upload_form(
     let mut taken = None;
     // The conversion mode the file was taken with, to check against the whole form's.
     let mut mode_used = Mode::Off;
+    // A file the gate refused: the rest of the form is still read, so that a `convert` field
+    // sent after the file is named as the cause rather than the refusal it led to.
+    let mut refused = None;
     let read = async {
         while let Some(part) = form.next_part().await? {
             let form::Part::File(file) = part else {
@@ -130,13 +133,18 @@ pub(super) async fn upload_form(
                 &state,
                 path.as_deref().unwrap_or(""),
             )?;
-            taken = Some(if mode_used == Mode::Off {
-                Taken::Staged(state.store.stage(pin!(file.field), hints).await?)
-            } else {
+            if mode_used != Mode::Off {
                 let path = path.unwrap_or_default();
                 let field = pin!(file.field);
-                Taken::Converted(convert::convert(&state, field, mode_used, hints, &path).await?)
-            });
+                let outcome = convert::convert(&state, field, mode_used, hints, &path).await?;
+                taken = Some(Taken::Converted(outcome));
+                continue;
+            }
+            match state.store.stage(pin!(file.field), hints).await {
+                Ok(staged) => taken = Some(Taken::Staged(staged)),
+                Err(e @ StoreError::Media(_)) => refused = Some(ApiError::from(e)),
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     }
@@ -152,6 +160,10 @@ pub(super) async fn upload_form(
         }
         Ok(upload)
     });
+    let decided = match (decided, refused) {
+        (Ok(_), Some(refusal)) => Err(refusal),
+        (decided, _) => decided,
+    };
     match (decided, taken) {
         (Ok(upload), Some(Taken::Staged(s))) => {
             let filename = upload.filename.as_deref();
