@@ -267,7 +267,8 @@ impl Converter {
         Mode::Off
     }
 
-    fn max_input(&self) -> u64 {
+    /// The largest upload accepted for conversion, in bytes.
+    pub fn max_input(&self) -> u64 {
         self.settings.max_input_mb.saturating_mul(1_000_000)
     }
 

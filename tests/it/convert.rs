@@ -682,6 +682,7 @@ async fn capabilities_say_conversion_is_available() {
     let temp = tempfile::tempdir().unwrap();
     let s = server_with(Backend::Local, temp.path(), |c| {
         c.convert.max_concurrent = Some(3);
+        c.convert.max_input_mb = 1;
     })
     .await;
     let caps = s.admin_json(Method::GET, "/capabilities").await;
@@ -695,7 +696,32 @@ async fn capabilities_say_conversion_is_available() {
     );
     assert_eq!(convert["reason"], Value::Null);
     assert_eq!(convert["max_concurrent"], 3);
-    assert_eq!(convert["max_input_bytes"], 200_000_000);
+    assert_eq!(convert["max_input_bytes"], 1_000_000);
+    // Over it: refused from its Content-Length, and (without one) as it streams in.
+    let before = s.files();
+    let big = common::fixtures::noise(1_500_000, 9);
+    let (status, _, body) = put(&s, "big.wav", "convert=true", "audio/wav", big.clone()).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "too_large");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_input_mb")
+    );
+    let r = s
+        .admin(Method::PUT, "/assets/big.wav?convert=true")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(
+            big.chunks(100_000)
+                .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+                .collect::<Vec<_>>(),
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(s.files(), before);
+    assert_eq!(temp_files(temp.path()), Vec::<String>::new());
     s.stop().await;
 }
 
@@ -1020,5 +1046,52 @@ async fn the_cli_uploads_with_convert() {
         .admin_json(Method::GET, &format!("/assets/cli/{wav}"))
         .await;
     assert_eq!(got["converted_from"]["content_type"], "audio/wav");
+    s.stop().await;
+}
+
+/// A client that hangs up while its upload is being converted: ffmpeg is killed, the temporary
+/// files go at once, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hang_up_mid_conversion_stops_it_and_leaves_nothing() {
+    use tokio::io::AsyncWriteExt;
+    let temp = tempfile::tempdir().unwrap();
+    let s = server_with(Backend::Local, temp.path(), |_| {}).await;
+    let before = s.files();
+    let clip = &media::input(Input::Long1080pMp4).bytes;
+    let head = format!(
+        "PUT /api/assets/clips/long.mp4?convert=true HTTP/1.1\r\nhost: {}\r\n\
+         authorization: Bearer {}\r\ncontent-type: video/mp4\r\ncontent-length: {}\r\n\r\n",
+        s.admin_addr,
+        common::TOKEN,
+        clip.len()
+    );
+    let mut conn = tokio::net::TcpStream::connect(s.admin_addr).await.unwrap();
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(clip).await.unwrap();
+    // Wait until ffmpeg writes its output, then hang up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !temp_files(temp.path())
+        .iter()
+        .any(|f| f.ends_with("output"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the conversion never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(conn);
+    let hung_up = std::time::Instant::now();
+    while !temp_files(temp.path()).is_empty() {
+        assert!(
+            hung_up.elapsed() < Duration::from_secs(10),
+            "still there after the hang-up: {:?}",
+            temp_files(temp.path())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Had the conversion gone on, it would be stored by now or soon: give it the time.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(s.files(), before);
     s.stop().await;
 }

@@ -66,7 +66,21 @@ pub(super) async fn put_asset(
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("invalid"));
     let mode = convert::mode(query.convert.as_deref(), &state, path.as_str())?;
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if mode != Mode::Off {
+        let limit = state.converter.max_input();
+        if let Some(length) = length.filter(|l| *l > limit) {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "the upload is {length} bytes; this server converts at most {limit} bytes \
+                     ([convert] max_input_mb)"
+                ),
+            ));
+        }
         let req = convert::Request {
             path: &path,
             mode,
@@ -83,9 +97,6 @@ pub(super) async fn put_asset(
     // Refuse what can be refused before reading a byte: an unsupported declared type, or a
     // Content-Length over the limit of the declared kind (or of any kind).
     let limit = media_kind::declared_limit(declared)?.unwrap_or(media_kind::MAX_UPLOAD_SIZE);
-    let length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if let Some(length) = length
         && length > limit
     {
