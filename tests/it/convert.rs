@@ -1095,3 +1095,36 @@ async fn a_hang_up_mid_conversion_stops_it_and_leaves_nothing() {
     assert_eq!(s.files(), before);
     s.stop().await;
 }
+
+/// An image over 5 MB is re-encoded at a lower quality and, when that is not enough, scaled
+/// down until it fits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_large_picture_is_made_to_fit_5_mb() {
+    let input = media::input(Input::NoisyPng);
+    assert!(input.bytes.len() > 5_000_000, "{} bytes", input.bytes.len());
+    let temp = tempfile::tempdir().unwrap();
+    let s = server_with(Backend::Local, temp.path(), |_| {}).await;
+    let (status, _, body) = put(
+        &s,
+        "img/noise.png",
+        "convert=true",
+        "image/png",
+        input.bytes.clone(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["path"], "img/noise.jpg");
+    let (bytes, probe) = fetch_and_probe(&s, "img/noise.jpg", "image/jpeg").await;
+    assert!(bytes.len() <= 5_000_000, "{} bytes", bytes.len());
+    let v = &stream(&probe, "video")[0];
+    assert_eq!(v["codec_name"], "mjpeg");
+    let (w, h) = (v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap());
+    assert!(w <= 4000 && h <= 3000 && w * 3 / 4 == h, "{w}×{h}");
+    assert!(
+        body["converted_from"]["refused"]
+            .as_str()
+            .unwrap()
+            .contains("too large")
+    );
+    s.stop().await;
+}

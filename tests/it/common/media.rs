@@ -1168,15 +1168,18 @@ pub enum Input {
     AlphaWebp,
     /// PNG, 8-bit RGB, 300×300: WhatsApp accepts it as an image; a sticker only when made one.
     Square300Png,
+    /// PNG, 8-bit RGB, 4000×3000 of heavy noise: over 5 MB, and over 5 MB as a good JPEG too.
+    NoisyPng,
 }
 
 impl Input {
-    pub const ALL: [Input; 5] = [
+    pub const ALL: [Input; 6] = [
         Input::Vp9Webm,
         Input::Long1080pMp4,
         Input::Banner800Webp,
         Input::AlphaWebp,
         Input::Square300Png,
+        Input::NoisyPng,
     ];
 
     /// The file name.
@@ -1187,6 +1190,7 @@ impl Input {
             Input::Banner800Webp => "banner_800x600.webp",
             Input::AlphaWebp => "alpha.webp",
             Input::Square300Png => "square_300.png",
+            Input::NoisyPng => "noisy_4000x3000.png",
         }
     }
 
@@ -1245,6 +1249,15 @@ impl Input {
                 Expect {
                     magic: Some(b"\x89PNG\r\n\x1a\n"),
                     ..one("png_pipe", video("png").pix("rgb24").size(300, 300))
+                },
+            ),
+            Input::NoisyPng => ffmpeg(
+                "-f lavfi -i testsrc2=size=4000x3000:rate=1:duration=1,noise=alls=100:allf=u \
+                 -frames:v 1 -c:v png -pix_fmt rgb24 -f image2 -update 1"
+                    .into(),
+                Expect {
+                    magic: Some(b"\x89PNG\r\n\x1a\n"),
+                    ..one("png_pipe", video("png").pix("rgb24").size(4000, 3000))
                 },
             ),
         }
