@@ -114,3 +114,56 @@ impl ConvertSettings {
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_and_folder_modes_are_checked() {
+        let valid = |f: fn(&mut ConvertSettings)| {
+            let mut s = ConvertSettings::default();
+            f(&mut s);
+            s.validate().map(|()| s).map_err(|e| e.to_string())
+        };
+        assert!(valid(|_| {}).is_ok());
+        assert!(
+            valid(|s| s.timeout_secs = 0)
+                .unwrap_err()
+                .contains("timeout_secs")
+        );
+        assert!(
+            valid(|s| s.max_memory_mb = 10)
+                .unwrap_err()
+                .contains("max_memory_mb")
+        );
+        assert!(valid(|s| s.max_concurrent = Some(0)).is_err());
+        assert!(valid(|s| s.max_input_mb = 0).is_err());
+        assert!(valid(|s| s.ffmpeg = " ".into()).is_err());
+        let e = valid(|s| {
+            s.folders.insert("inbox".into(), "yes".into());
+        })
+        .unwrap_err();
+        assert!(e.contains("\"true\", \"sticker\" or \"false\""), "{e}");
+        assert!(
+            valid(|s| {
+                s.folders.insert("../x".into(), "true".into());
+            })
+            .is_err()
+        );
+        let s = valid(|s| {
+            s.folders.insert("/inbox/".into(), "sticker".into());
+        })
+        .unwrap();
+        assert_eq!(s.folders["inbox"], "sticker");
+        assert_eq!(
+            valid(|s| {
+                s.timeout_secs = 10;
+                s.max_cpu_secs = None;
+            })
+            .unwrap()
+            .cpu_secs(),
+            10 * cores() as u64
+        );
+    }
+}
