@@ -227,10 +227,16 @@ pub(super) async fn commit(
 ) -> Result<Response, ApiError> {
     let done = state.store.commit(path, staged, cache, filename).await?;
     state.observer.metrics.upload(done.record.size);
+    // A converted upload's line names what it was converted from.
+    let converted_from = done
+        .record
+        .converted_from
+        .as_ref()
+        .map(|c| c.content_type.as_str());
     if done.unchanged {
-        tracing::info!(path = %path, sha256 = %done.record.sha256, "asset uploaded again unchanged; its version stays");
+        tracing::info!(path = %path, sha256 = %done.record.sha256, converted_from, "asset uploaded again unchanged; its version stays");
     } else {
-        tracing::info!(path = %path, sha256 = %done.record.sha256, size = done.record.size, created = done.created, "asset stored");
+        tracing::info!(path = %path, sha256 = %done.record.sha256, size = done.record.size, created = done.created, converted_from, "asset stored");
     }
     state.whatsapp.forget(done.dropped_media_ids);
     let mut record = done.record;
