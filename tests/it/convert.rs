@@ -578,6 +578,19 @@ fn temp_files(dir: &std::path::Path) -> Vec<String> {
     common::files_under(dir)
 }
 
+/// Wait, at most `secs`, until nothing is left below `dir`.
+async fn until_empty(dir: &std::path::Path, secs: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !temp_files(dir).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still there after {secs} s: {:?}",
+            temp_files(dir)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Without ffmpeg in `PATH`, the server starts (and is ready) and `convert=true` answers 501
 /// naming the package; uploads without it work as before.
 #[test]
@@ -867,15 +880,7 @@ async fn a_full_queue_answers_503_and_stickers_need_an_image() {
     // The first is not needed further (its hang-up is tested elsewhere): stop it, to spare the
     // suite a 1080p encode, and wait for its files to go.
     first.abort();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !temp_files(temp.path()).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            temp_files(temp.path())
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_empty(temp.path(), 30).await;
     let (status, _, body) = put(
         &s,
         "stickers/clip.mp4",
@@ -980,15 +985,7 @@ async fn folder_defaults_forms_and_hang_ups() {
         conn.write_all(&mov[..mov.len() / 2]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !temp_files(temp.path()).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            temp_files(temp.path())
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_empty(temp.path(), 10).await;
     assert_eq!(s.files(), before);
     s.stop().await;
 }
@@ -1091,15 +1088,7 @@ async fn a_hang_up_mid_conversion_stops_it_and_leaves_nothing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(conn);
-    let hung_up = std::time::Instant::now();
-    while !temp_files(temp.path()).is_empty() {
-        assert!(
-            hung_up.elapsed() < Duration::from_secs(10),
-            "still there after the hang-up: {:?}",
-            temp_files(temp.path())
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_empty(temp.path(), 10).await;
     // Had the conversion gone on, it would be stored by now or soon: give it the time.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(s.files(), before);
