@@ -1277,6 +1277,11 @@ async fn real_answers_match_the_documented_schemas() {
     assert_code("invalid_json", &e);
 
     // Media IDs, against the fake Graph API.
+    let status_path = "/api/whatsapp";
+    let (status, got) = api.get(status_path, status_path).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["configured"], true, "{got}");
+    assert_eq!(got["default_phone_number_id"], PHONE_NUMBER_ID, "{got}");
     let media = "/api/whatsapp/media";
     let (status, got) = api
         .json(
@@ -1441,6 +1446,11 @@ async fn answers_without_whatsapp_or_signing_match_too() {
         "{rec}"
     );
     assert_eq!(rec["whatsapp_error"]["status"], 501, "{rec}");
+    let status_path = "/api/whatsapp";
+    let (status, got) = api.get(status_path, status_path).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["configured"], false, "{got}");
+    assert!(got["missing"].is_string(), "{got}");
     let media = "/api/whatsapp/media";
     let (status, e) = api
         .json(Method::POST, media, media, json!({"path": "a.jpg"}), true)
