@@ -1203,6 +1203,8 @@ function setChecked(path, on) {
 function updateBulkBar() {
   const count = state.checked.size;
   $('bulk-bar').hidden = count === 0 && !$('bulk-status').textContent;
+  // Nothing ticked but an outcome to tell: the bar shows only that.
+  $('bulk-bar').classList.toggle('idle', count === 0);
   $('bulk-count').textContent = count === 1 ? '1 asset selected' : `${count} assets selected`;
   const shown = [...$('asset-list').tBodies[0].querySelectorAll('input[data-testid="pick"]')];
   const all = $('select-all');
