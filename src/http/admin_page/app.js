@@ -756,7 +756,11 @@ function assetRow(record) {
     el('td', { className: 'date-col', textContent: shortDate(record.last_modified), title: record.last_modified }),
     el(
       'td',
-      { className: 'policy', dataset: { testid: 'row-policy' } },
+      {
+        className: 'policy',
+        dataset: { testid: 'row-policy' },
+        title: `from ${explainSource(record.policy_source, state.policies && state.policies.folders)}`,
+      },
       el('span', { className: 'policy-words', textContent: policyWords(record.cache_control) }),
       ' ',
       el('code', { className: 'raw', textContent: record.cache_control }),
@@ -988,6 +992,13 @@ async function uploadFiles(fileList) {
   const cache = pickerValue('upload-cache');
   const listed = new Set(((state.listing && state.listing.records) || []).map((r) => r.path));
   const existing = files.filter((file) => listed.has(joinPath(folder, file.name)));
+  // A listing cut short may not show every name: ask the server about the others.
+  if (state.listing && state.listing.truncated) {
+    const unlisted = files.filter((file) => !existing.includes(file));
+    const found = await Promise.all(unlisted.map((file) => assetExists(joinPath(folder, file.name))));
+    existing.push(...unlisted.filter((_, i) => found[i]));
+    if (session !== state.session) return;
+  }
   const fresh = files.filter((file) => !existing.includes(file));
   for (const file of fresh) startUpload(file, folder, cache);
   if (existing.length === 0) return;
@@ -996,6 +1007,16 @@ async function uploadFiles(fileList) {
   for (const file of existing) {
     if (replace) startUpload(file, folder, cache);
     else keptRow(file, folder);
+  }
+}
+
+/** Whether an asset is stored at `path` (false when the server cannot say: the upload will). */
+async function assetExists(path) {
+  try {
+    await api('GET', `/assets/${encodePath(path)}`);
+    return true;
+  } catch {
+    return false;
   }
 }
 
