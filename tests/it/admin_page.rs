@@ -1090,6 +1090,22 @@ async fn a_marketer_works_through_a_folder() {
     click(&c, "[data-testid=pick][data-path=\"spring/banner.png\"]").await;
     click(&c, "[data-testid=pick][data-path=\"spring/clip.mp4\"]").await;
     until_text(&c, "#bulk-count", "2 assets selected").await;
+    // A ticked asset the filter hides is still ticked, and the count says so.
+    fill(&c, "#list-filter", "clip").await;
+    until_text(
+        &c,
+        "#bulk-count",
+        "2 assets selected (1 hidden by the filter)",
+    )
+    .await;
+    fill(&c, "#list-filter", "").await;
+    c.execute(
+        "document.getElementById('list-filter').dispatchEvent(new Event('input'))",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until_text(&c, "#bulk-count", "2 assets selected").await;
     click(&c, "#bulk-media").await;
     until_text(&c, "#bulk-status", "Media IDs: 2 of 2 done.").await;
     assert_eq!(graph.uploads().len(), 2);

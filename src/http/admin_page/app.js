@@ -1226,8 +1226,11 @@ function updateBulkBar() {
   $('bulk-bar').hidden = count === 0 && !$('bulk-status').textContent;
   // Nothing ticked but an outcome to tell: the bar shows only that.
   $('bulk-bar').classList.toggle('idle', count === 0);
-  $('bulk-count').textContent = count === 1 ? '1 asset selected' : `${count} assets selected`;
   const shown = [...$('asset-list').tBodies[0].querySelectorAll('input[data-testid="pick"]')];
+  // Ticked assets the filter hides are still acted on: say so.
+  const hidden = count - shown.filter((box) => state.checked.has(box.dataset.path)).length;
+  $('bulk-count').textContent = (count === 1 ? '1 asset selected' : `${count} assets selected`) +
+    (hidden > 0 ? ` (${hidden} hidden by the filter)` : '');
   const all = $('select-all');
   all.checked = shown.length > 0 && shown.every((box) => box.checked);
   all.indeterminate = !all.checked && shown.some((box) => box.checked);
@@ -1780,7 +1783,10 @@ function start() {
   $('confirm-replace-yes').addEventListener('click', () => answerReplace(true));
   $('confirm-replace-no').addEventListener('click', () => answerReplace(false));
   // Escape closes a dialog without an answer: for the replace question, that is "keep".
-  $('confirm-replace').addEventListener('close', () => answerReplace(false));
+  // (A close that comes after a new question opened the dialog again is the old one's.)
+  $('confirm-replace').addEventListener('close', () => {
+    if (!$('confirm-replace').open) answerReplace(false);
+  });
 
   $('media-id-get').addEventListener('click', () => requestMediaId(false));
   $('media-id-refresh').addEventListener('click', () => requestMediaId(true));
