@@ -662,6 +662,8 @@ function renderAssets() {
   const shown = shownRecords();
   $('asset-list').tBodies[0].replaceChildren(...shown.map(assetRow));
   $('asset-list').hidden = shown.length === 0;
+  // Nothing to filter or sort in an empty folder.
+  $('list-tools').hidden = records.length === 0;
   $('list-empty').hidden = records.length !== 0 || !state.listing;
   const filter = $('list-filter').value.trim();
   $('list-no-match').hidden = records.length === 0 || shown.length !== 0;
