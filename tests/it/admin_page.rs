@@ -258,15 +258,22 @@ async fn click(c: &Client, selector: &str) {
     }
 }
 
+/// Types `text` into the field at `selector` in place of what it holds, once the field can be
+/// typed into (it may still be hidden, e.g. while signing in finishes).
 async fn fill(c: &Client, selector: &str, text: &str) {
-    let e = c
-        .wait()
-        .at_most(STEP)
-        .for_element(Locator::Css(selector))
-        .await
-        .unwrap();
-    e.clear().await.unwrap();
-    e.send_keys(text).await.unwrap();
+    let deadline = Instant::now() + STEP;
+    loop {
+        let attempt = async {
+            let e = c.find(Locator::Css(selector)).await?;
+            e.clear().await?;
+            e.send_keys(text).await
+        };
+        match attempt.await {
+            Ok(()) => return,
+            Err(e) if Instant::now() > deadline => panic!("cannot type into {selector}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 /// Chooses `value` in the `<select>` at `selector` (a policy picker, the sort), as a person

@@ -916,8 +916,9 @@ async function saveFolderPolicy() {
     if (showsFolder(folder, session)) showError(errorTarget, e);
     return;
   }
+  // The picker shows what was saved at once: after the reload it could undo a newer choice.
+  if (showsFolder(folder, session)) setPicker('folder-policy', value);
   await afterChange();
-  if (showsFolder(folder, session)) setPicker('folder-policy', currentRule()?.cache_control ?? value);
 }
 
 async function removeFolderPolicy() {
@@ -931,8 +932,8 @@ async function removeFolderPolicy() {
     if (showsFolder(folder, session)) showError(errorTarget, e);
     return;
   }
+  if (showsFolder(folder, session)) setPicker('folder-policy', '');
   await afterChange();
-  if (showsFolder(folder, session)) setPicker('folder-policy', currentRule()?.cache_control ?? '');
 }
 
 function renderFolderSigned() {
@@ -1598,8 +1599,8 @@ async function setOverride(value) {
     if (showsAsset(path, session)) showError(errorTarget, e);
     return;
   }
+  if (showsAsset(path, session)) setPicker('override-policy', value ?? '');
   await afterChange();
-  if (showsAsset(path, session)) setPicker('override-policy', state.record.cache_override ?? '');
 }
 
 // ---- copying ----------------------------------------------------------------------------
