@@ -3,7 +3,12 @@
 //! error shows beside its field), copy the link from the real clipboard, then fetch that link
 //! from the public listener and see the served headers change. Then a media ID from the fake
 //! Graph API, an asset override, and a delete behind its confirmation. Last, choosing another
-//! asset: the panel's actions wait until that asset's record is on screen.
+//! asset: the panel's actions wait until that asset's record is on screen. A second walk goes
+//! through a folder as a marketer would (thumbnails, filter and sort, media-ID states, bulk
+//! actions, the replace question, template headers, phone width), and a third shows what a
+//! server without WhatsApp settings and a token it no longer takes look like.
+//!
+//! Each main view is kept as a screenshot in `target/tmp/screenshots/` (the test prints where).
 //!
 //! Chromium and ChromeDriver come from Debian's packages; `scripts/install-chromium.sh`
 //! installs them when they are missing, so the test needs nothing installed by hand. The
