@@ -68,8 +68,9 @@ static SCRIPT: LazyLock<StaticFile> =
 static STYLE: LazyLock<StaticFile> =
     LazyLock::new(|| StaticFile::new(APP_CSS, "text/css; charset=utf-8"));
 
-/// `GET`/`HEAD` of the page and its two assets, and `/` redirecting to the page. `public_base` is where the previews come from
-/// (see [`content_security_policy`]). Other methods get the router's JSON 405.
+/// `GET`/`HEAD` of the page and its two assets, and `/` redirecting to the page. `public_base`
+/// is where the previews come from (see [`content_security_policy`]). Other methods get the
+/// router's JSON 405.
 pub fn routes(public_base: &str) -> Router<AppState> {
     let csp = HeaderValue::from_str(&content_security_policy(public_base))
         .expect("the policy is built from checked characters only");
