@@ -19,12 +19,10 @@ use serde_json::{Value, json};
 
 use crate::asset::AssetPath;
 use crate::asset::path::{parse_folder, url_encode};
-use crate::config::{ADMIN_TOKEN_ENV, Settings};
+use crate::config::{ADMIN_TOKEN_ENV, SERVER_URL_ENV, Settings};
 use crate::media_kind;
 use crate::policy::CachePolicy;
 
-/// The environment variable naming the server's base URL.
-pub const SERVER_URL_ENV: &str = "MEDIA_ORIGIN_URL";
 /// Files at least this large get a progress bar (when stderr is a terminal).
 const PROGRESS_FROM: u64 = 4 * 1024 * 1024;
 /// Read size when streaming a file to the server.
@@ -106,7 +104,7 @@ pub async fn run(args: UploadArgs) -> ExitCode {
     .await
     {
         eprintln!(
-            "media-origin upload: {} at {}: {}",
+            "media-origin upload: {} at {}: {}{}",
             if error["status"] == 401 {
                 "the admin token was refused"
             } else {
@@ -114,7 +112,17 @@ pub async fn run(args: UploadArgs) -> ExitCode {
             },
             target.base,
             error["message"].as_str().unwrap_or("failed"),
+            fix_line(&error),
         );
+        return ExitCode::from(2);
+    }
+    // A media ID that cannot be had (no WhatsApp there, a number it does not know) is refused
+    // now, not after every file went up without one.
+    if args.whatsapp
+        && let Err(message) =
+            check_whatsapp(&client, &target, args.phone_number_id.as_deref()).await
+    {
+        eprintln!("media-origin upload: nothing was uploaded: {message}");
         return ExitCode::from(2);
     }
     let mut failed = 0;
@@ -140,6 +148,55 @@ pub async fn run(args: UploadArgs) -> ExitCode {
         }
         ExitCode::FAILURE
     }
+}
+
+/// `GET /api/whatsapp`: the server can get media IDs, and for `phone` when one is named.
+async fn check_whatsapp(
+    client: &reqwest::Client,
+    target: &Target,
+    phone: Option<&str>,
+) -> Result<(), String> {
+    let status = call(
+        client.get(format!("{}/api/whatsapp", target.base)),
+        &target.token,
+    )
+    .await
+    .map_err(|error| {
+        format!(
+            "could not ask the server about WhatsApp: {}{}",
+            error["message"].as_str().unwrap_or("failed"),
+            fix_line(&error)
+        )
+    })?;
+    if status["configured"] != true {
+        return Err(format!(
+            "--whatsapp: the server cannot get media IDs: {}",
+            status["not_configured"]
+                .as_str()
+                .unwrap_or("WhatsApp is not configured")
+        ));
+    }
+    let known: Vec<&str> = status["phone_number_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    match phone {
+        Some(phone) if !known.contains(&phone) => Err(format!(
+            "--phone-number-id {phone}: the server has no such phone number; it has {}",
+            known.join(", ")
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// An API error's `fix`, as a line of its own (empty without one).
+pub(super) fn fix_line(error: &Value) -> String {
+    error["fix"]
+        .as_str()
+        .map(|fix| format!("\n    fix: {fix}"))
+        .unwrap_or_default()
 }
 
 /// Where the server is and how to sign in.
@@ -227,6 +284,30 @@ fn check_file(file: &Path, folder: &str) -> Result<Planned, String> {
         return Err("the file changed while it was read".into());
     }
     inspector.finish(None, Some(name)).map_err(shown)?;
+    // A browser, the admin page and `curl -F` declare the type the name's extension suggests,
+    // and the server refuses the form when the bytes contradict it: the same answer here,
+    // rather than storing a PNG as `x.jpg` only because it came through the CLI.
+    if let Some(named) = media_kind::type_for_name(name)
+        && let Err(e @ media_kind::MediaError::Mismatch { .. }) =
+            inspector.finish(Some(named), Some(name))
+    {
+        let fix = match &e {
+            media_kind::MediaError::Mismatch { detected, .. } => {
+                media_kind::canonical_extension(detected).map(|ext| {
+                    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+                    format!(
+                        "rename it to {stem}.{ext}: a file name's extension declares its type, \
+                         here as in curl -F and the admin page"
+                    )
+                })
+            }
+            _ => None,
+        };
+        return Err(match fix.or_else(|| e.fix()) {
+            Some(fix) => format!("{e} ({})\n    fix: {fix}", e.code()),
+            None => format!("{e} ({})", e.code()),
+        });
+    }
     Ok(Planned {
         file: file.to_owned(),
         path,
@@ -243,7 +324,11 @@ pub(super) fn target(args: &ApiArgs) -> Result<Target, String> {
         None
     };
     let base = match &args.server {
-        Some(url) => url.trim_end_matches('/').to_owned(),
+        // The admin base URL, or the API's (`…/api`, as the README's `API` variable holds).
+        Some(url) => {
+            let url = url.trim_end_matches('/');
+            url.strip_suffix("/api").unwrap_or(url).to_owned()
+        }
         None => {
             let server = &settings.as_ref().expect("loaded above").server;
             let bind = match server.admin_bind {
@@ -334,8 +419,13 @@ async fn upload_one(
         }
         let url = format!("{}/api/whatsapp/media", target.base);
         match call(client.post(url).json(&request), &target.token).await {
-            Ok(media) => {
+            Ok(mut media) => {
                 text.push_str(&describe_media(&media));
+                // The record as it is now, with the media ID in it, replaces the one from
+                // before the upload; the answer's own copy goes, so it is printed once.
+                if let Some(current) = media.as_object_mut().and_then(|m| m.remove("asset")) {
+                    out["asset"] = current;
+                }
                 out["whatsapp"] = media;
             }
             Err(error) => {
@@ -395,7 +485,14 @@ async fn put(
 /// object, or one in the same shape when the server could not be reached or answered oddly.
 pub(super) async fn call(request: reqwest::RequestBuilder, token: &str) -> Result<Value, Value> {
     let response = request.bearer_auth(token).send().await.map_err(|e| {
-        json!({"code": "unreachable", "message": format!("the server could not be reached: {}", chain(&e))})
+        json!({
+            "code": "unreachable",
+            "message": format!("the server could not be reached: {}", chain(&e)),
+            "fix": format!(
+                "start it (media-origin serve), or pass --server URL (or set {SERVER_URL_ENV}) \
+                 with the admin API's address, e.g. http://127.0.0.1:8081"
+            ),
+        })
     })?;
     let status = response.status();
     let body: Value = match response.text().await {

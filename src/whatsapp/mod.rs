@@ -124,6 +124,20 @@ impl WhatsApp {
         self.inner.phones.first().map(String::as_str)
     }
 
+    /// The configured phone number IDs, the default first; empty when none is configured.
+    pub fn phones(&self) -> &[String] {
+        &self.inner.phones
+    }
+
+    /// Why media IDs cannot be had (and what to set), or `None` when the Media API is
+    /// configured: what `GET /api/whatsapp` reports, so clients can refuse before uploading.
+    pub fn not_configured(&self) -> Option<String> {
+        match self.client() {
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
     /// The `ttl_minutes` uploads for `phone` carry, if any.
     pub fn ttl_minutes(&self, phone: &str) -> Option<u32> {
         self.inner.ttl_minutes.get(phone).copied()

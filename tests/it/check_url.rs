@@ -102,7 +102,7 @@ async fn media_origin_answers_are_usable_and_cached_as_declared() {
     run.exits(0);
     run.line("ok    status: 200 OK");
     run.line("ok    redirects: none");
-    run.line("ok    content-type: image/jpeg: an exact type WhatsApp accepts (image, §3)");
+    run.line("ok    content-type: image/jpeg: an exact type WhatsApp accepts (image, README: What is accepted)");
     run.line("ok    bytes: the bytes are image/jpeg, as declared");
     run.line("ok    size: 40000 bytes, within the image limit of 5000000 bytes");
     run.line("ok    cache-control: max-age=86400: Meta caches it by URL for 86400 s");
@@ -454,9 +454,9 @@ async fn any_server_each_broken_rule_fails_with_its_check() {
         (
             "/cdn.jpg",
             "WARN  cache-control: public, max-age=604800, immutable: several directives; Meta \
-             documents a single one (max-age=N, no-cache, no-store or private; §2) and not how \
+             documents a single one (max-age=N, no-cache, no-store or private; README: What each policy makes Meta do) and not how \
              it reads a list, so this assumes it reads `max-age=604800`: Meta caches it by URL \
-             for 604800 s, then fetches it again (§2); a replaced asset needs a new URL to reach \
+             for 604800 s, then fetches it again (README: What each policy makes Meta do); a replaced asset needs a new URL to reach \
              customers sooner; to be sure, serve `Cache-Control: max-age=604800` alone"
                 .to_owned(),
             format!("VERDICT: Meta can use this image; it will cache it for 604800 s{assumed}"),
@@ -471,7 +471,7 @@ async fn any_server_each_broken_rule_fails_with_its_check() {
         (
             "/etag-only.jpg",
             "WARN  cache-control: missing: with only an ETag Meta caches it by its own \
-             undisclosed logic (§2), so how long it keeps a copy cannot be known; declare one of \
+             undisclosed logic (README: What each policy makes Meta do), so how long it keeps a copy cannot be known; declare one of \
              `max-age=N`, `no-cache` (with Last-Modified), `no-store`, `private` to decide it"
                 .to_owned(),
             "VERDICT: Meta can use this image; with only an ETag it caches it by its own \

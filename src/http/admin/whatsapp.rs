@@ -13,6 +13,19 @@ use crate::asset::AssetPath;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
+/// `GET /api/whatsapp`: whether media IDs can be had here and for which phone numbers, so a
+/// client (the CLI's `upload --whatsapp`, the page) can refuse a wrong number before it uploads.
+pub(super) async fn whatsapp_status(State(state): State<AppState>) -> Response {
+    let why = state.whatsapp.not_configured();
+    Json(json!({
+        "configured": why.is_none(),
+        "phone_number_ids": state.whatsapp.phones(),
+        "default_phone_number_id": state.whatsapp.default_phone(),
+        "not_configured": why,
+    }))
+    .into_response()
+}
+
 /// The body of `POST /api/whatsapp/media`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
