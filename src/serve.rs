@@ -174,7 +174,7 @@ async fn accept_loop(
             Err(_) => {
                 if warned.is_none_or(|at| at.elapsed() >= LIMIT_WARNING_INTERVAL) {
                     tracing::warn!(
-                        listener = name,
+                        listener = %name,
                         max_connections,
                         "connection limit reached: new connections wait until one closes"
                     );

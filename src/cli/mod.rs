@@ -1,6 +1,7 @@
 //! The command line: `media-origin serve` and its overrides, `check-storage`, and `upload`
 //! (a client of a running server's admin API).
 
+mod api;
 mod check;
 mod systemd;
 mod upload;
@@ -66,7 +67,7 @@ enum Command {
         #[arg(long, value_name = "SECS")]
         ttl: Option<u64>,
         #[command(flatten)]
-        api: upload::ApiArgs,
+        api: api::ApiArgs,
     },
     /// Fetch URLs the way Meta's media fetcher would and report, rule by rule, whether Meta can
     /// use each and how it will cache it.
@@ -151,8 +152,8 @@ pub async fn main() -> ExitCode {
     }
 }
 
-async fn sign(path: &str, ttl: Option<u64>, api: &upload::ApiArgs) -> ExitCode {
-    let target = match upload::target(api) {
+async fn sign(path: &str, ttl: Option<u64>, api: &api::ApiArgs) -> ExitCode {
+    let target = match api::target(api) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("media-origin sign: {e}");
@@ -165,7 +166,7 @@ async fn sign(path: &str, ttl: Option<u64>, api: &upload::ApiArgs) -> ExitCode {
     }
     let client = reqwest::Client::new();
     let request = client.post(format!("{}/api/sign", target.base)).json(&body);
-    match upload::call(request, &target.token).await {
+    match api::call(request, &target.token).await {
         Ok(answer) => {
             println!("{}", answer["url"].as_str().unwrap_or_default());
             eprintln!(
@@ -180,7 +181,7 @@ async fn sign(path: &str, ttl: Option<u64>, api: &upload::ApiArgs) -> ExitCode {
                 "media-origin sign: {} ({}){}",
                 error["message"].as_str().unwrap_or("failed"),
                 error["code"].as_str().unwrap_or("error"),
-                upload::fix_line(&error)
+                api::fix_line(&error)
             );
             ExitCode::FAILURE
         }

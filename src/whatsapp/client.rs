@@ -38,9 +38,9 @@ macro_rules! retrying {
                                 m.whatsapp_retry($what);
                             }
                             tracing::warn!(
-                                what = $what,
+                                what = %$what,
                                 attempt = attempts,
-                                code = failure.code(),
+                                code = %failure.code(),
                                 wait_ms = wait.as_millis() as u64,
                                 error = %failure,
                                 "Graph API call failed; retrying"
