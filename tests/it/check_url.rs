@@ -56,10 +56,37 @@ async fn check(args: &[&str]) -> Run {
         .output()
         .await
         .unwrap();
-    Run {
+    let run = Run {
         code: out.status.code().expect("exited"),
         stdout: String::from_utf8(out.stdout).unwrap(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    cites_only_the_readme(&run.stdout);
+    run
+}
+
+/// Every rule the report cites is a section of the README the user has, by its heading; no
+/// citation of a document that is not shipped.
+fn cites_only_the_readme(report: &str) {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let headings: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("## ").or_else(|| l.strip_prefix("### ")))
+        .collect();
+    assert!(!report.contains("WHATSAPP_MEDIA"), "{report}");
+    for (i, _) in report.match_indices('§') {
+        assert!(
+            report[..i].ends_with("RFC 9110 "),
+            "a § that is not RFC 9110's:\n{report}"
+        );
+    }
+    for cited in report.split("README: ").skip(1) {
+        let section = cited.split([')', ';', ',']).next().unwrap().trim();
+        assert!(
+            headings.contains(&section),
+            "the report cites README section {section:?}, which the README lacks:\n{report}"
+        );
     }
 }
 
