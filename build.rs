@@ -1,5 +1,6 @@
-//! Names the commit the binary is built from (`MEDIA_ORIGIN_COMMIT`, shown by `--version`);
-//! see `build/commit.rs`.
+//! Names the commit the binary is built from (`BUILT_FROM_COMMIT`, shown by `--version`);
+//! see `build/commit.rs`. Not a `MEDIA_ORIGIN_` name: `cargo run` and `cargo test` also set it
+//! in the environment of what they run, where the server would warn that it sets nothing.
 
 #[path = "build/commit.rs"]
 mod commit;
@@ -12,5 +13,5 @@ fn main() {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     let commit = commit::commit(&dir).unwrap_or_else(|| commit::UNKNOWN.to_owned());
-    println!("cargo:rustc-env=MEDIA_ORIGIN_COMMIT={commit}");
+    println!("cargo:rustc-env=BUILT_FROM_COMMIT={commit}");
 }

@@ -19,7 +19,7 @@ use crate::config::Settings;
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
-    env!("MEDIA_ORIGIN_COMMIT"),
+    env!("BUILT_FROM_COMMIT"),
     ")"
 );
 
