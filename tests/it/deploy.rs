@@ -65,6 +65,8 @@ fn the_unit_is_notify_reloads_by_sighup_and_confines_the_server_to_its_storage()
     assert_eq!(one(&s, "ReadWritePaths"), "/var/lib/media-origin");
     assert_eq!(one(&s, "WorkingDirectory"), "/var/lib/media-origin");
     assert_eq!(one(&s, "CapabilityBoundingSet"), "");
+    // A system call outside the filter fails (EPERM) instead of killing the server.
+    assert_eq!(one(&s, "SystemCallErrorNumber"), "EPERM");
     // Longer than the default shutdown grace (30 s), so SIGTERM's wait is not cut short.
     let stop: u64 = one(&s, "TimeoutStopSec").parse().unwrap();
     assert!(stop > 30, "{stop}");
