@@ -63,6 +63,34 @@ async fn refused_uploads_are_logged_with_their_reason_in_plain_values() {
         )),
         "{line}"
     );
+    // A form refused while its file streams in has named no asset yet: no empty path.
+    let form = reqwest::multipart::Form::new()
+        .text("folder", "promo")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(fixtures::png(3_000, 2))
+                .file_name("y.jpg")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        );
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/api/assets"))
+        .bearer_auth(TOKEN)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let line = line_with(&logs, |l| {
+        l.contains("upload refused") && !l.contains("path=promo/x.jpg")
+    });
+    assert!(
+        line.ends_with(
+            "upload refused status=422 code=content_type_mismatch \
+             reason=declared image/jpeg but the bytes are image/png"
+        ),
+        "{line}"
+    );
     // A folder policy is logged as the header value it sets.
     let r = reqwest::Client::new()
         .put(format!("http://{addr}/api/policies/promo"))

@@ -70,11 +70,12 @@ pub(super) async fn put_asset(
 /// is INFO, the server's (storage, say) WARN.
 fn log_refused(path: Option<&str>, e: &ApiError) {
     let (status, code, reason) = (e.status.as_u16(), e.code, e.message.as_str());
-    let path = path.unwrap_or("");
+    // A form refused before it named its asset has no path to log, rather than an empty one.
+    let path = path.map(tracing::field::display);
     if e.status.is_server_error() {
-        tracing::warn!(%path, status, %code, %reason, "upload failed");
+        tracing::warn!(path, status, %code, %reason, "upload failed");
     } else {
-        tracing::info!(%path, status, %code, %reason, "upload refused");
+        tracing::info!(path, status, %code, %reason, "upload refused");
     }
 }
 
