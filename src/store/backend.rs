@@ -253,7 +253,7 @@ pub(super) fn open_local(
     {
         tracing::warn!(
             root = %root.display(),
-            mode = format!(
+            mode = %format!(
                 "{:04o}",
                 std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777
             ),

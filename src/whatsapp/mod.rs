@@ -124,6 +124,11 @@ impl WhatsApp {
         self.inner.phones.first().map(String::as_str)
     }
 
+    /// The configured phone number IDs, the default first; empty when none is configured.
+    pub fn phones(&self) -> &[String] {
+        &self.inner.phones
+    }
+
     /// The `ttl_minutes` uploads for `phone` carry, if any.
     pub fn ttl_minutes(&self, phone: &str) -> Option<u32> {
         self.inner.ttl_minutes.get(phone).copied()
@@ -163,11 +168,6 @@ impl WhatsApp {
         } else {
             None
         }
-    }
-
-    /// The configured phone number IDs, the default first.
-    pub fn phones(&self) -> &[String] {
-        &self.inner.phones
     }
 
     fn client(&self) -> Result<&GraphClient, WaError> {
