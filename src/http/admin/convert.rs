@@ -59,7 +59,7 @@ where
     S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let outcome = convert(state, body, req.mode, req.hints, req.path.as_str()).await?;
+    let outcome = convert(state, body, req.mode, req.hints).await?;
     store(state, outcome, req).await
 }
 
@@ -69,17 +69,16 @@ pub(super) async fn convert<S, E>(
     body: S,
     mode: Mode,
     hints: UploadHints<'_>,
-    path: &str,
 ) -> Result<Outcome, ApiError>
 where
     S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
+    // A refusal is logged with the other upload refusals (`assets::log_refused`).
     Ok(state
         .converter
         .convert(body, hints.content_type, hints.filename, mode)
-        .await
-        .inspect_err(|e| tracing::info!(path, error = %e, "conversion refused"))?)
+        .await?)
 }
 
 /// Store what [`convert`] made, as `req` asks (its `mode` and `hints` are not used again).
