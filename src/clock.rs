@@ -97,6 +97,7 @@ mod tests {
             deleted: false,
             whatsapp: BTreeMap::new(),
             signed: None,
+            imported: None,
         };
         assert_eq!(next_last_modified(None, 100), 100);
         assert_eq!(next_last_modified(Some(&rec(50)), 100), 100);

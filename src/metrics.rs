@@ -93,6 +93,11 @@ struct CallLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RetryLabels {
     call: &'static str,
 }
@@ -160,6 +165,8 @@ pub struct Metrics {
     upload_bytes: Counter,
     whatsapp_calls: Family<CallLabels, Counter>,
     whatsapp_retries: Family<RetryLabels, Counter>,
+    imports: Family<OutcomeLabels, Counter>,
+    import_bytes: Counter,
     storage: [Histogram; StorageOp::ALL.len()],
     gc_unreadable_records: Counter,
 }
@@ -226,6 +233,20 @@ impl Metrics {
             "Retries of Cloud API Media endpoint calls after a transient failure",
             whatsapp_retries.clone(),
         );
+        let imports = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "whatsapp_imports",
+            "Imports of incoming media by media ID, by outcome: imported, existing (imported \
+             before, nothing downloaded) or our error code",
+            imports.clone(),
+        );
+        let import_bytes = Counter::default();
+        registry.register_with_unit(
+            "whatsapp_import",
+            "Bytes of incoming media imported (stored after the SHA-256 check)",
+            Unit::Bytes,
+            import_bytes.clone(),
+        );
         let storage: HistogramFamily<OperationLabels> =
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 14)));
         registry.register_with_unit(
@@ -258,6 +279,8 @@ impl Metrics {
             upload_bytes,
             whatsapp_calls,
             whatsapp_retries,
+            imports,
+            import_bytes,
             storage,
             gc_unreadable_records,
         }
@@ -311,6 +334,12 @@ impl Metrics {
         self.whatsapp_retries
             .get_or_create(&RetryLabels { call })
             .inc();
+    }
+
+    /// Count an import of incoming media with its outcome, and the bytes it stored.
+    pub fn import(&self, outcome: &'static str, bytes: u64) {
+        self.imports.get_or_create(&OutcomeLabels { outcome }).inc();
+        self.import_bytes.inc_by(bytes);
     }
 
     /// Count a record garbage collection skipped as unreadable.

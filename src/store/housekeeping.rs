@@ -240,6 +240,7 @@ mod tests {
             deleted: true,
             whatsapp: BTreeMap::new(),
             signed: None,
+            imported: None,
         };
         store.write_record(record, &Expect::Absent).await.unwrap();
     }

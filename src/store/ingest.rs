@@ -64,6 +64,23 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        let (tmp, (sha256, size, media)) = self
+            .stage_with(async |writer| write_validated(writer, body, hints).await)
+            .await?;
+        Ok(Staged {
+            tmp,
+            sha256,
+            size,
+            media,
+        })
+    }
+
+    /// Write to a new temporary object through `write`, which hashes and checks what it
+    /// writes; on its failure, or when the object cannot be made whole, nothing is left behind.
+    pub(super) async fn stage_with<T>(
+        &self,
+        write: impl AsyncFnOnce(&mut TmpWriter) -> Result<T, StoreError>,
+    ) -> Result<(Key, T), StoreError> {
         let tmp = Key::from(format!("tmp/{}", uuid::Uuid::new_v4()));
         let mut writer = match self.inner.backend.multipart() {
             Some(multipart) => TmpWriter::Parts(PartWriter::new(
@@ -76,7 +93,7 @@ impl Store {
                     .with_max_concurrency(PARTS_IN_FLIGHT),
             ),
         };
-        let written = match write_validated(&mut writer, body, hints).await {
+        let written = match write(&mut writer).await {
             Ok(done) => writer.finish().await.map(|()| done),
             Err(e) => {
                 writer.abort().await;
@@ -84,12 +101,7 @@ impl Store {
             }
         };
         match written {
-            Ok((sha256, size, media)) => Ok(Staged {
-                tmp,
-                sha256,
-                size,
-                media,
-            }),
+            Ok(done) => Ok((tmp, done)),
             Err(e) => {
                 self.delete_quietly(&tmp).await;
                 if let Some(root) = self.inner.backend.local_root() {
@@ -170,6 +182,7 @@ impl Store {
                 deleted: false,
                 whatsapp: BTreeMap::new(),
                 signed: live_previous.and_then(|p| p.signed),
+                imported: None,
             };
             let created = live_previous.is_none();
             // Media IDs stay valid for the same bytes uploaded again; the others go.
@@ -205,7 +218,7 @@ impl Store {
     /// fresh modification time keeps garbage collection off it. S3 has no rename, so the copy
     /// is kept and the temporary object deleted after the record is written (see
     /// [`Self::ensure_blob`]).
-    async fn place_blob(&self, tmp: &Key, blob: &Key) -> Result<(), StoreError> {
+    pub(super) async fn place_blob(&self, tmp: &Key, blob: &Key) -> Result<(), StoreError> {
         if !self.inner.backend.is_shared() {
             return Ok(self.inner.objects.rename(tmp, blob).await?);
         }
@@ -228,7 +241,7 @@ impl Store {
     /// Another instance's garbage collection may have listed the blob as unreferenced just
     /// before our copy refreshed it and deleted it just after: look once more now the record
     /// is written, and put the bytes back from the temporary object if they are gone.
-    async fn ensure_blob(&self, tmp: &Key, blob: &Key) {
+    pub(super) async fn ensure_blob(&self, tmp: &Key, blob: &Key) {
         match self.inner.blobs().head(blob).await {
             Ok(_) => {}
             Err(object_store::Error::NotFound { .. }) => {

@@ -58,6 +58,23 @@ pub struct AssetView {
     /// The headers a full `200` for the asset carries, in order, exactly as sent (names in
     /// lower case, as the server writes them).
     headers: Vec<HeaderView>,
+    /// For media a customer sent: what Meta said of it when it was imported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imported: Option<ImportedView>,
+}
+
+/// What Meta said of an imported asset, as the admin API shows it.
+#[derive(Debug, Serialize)]
+struct ImportedView {
+    media_id: String,
+    phone_number_id: String,
+    mime_type: String,
+    file_size: u64,
+    imported_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
 }
 
 /// One response header, as `{"name": ..., "value": ...}` (a list keeps the order and repeats).
@@ -174,6 +191,15 @@ pub fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetVie
                 value: value.to_str().unwrap_or_default().to_owned(),
             })
             .collect(),
+        imported: r.imported.as_ref().map(|i| ImportedView {
+            media_id: i.media_id.clone(),
+            phone_number_id: i.phone_number_id.clone(),
+            mime_type: i.mime_type.clone(),
+            file_size: i.file_size,
+            imported_at: crate::clock::http_date(i.imported_at),
+            message_id: i.message_id.clone(),
+            from: i.from.clone(),
+        }),
     }
 }
 
@@ -182,7 +208,7 @@ pub fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetVie
 /// known kind goes as a document).
 pub fn message(r: &AssetRecord, mut media: Value) -> Value {
     let kind = r.kind();
-    if kind == Some(Kind::Document) {
+    if matches!(kind, Some(Kind::Document) | None) {
         media["filename"] = json!(r.filename);
     }
     let kind_name = kind.map_or("document", Kind::as_str);

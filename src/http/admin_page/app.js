@@ -504,8 +504,25 @@ function renderFolder({ folders, records, truncated }) {
         dataset: { testid: 'asset-row', path: record.path },
         onclick: () => selectAsset(record.path),
       },
-      el('td', {}, el('button', { type: 'button', className: 'link', textContent: baseName(record.path) })),
-      el('td', { textContent: record.kind || 'unknown' }),
+      el(
+        'td',
+        {},
+        el('button', { type: 'button', className: 'link', textContent: baseName(record.path) }),
+        // Media a customer sent (imported under inbox/): the sender's file name, and the file.
+        record.imported
+          ? el('span', { className: 'count', dataset: { testid: 'sender-filename' }, textContent: ` ${record.filename} ` })
+          : null,
+        record.imported
+          ? el('a', {
+              href: record.link,
+              download: record.filename,
+              textContent: 'download',
+              dataset: { testid: 'download' },
+              onclick: (event) => event.stopPropagation(),
+            })
+          : null,
+      ),
+      el('td', { textContent: record.kind || record.content_type }),
       el('td', { className: 'num', textContent: humanSize(record.size), title: `${record.size} bytes` }),
       el('td', {}, el('code', { textContent: record.cache_control })),
     ),
