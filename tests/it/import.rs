@@ -534,3 +534,73 @@ on_both_backends!(
     an_expired_download_url_is_retrieved_again,
     unknown_ids_are_reported_and_the_lookup_budget_holds,
 );
+
+/// `media-origin import ...` against a running server.
+async fn cli(args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_media-origin"));
+    cmd.arg("import")
+        .args(args)
+        .env_remove("MEDIA_ORIGIN_ADMIN_TOKEN")
+        .env_remove("MEDIA_ORIGIN_URL")
+        .env_remove("WHATSAPP_ACCESS_TOKEN");
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_import_command_prints_each_path_and_signed_link() {
+    let g = GraphServer::start_default().await;
+    let s = start(Backend::Local, &g, |_| {}).await;
+    let photo = media::file(Corpus::PhotoJpg).to_vec();
+    let voice = media::file(Corpus::MonoOpusOgg).to_vec();
+    let a = g.add_incoming(PHONE, photo.clone(), "image/jpeg");
+    let b = g.add_incoming(PHONE, voice.clone(), "audio/ogg; codecs=opus");
+    let api = ["--server", &s.base, "--token", common::TOKEN];
+    let mut args = vec![a.as_str(), b.as_str(), "--to", "tickets/4711"];
+    args.extend(api);
+    let out = cli(&args).await;
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<(&str, &str)> = stdout
+        .lines()
+        .map(|l| l.split_once('\t').unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0].0, format!("tickets/4711/{a}.jpg"));
+    assert_eq!(lines[1].0, format!("tickets/4711/{b}.ogg"));
+    for ((_, link), bytes) in lines.iter().zip([&photo, &voice]) {
+        assert!(link.contains("&sig="), "{link}");
+        assert_eq!(&s.get(link).await.bytes().await.unwrap(), bytes);
+    }
+    assert!(
+        stderr.contains(&format!("{a}: imported, image/jpeg")),
+        "{stderr}"
+    );
+
+    // Again: imported before; an unknown ID fails (exit 1) while the others still go.
+    let mut args = vec![a.as_str(), "777000777", "--to", "tickets/4711"];
+    args.extend(api);
+    let out = cli(&args).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{a}: imported before")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("777000777: ") && stderr.contains("(whatsapp_invalid_parameter)"),
+        "{stderr}"
+    );
+
+    // Bad arguments: nothing sent, exit 2.
+    let mut args = vec!["../x"];
+    args.extend(api);
+    assert_eq!(cli(&args).await.status.code(), Some(2));
+    let mut args = vec![a.as_str(), "--to", "../up"];
+    args.extend(api);
+    assert_eq!(cli(&args).await.status.code(), Some(2));
+}
