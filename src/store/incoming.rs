@@ -13,7 +13,6 @@
 //! without a download, even after Meta has forgotten the ID.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -22,8 +21,6 @@ use object_store::{ObjectStore, PutPayload};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::backend::retry_conflicts;
-use super::keys::blob_key;
 use super::{Store, StoreError};
 use crate::asset::{AssetPath, AssetRecord, Imported};
 use crate::clock::{next_last_modified, wait_for_a_later_second};
@@ -121,51 +118,34 @@ impl Store {
         signed: bool,
         imported: Imported,
     ) -> Result<Arc<AssetRecord>, StoreError> {
-        let _timer = self.timer(crate::metrics::StorageOp::Commit);
-        let lock = self.path_lock(path.as_str());
-        let _held = lock.lock().await;
-        let _gate = self.inner.gc_gate.read().await;
-        let blob = blob_key(&staged.sha256);
-        let placed = AtomicBool::new(false);
-        let (staged, blob, placed, imported) = (&staged, &blob, &placed, &imported);
-        let result = retry_conflicts(|| async move {
-            let previous = self.load_versioned_record(path.as_str()).await?;
-            if !placed.load(Ordering::Relaxed) {
-                self.place_blob(&staged.tmp, blob).await?;
-                placed.store(true, Ordering::Relaxed);
-            }
-            let live = previous.value.as_ref().filter(|p| !p.deleted);
-            if let Some(same) = live.filter(|p| {
-                p.sha256 == staged.sha256
-                    && p.imported.as_ref().map(|i| &i.media_id) == Some(&imported.media_id)
-            }) {
-                return Ok(Arc::new(same.clone()));
-            }
-            let now = wait_for_a_later_second(previous.value.as_ref()).await;
-            let record = AssetRecord {
-                path: path.as_str().to_owned(),
-                sha256: staged.sha256.clone(),
-                size: staged.size,
-                content_type: staged.content_type.clone(),
-                last_modified: next_last_modified(previous.value.as_ref(), now),
-                cache_control: live.and_then(|p| p.cache_control),
-                filename: filename.to_owned(),
-                uploaded_at: now,
-                deleted: false,
-                whatsapp: Default::default(),
-                signed: Some(signed),
-                imported: Some(imported.clone()),
-            };
-            self.write_record(record, &previous.expect).await
-        })
-        .await;
-        if result.is_ok() && self.inner.backend.is_shared() {
-            self.ensure_blob(&staged.tmp, blob).await;
-        }
-        if !(placed.load(Ordering::Relaxed) && self.inner.backend.local_root().is_some()) {
-            self.delete_quietly(&staged.tmp).await;
-        }
-        let record = result?;
+        let (staged, imported) = (&staged, &imported);
+        let record = self
+            .commit_staged(path, &staged.tmp, &staged.sha256, |previous| async move {
+                let live = previous.value.as_ref().filter(|p| !p.deleted);
+                if let Some(same) = live.filter(|p| {
+                    p.sha256 == staged.sha256
+                        && p.imported.as_ref().map(|i| &i.media_id) == Some(&imported.media_id)
+                }) {
+                    return Ok(Arc::new(same.clone()));
+                }
+                let now = wait_for_a_later_second(previous.value.as_ref()).await;
+                let record = AssetRecord {
+                    path: path.as_str().to_owned(),
+                    sha256: staged.sha256.clone(),
+                    size: staged.size,
+                    content_type: staged.content_type.clone(),
+                    last_modified: next_last_modified(previous.value.as_ref(), now),
+                    cache_control: live.and_then(|p| p.cache_control),
+                    filename: filename.to_owned(),
+                    uploaded_at: now,
+                    deleted: false,
+                    whatsapp: Default::default(),
+                    signed: Some(signed),
+                    imported: Some(imported.clone()),
+                };
+                self.write_record(record, &previous.expect).await
+            })
+            .await?;
         let index = serde_json::to_vec(&ImportIndex {
             path: path.as_str().to_owned(),
         })

@@ -12,7 +12,7 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path as Key;
 use sha2::{Digest, Sha256};
 
-use super::backend::{Backend, retry_conflicts};
+use super::backend::{Backend, Versioned, retry_conflicts};
 use super::keys::blob_key;
 use super::upload::{PART_SIZE, PARTS_IN_FLIGHT, PartWriter, TmpWriter};
 use super::{Store, StoreError};
@@ -128,19 +128,8 @@ impl Store {
         cache: Option<CachePolicy>,
         filename: Option<&str>,
     ) -> Result<Committed, StoreError> {
-        let _timer = self.timer(crate::metrics::StorageOp::Commit);
-        let lock = self.path_lock(path.as_str());
-        let _held = lock.lock().await;
-        let _gate = self.inner.gc_gate.read().await;
-        let blob = blob_key(&staged.sha256);
-        let placed = AtomicBool::new(false);
-        let (staged, blob, placed) = (&staged, &blob, &placed);
-        let result = retry_conflicts(|| async move {
-            let previous = self.load_versioned_record(path.as_str()).await?;
-            if !placed.load(Ordering::Relaxed) {
-                self.place_blob(&staged.tmp, blob).await?;
-                placed.store(true, Ordering::Relaxed);
-            }
+        let staged = &staged;
+        self.commit_staged(path, &staged.tmp, &staged.sha256, |previous| async move {
             let live_previous = previous.value.as_ref().filter(|p| !p.deleted);
             if let Some(same) = live_previous.filter(|p| {
                 p.sha256 == staged.sha256 && p.content_type == staged.media.content_type
@@ -203,13 +192,46 @@ impl Store {
                 dropped_media_ids: dropped.into_values().collect(),
             })
         })
+        .await
+    }
+
+    /// The commit every kind of staged bytes goes through, under the path's lock and the
+    /// collector's gate: put the bytes at their blob key (once, whatever the retries), then
+    /// write the record `decide` makes of the path's current one, retried when another instance
+    /// wrote first; then make sure the blob is there and the temporary object gone.
+    pub(super) async fn commit_staged<T, F, Fut>(
+        &self,
+        path: &AssetPath,
+        tmp: &Key,
+        sha256: &str,
+        decide: F,
+    ) -> Result<T, StoreError>
+    where
+        F: Fn(Versioned<Option<AssetRecord>>) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let _timer = self.timer(crate::metrics::StorageOp::Commit);
+        let lock = self.path_lock(path.as_str());
+        let _held = lock.lock().await;
+        let _gate = self.inner.gc_gate.read().await;
+        let blob = blob_key(sha256);
+        let placed = AtomicBool::new(false);
+        let (blob, placed, decide) = (&blob, &placed, &decide);
+        let result = retry_conflicts(|| async move {
+            let previous = self.load_versioned_record(path.as_str()).await?;
+            if !placed.load(Ordering::Relaxed) {
+                self.place_blob(tmp, blob).await?;
+                placed.store(true, Ordering::Relaxed);
+            }
+            decide(previous).await
+        })
         .await;
         if result.is_ok() && self.inner.backend.is_shared() {
-            self.ensure_blob(&staged.tmp, blob).await;
+            self.ensure_blob(tmp, blob).await;
         }
         // On the local backend a placed upload was renamed away; everywhere else it goes now.
         if !(placed.load(Ordering::Relaxed) && self.inner.backend.local_root().is_some()) {
-            self.delete_quietly(&staged.tmp).await;
+            self.delete_quietly(tmp).await;
         }
         result
     }
