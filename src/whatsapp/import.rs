@@ -140,7 +140,7 @@ impl WhatsApp {
         store: &Store,
         req: ImportRequest,
     ) -> Result<ImportOutcome, WaError> {
-        let client = self.client()?;
+        self.client()?;
         let phone = self.phone(req.phone_number_id.as_deref())?.to_owned();
         if !valid_media_id(&req.media_id) {
             return Err(WaError::InvalidMediaId(req.media_id));
@@ -166,6 +166,14 @@ impl WhatsApp {
             )
             .into());
         }
+        if retrieved.file_size == 0 {
+            return Err(DownloadError::new(
+                Failure::Corrupt,
+                "Meta announced an empty file (file_size 0): there is nothing to keep",
+                0,
+            )
+            .into());
+        }
         let mut refreshed = false;
         let staged = loop {
             match self
@@ -185,7 +193,6 @@ impl WhatsApp {
                 Err(e) => return Err(e),
             }
         };
-        let _ = client;
         let extension = media_kind::extension_for(&staged.content_type);
         let folder = req
             .folder

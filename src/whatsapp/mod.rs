@@ -1,4 +1,5 @@
-//! Media IDs at the WhatsApp Cloud API, for `id`-based sends.
+//! Media IDs at the WhatsApp Cloud API, for `id`-based sends; and the other direction, media
+//! customers send, imported by media ID ([`import`], [`download`], [`webhook`]).
 //!
 //! A send by `id` skips Meta's fetch of the `link`, and with it the fetcher's failures; the price
 //! is an upload per business phone number, valid 30 days (on a No-Storage number, 1 hour unless

@@ -489,7 +489,11 @@ async fn an_expired_download_url_is_retrieved_again(backend: Backend) {
 
 async fn unknown_ids_are_reported_and_the_lookup_budget_holds(backend: Backend) {
     let g = GraphServer::start_default().await;
-    let s = start(backend, &g, |c| c.whatsapp.lookup_failures_per_hour = 3).await;
+    let s = start(backend, &g, |c| {
+        c.whatsapp.lookup_failures_per_hour = 3;
+        c.whatsapp.import_max_bytes = 1_000_000;
+    })
+    .await;
     for n in 0..3 {
         let (status, e, _) = import(&s, json!({"media_id": format!("55500{n}")})).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{e}");
@@ -510,6 +514,13 @@ async fn unknown_ids_are_reported_and_the_lookup_budget_holds(backend: Backend) 
     s.clock.advance(3601);
     let (status, asset, _) = import(&s, json!({"media_id": good})).await;
     assert_eq!(status, StatusCode::CREATED, "{asset}");
+
+    // Over import_max_bytes by Meta's file_size: refused before any download.
+    let huge = g.add_incoming(PHONE, fixtures::pdf(1_000_001, 5), "application/pdf");
+    let (status, e, _) = import(&s, json!({"media_id": huge})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(e["error"]["code"], "whatsapp_import_too_large");
+    assert!(g.downloads().iter().all(|d| d.media_id != huge));
 
     // Bad requests: a clear 400 each, before any call.
     for (body, code) in [
