@@ -181,3 +181,37 @@ impl GraphClient {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    #[tokio::test]
+    async fn the_token_goes_only_over_https_unless_the_graph_api_is_plain_http() {
+        let settings = WhatsAppSettings::default();
+        assert!(settings.graph_url.starts_with("https://"));
+        let client = GraphClient::new(&settings, Secret::new("EAAG-secret"));
+        // Port 9 (discard) on loopback: were a request sent, it would fail as Interrupted.
+        for url in [
+            "http://127.0.0.1:9/attachments/?mid=1",
+            "ftp://127.0.0.1/x",
+            "no url",
+        ] {
+            let (e, _) = client.open_download(url, 1).await.unwrap_err();
+            assert_eq!(e.failure, Failure::Insecure, "{url}: {e}");
+            assert_eq!(e.code(), "whatsapp_download_insecure");
+            assert!(!e.transient());
+        }
+        let plain = WhatsAppSettings {
+            graph_url: "http://127.0.0.1:9".into(),
+            ..WhatsAppSettings::default()
+        };
+        let client = GraphClient::new(&plain, Secret::new("EAAG-secret"));
+        let (e, _) = client
+            .open_download("http://127.0.0.1:9/attachments/?mid=1", 1)
+            .await
+            .unwrap_err();
+        assert_eq!(e.failure, Failure::Interrupted, "{e}");
+    }
+}
