@@ -223,8 +223,8 @@ impl Metrics {
         let whatsapp_calls = Family::<CallLabels, Counter>::default();
         registry.register(
             "whatsapp_calls",
-            "Cloud API Media endpoint calls (upload, delete) by outcome: success or our error \
-             code, after retries",
+            "Cloud API Media endpoint calls (upload, delete, retrieve, download) by outcome: \
+             success or our error code, after retries",
             whatsapp_calls.clone(),
         );
         let whatsapp_retries = Family::<RetryLabels, Counter>::default();
@@ -322,7 +322,8 @@ impl Metrics {
         self.upload_bytes.inc_by(bytes);
     }
 
-    /// Count a finished Media API call (`call`: upload, delete) with its outcome.
+    /// Count a finished Media API call (`call`: upload, delete, retrieve, download) with its
+    /// outcome.
     pub fn whatsapp_call(&self, call: &'static str, outcome: &'static str) {
         self.whatsapp_calls
             .get_or_create(&CallLabels { call, outcome })
