@@ -144,6 +144,28 @@ async fn incoming_media_is_imported_whole_signed_and_served_safely(backend: Back
             "application/zip",
         ),
         (HTML, "text/html", Some("angebot.html"), "html", "text/html"),
+        (
+            media::file(Corpus::H264AacMp4),
+            "video/mp4",
+            None,
+            "mp4",
+            "video/mp4",
+        ),
+        (
+            media::file(Corpus::StickerWebp),
+            "image/webp",
+            None,
+            "webp",
+            "image/webp",
+        ),
+        // Not a type a business may send: kept as what it is, served as an attachment.
+        (
+            media::file(Corpus::BannerGif),
+            "image/gif",
+            None,
+            "gif",
+            "image/gif",
+        ),
     ];
     g.set_file_size_as_string(true);
     for (bytes, mime, filename, ext, stored_type) in cases {
@@ -179,7 +201,7 @@ async fn incoming_media_is_imported_whole_signed_and_served_safely(backend: Back
         assert_eq!(r.bytes().await.unwrap(), bytes);
         assert_eq!(h["content-type"], stored_type);
         assert_eq!(h["x-content-type-options"], "nosniff");
-        let untrusted = matches!(ext, "zip" | "html");
+        let untrusted = matches!(ext, "zip" | "html" | "gif");
         if untrusted {
             let disposition = h["content-disposition"].to_str().unwrap();
             assert!(
@@ -214,7 +236,7 @@ async fn incoming_media_is_imported_whole_signed_and_served_safely(backend: Back
     assert!(HTML.starts_with(html.as_bytes()));
     // Every download carried the token and media-origin's User-Agent.
     let downloads = g.downloads();
-    assert_eq!(downloads.len(), 5);
+    assert_eq!(downloads.len(), 8);
     for d in &downloads {
         assert!(d.authorized);
         assert!(
@@ -234,7 +256,7 @@ async fn incoming_media_is_imported_whole_signed_and_served_safely(backend: Back
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["created"], false);
     assert_eq!(again["path"], format!("inbox/{PHONE}/{first}.jpg"));
-    assert_eq!(g.downloads().len(), 5);
+    assert_eq!(g.downloads().len(), 8);
     assert_eq!(g.lookups(first), lookups);
 
     // A folder of the caller's choice, public on request.
@@ -264,7 +286,7 @@ async fn incoming_media_is_imported_whole_signed_and_served_safely(backend: Back
         .await
         .unwrap();
     assert!(
-        metrics.contains("media_origin_whatsapp_imports_total{outcome=\"imported\"} 6"),
+        metrics.contains("media_origin_whatsapp_imports_total{outcome=\"imported\"} 9"),
         "{metrics}"
     );
     assert!(metrics.contains("media_origin_whatsapp_imports_total{outcome=\"existing\"} 1"));
