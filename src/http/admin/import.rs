@@ -65,7 +65,8 @@ pub(super) async fn whatsapp_import(
                 from: None,
             },
         )
-        .await?;
+        .await
+        .map_err(with_fix)?;
     let status = if outcome.created {
         StatusCode::CREATED
     } else {
@@ -138,5 +139,25 @@ async fn import_one(state: &AppState, media: &IncomingMedia) -> Result<ImportOut
                 from: media.from.clone(),
             },
         )
-        .await?)
+        .await
+        .map_err(with_fix)?)
+}
+
+/// An import's error, with what to do where the code alone does not say it.
+fn with_fix(e: crate::whatsapp::WaError) -> ApiError {
+    let error = ApiError::from(e);
+    let fix = match error.code {
+        "whatsapp_invalid_parameter" => {
+            "check the media ID and phone_number_id: Meta keeps media customers send for 7 days, \
+             and a media ID is known only to the number it came in on"
+        }
+        "whatsapp_media_download_error" => {
+            "Meta could not fetch the media from the customer's phone: ask them to send it again"
+        }
+        "whatsapp_download_corrupt" | "whatsapp_download_expired" => {
+            "import the media ID again; nothing was stored"
+        }
+        _ => return error,
+    };
+    error.with("fix", json!(fix))
 }
