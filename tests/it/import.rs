@@ -522,7 +522,10 @@ async fn unknown_ids_are_reported_and_the_lookup_budget_holds(backend: Backend) 
         assert_eq!(e["error"]["code"], "whatsapp_invalid_parameter");
         assert_eq!(e["error"]["meta"]["code"], 100);
         assert_eq!(e["error"]["attempts"], 1, "not retried");
-        assert!(e["error"]["fix"].as_str().unwrap().contains("7 days"), "{e}");
+        assert!(
+            e["error"]["fix"].as_str().unwrap().contains("7 days"),
+            "{e}"
+        );
     }
     let good = g.add_incoming(PHONE, media::file(Corpus::PhotoJpg).to_vec(), "image/jpeg");
     let (status, e, headers) = import(&s, json!({"media_id": good})).await;

@@ -125,7 +125,7 @@ async fn import_one(state: &AppState, media: &IncomingMedia) -> Result<ImportOut
             format!("the {} message has no media id", media.kind),
         )
     })?;
-    Ok(state
+    state
         .whatsapp
         .import(
             &state.store,
@@ -140,7 +140,7 @@ async fn import_one(state: &AppState, media: &IncomingMedia) -> Result<ImportOut
             },
         )
         .await
-        .map_err(with_fix)?)
+        .map_err(with_fix)
 }
 
 /// An import's error, with what to do where the code alone does not say it.
