@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::upload::{ApiArgs, call, target};
+use super::api::{ApiArgs, call, target};
 use crate::asset::path::parse_folder;
 
 /// Arguments of `import`.
