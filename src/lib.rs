@@ -20,14 +20,15 @@
 //! - [`signing`]: signed, expiring links for assets that must not be public.
 //! - [`admin_token`]: the admin token: configured or generated into a private token file.
 //! - [`store`]: assets on an object store: blobs, records, policies, housekeeping.
-//! - [`whatsapp`]: media IDs at the Cloud API Media endpoint, for `id`-based sends.
+//! - [`whatsapp`]: media IDs at the Cloud API Media endpoint, for `id`-based sends, and imports
+//!   of media customers send (by media ID or from a webhook payload), kept signed-only.
 //! - [`http`]: public serving, the admin API and its page, auth, errors, request observation.
 //! - [`serve`]: the accept loops over hyper, with the limits a public server needs, and
 //!   graceful shutdown.
 //! - [`reload`]: SIGHUP: the settings that can change without a restart.
 //! - [`app`]: the application built from settings ([`Server`]); `main` and the integration
 //!   tests both go through it (tests bind port 0).
-//! - [`cli`]: the command line: `serve`, `check-storage`, `upload`, `check`.
+//! - [`cli`]: the command line: `serve`, `check-storage`, `upload`, `import`, `sign`, `check`.
 
 pub mod admin_token;
 pub mod app;

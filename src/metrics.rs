@@ -99,6 +99,11 @@ struct ConversionLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RetryLabels {
     call: &'static str,
 }
@@ -166,6 +171,8 @@ pub struct Metrics {
     upload_bytes: Counter,
     whatsapp_calls: Family<CallLabels, Counter>,
     whatsapp_retries: Family<RetryLabels, Counter>,
+    imports: Family<OutcomeLabels, Counter>,
+    import_bytes: Counter,
     storage: [Histogram; StorageOp::ALL.len()],
     gc_unreadable_records: Counter,
     conversions: Family<ConversionLabels, Counter>,
@@ -224,8 +231,8 @@ impl Metrics {
         let whatsapp_calls = Family::<CallLabels, Counter>::default();
         registry.register(
             "whatsapp_calls",
-            "Cloud API Media endpoint calls (upload, delete) by outcome: success or our error \
-             code, after retries",
+            "Cloud API Media endpoint calls (upload, delete, retrieve, download) by outcome: \
+             success or our error code, after retries",
             whatsapp_calls.clone(),
         );
         let whatsapp_retries = Family::<RetryLabels, Counter>::default();
@@ -233,6 +240,20 @@ impl Metrics {
             "whatsapp_retries",
             "Retries of Cloud API Media endpoint calls after a transient failure",
             whatsapp_retries.clone(),
+        );
+        let imports = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "whatsapp_imports",
+            "Imports of incoming media by media ID, by outcome: imported, existing (imported \
+             before, nothing downloaded) or our error code",
+            imports.clone(),
+        );
+        let import_bytes = Counter::default();
+        registry.register_with_unit(
+            "whatsapp_import",
+            "Bytes of incoming media imported (stored after the SHA-256 check)",
+            Unit::Bytes,
+            import_bytes.clone(),
         );
         let storage: HistogramFamily<OperationLabels> =
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 14)));
@@ -282,6 +303,8 @@ impl Metrics {
             upload_bytes,
             whatsapp_calls,
             whatsapp_retries,
+            imports,
+            import_bytes,
             storage,
             gc_unreadable_records,
             conversions,
@@ -334,7 +357,8 @@ impl Metrics {
         self.upload_bytes.inc_by(bytes);
     }
 
-    /// Count a finished Media API call (`call`: upload, delete) with its outcome.
+    /// Count a finished Media API call (`call`: upload, delete, retrieve, download) with its
+    /// outcome.
     pub fn whatsapp_call(&self, call: &'static str, outcome: &'static str) {
         self.whatsapp_calls
             .get_or_create(&CallLabels { call, outcome })
@@ -346,6 +370,12 @@ impl Metrics {
         self.whatsapp_retries
             .get_or_create(&RetryLabels { call })
             .inc();
+    }
+
+    /// Count an import of incoming media with its outcome, and the bytes it stored.
+    pub fn import(&self, outcome: &'static str, bytes: u64) {
+        self.imports.get_or_create(&OutcomeLabels { outcome }).inc();
+        self.import_bytes.inc_by(bytes);
     }
 
     /// Count a record garbage collection skipped as unreadable.

@@ -41,6 +41,10 @@ pub struct AssetRecord {
     /// What the upload was before media-origin converted it (`convert=true`), when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub converted_from: Option<ConvertedFrom>,
+    /// Set for media a customer sent, imported from the Cloud API by media ID: what Meta said
+    /// of it. Such an asset may be of any type (a customer can send any document).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<Imported>,
 }
 
 /// An upload as it was before conversion: the original bytes are not kept, so this is what an
@@ -85,6 +89,27 @@ pub struct FoundStream {
     pub channels: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample_rate: Option<u32>,
+}
+
+/// What Meta said of a customer's media when it was imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Imported {
+    /// The media ID from the webhook.
+    pub media_id: String,
+    /// The business phone number it came in on.
+    pub phone_number_id: String,
+    /// Meta's `mime_type`, verbatim (the stored `content_type` is what the bytes are).
+    pub mime_type: String,
+    /// Meta's `file_size`.
+    pub file_size: u64,
+    /// When it was imported (epoch seconds).
+    pub imported_at: u64,
+    /// The webhook message it came in, when imported from a webhook payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The customer's WhatsApp ID (`from`), when imported from a webhook payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// A media ID the Cloud API Media endpoint gave for an asset's bytes.
@@ -144,17 +169,33 @@ impl AssetRecord {
                 excerpt(&self.sha256)
             ));
         }
-        let Some(kind) = self.kind() else {
+        if self.imported.is_some() {
+            // Customers' files: any well-formed type, up to the largest import.
+            if !media_kind::is_wellformed_type(&self.content_type) {
+                return Err(format!(
+                    "content_type {:?} is not a well-formed media type",
+                    excerpt(&self.content_type)
+                ));
+            }
+            if self.size == 0 || self.size > media_kind::MAX_IMPORT_SIZE {
+                return Err(format!(
+                    "size {} is not between 1 and {}, the largest import",
+                    self.size,
+                    media_kind::MAX_IMPORT_SIZE
+                ));
+            }
+        } else if let Some(kind) = self.kind() {
+            if self.size == 0 || self.size > kind.max_size() {
+                return Err(format!(
+                    "size {} is not between 1 and {}, the largest {kind} WhatsApp accepts",
+                    self.size,
+                    kind.max_size()
+                ));
+            }
+        } else {
             return Err(format!(
                 "content_type {:?} is not a type media-origin stores",
                 excerpt(&self.content_type)
-            ));
-        };
-        if self.size == 0 || self.size > kind.max_size() {
-            return Err(format!(
-                "size {} is not between 1 and {}, the largest {kind} WhatsApp accepts",
-                self.size,
-                kind.max_size()
             ));
         }
         let mut dates = vec![
@@ -211,6 +252,7 @@ mod tests {
             whatsapp: BTreeMap::new(),
             signed: None,
             converted_from: None,
+            imported: None,
         };
         assert_eq!(good.validate("promo/a.jpg"), Ok(()));
         // The last second an HTTP date shows, and the largest image, are fine.

@@ -1,8 +1,9 @@
-//! The command line: `media-origin serve` and its overrides, `check-storage`, and `upload`
-//! (a client of a running server's admin API).
+//! The command line: `media-origin serve` and its overrides, `check-storage`, and `upload`,
+//! `sign` and `import` (clients of a running server's admin API).
 
 mod api;
 mod check;
+mod import;
 mod systemd;
 mod upload;
 
@@ -58,6 +59,9 @@ enum Command {
     /// Upload files through a running server's admin API and print their links (and, with
     /// --whatsapp, their media IDs) with the JSON to paste into a message.
     Upload(upload::UploadArgs),
+    /// Import media customers sent, by media ID (from webhooks), through a running server's
+    /// admin API: prints each stored path and its signed link.
+    Import(import::ImportArgs),
     /// Print a signed, expiring link to an asset (for signed-only assets), through a running
     /// server's admin API.
     Sign {
@@ -100,6 +104,7 @@ pub async fn main() -> ExitCode {
     }
     match cli.command {
         Command::Upload(args) => upload::run(args).await,
+        Command::Import(args) => import::run(args).await,
         Command::Check(args) => check::run(args).await,
         Command::Sign { path, ttl, api } => sign(&path, ttl, &api).await,
         Command::CheckStorage { config } => match Settings::load(config.as_deref()) {

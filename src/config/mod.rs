@@ -31,7 +31,8 @@ pub use signing::{
 };
 pub use storage::{Backend, StorageSettings};
 pub use whatsapp::{
-    MAX_TTL_MINUTES, MIN_TTL_MINUTES, TtlMinutes, WHATSAPP_TOKEN_ENV, WhatsAppSettings,
+    IMPORT_MAX_BYTES_CAP, MAX_TTL_MINUTES, MIN_TTL_MINUTES, TtlMinutes, WHATSAPP_TOKEN_ENV,
+    WhatsAppSettings,
 };
 
 use std::fmt;

@@ -45,7 +45,23 @@ pub struct WhatsAppSettings {
     pub retry_budget_ms: u64,
     /// At most this many retries of a transient failure.
     pub max_retries: u32,
+    /// The `User-Agent` sent to Meta's media download host when importing incoming media: the
+    /// host is known to refuse requests without one (and some default client agents).
+    pub user_agent: String,
+    /// The largest incoming file imported, in bytes (Meta's `file_size` is checked against it
+    /// before the download, and the download is cut off past it).
+    pub import_max_bytes: u64,
+    /// How long one download of incoming media may take in all, in milliseconds (a stall of
+    /// `timeout_ms` without a byte fails it sooner).
+    pub download_timeout_ms: u64,
+    /// Failed media lookups (unknown or expired IDs) allowed per hour before imports stop
+    /// calling the Graph API and answer 503 until the hour has passed: Meta blocks the media
+    /// endpoint for 30 minutes after about 20 in an hour.
+    pub lookup_failures_per_hour: u32,
 }
+
+/// The largest `import_max_bytes`: 2 GB, the largest file WhatsApp lets a customer send.
+pub const IMPORT_MAX_BYTES_CAP: u64 = crate::media_kind::MAX_IMPORT_SIZE;
 
 impl Default for WhatsAppSettings {
     fn default() -> Self {
@@ -60,6 +76,10 @@ impl Default for WhatsAppSettings {
             timeout_ms: 60_000,
             retry_budget_ms: 120_000,
             max_retries: 5,
+            user_agent: concat!("media-origin/", env!("CARGO_PKG_VERSION")).into(),
+            import_max_bytes: 100_000_000,
+            download_timeout_ms: 300_000,
+            lookup_failures_per_hour: 15,
         }
     }
 }
@@ -147,6 +167,33 @@ impl WhatsAppSettings {
             ));
         }
         wa.validate_ttl_minutes()?;
+        wa.validate_import()?;
+        Ok(())
+    }
+
+    /// The import settings: a User-Agent that is a valid header value, sizes and limits above 0.
+    fn validate_import(&self) -> Result<(), ConfigError> {
+        let ua = self.user_agent.trim();
+        if ua.is_empty() || !ua.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(ConfigError::Invalid(format!(
+                "whatsapp.user_agent {:?} must be non-empty printable ASCII: Meta's download \
+                 host refuses requests without a User-Agent",
+                self.user_agent
+            )));
+        }
+        if self.import_max_bytes == 0 || self.import_max_bytes > IMPORT_MAX_BYTES_CAP {
+            return Err(ConfigError::Invalid(format!(
+                "whatsapp.import_max_bytes = {} must be between 1 and {IMPORT_MAX_BYTES_CAP}",
+                self.import_max_bytes
+            )));
+        }
+        if self.download_timeout_ms == 0 || self.lookup_failures_per_hour == 0 {
+            return Err(ConfigError::Invalid(
+                "whatsapp.download_timeout_ms and whatsapp.lookup_failures_per_hour must be \
+                 above 0"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 

@@ -252,7 +252,24 @@ impl From<WaError> for ApiError {
             WaError::NotConfigured(_) => {
                 Self::new(StatusCode::NOT_IMPLEMENTED, code, e.to_string())
             }
-            WaError::UnknownPhone(_) => Self::bad_request(code, e.to_string()),
+            WaError::UnknownPhone(_) | WaError::InvalidMediaId(_) => {
+                Self::bad_request(code, e.to_string())
+            }
+            WaError::LookupsPaused { retry_after } => {
+                let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string())
+                    .with(
+                        "fix",
+                        json!(
+                            "wait for Retry-After; check that the media IDs imported are fresh \
+                               (Meta keeps incoming media 7 days) and meant for this app"
+                        ),
+                    );
+                error.header = Some(Box::new((
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after),
+                )));
+                error
+            }
             WaError::Refused(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string()),
             WaError::Client(ref c) => {
                 let c = &**c;
@@ -264,6 +281,13 @@ impl From<WaError> for ApiError {
                         StatusCode::TOO_MANY_REQUESTS
                     }
                     ClientError::Source(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    ClientError::Download(d) => match d.failure {
+                        crate::whatsapp::DownloadFailure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                        crate::whatsapp::DownloadFailure::TooLarge => {
+                            StatusCode::UNPROCESSABLE_ENTITY
+                        }
+                        _ => StatusCode::BAD_GATEWAY,
+                    },
                     _ => StatusCode::BAD_GATEWAY,
                 };
                 let mut error =

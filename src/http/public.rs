@@ -288,6 +288,18 @@ impl Representation {
             shared_value(record.content_type.clone()),
         );
         full.insert(header::CONTENT_LENGTH, HeaderValue::from(record.size));
+        if record.kind().is_none() {
+            // A type WhatsApp does not accept can only be a customer's file (an import): never
+            // rendered by the public origin, whatever it holds (HTML, SVG, script).
+            full.insert(
+                header::CONTENT_DISPOSITION,
+                shared_value(attachment(&record.filename)),
+            );
+            full.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox"),
+            );
+        }
         let mut not_modified = HeaderMap::new();
         for (name, v) in common {
             full.insert(name.clone(), v.clone());
@@ -316,6 +328,37 @@ impl Representation {
             }
         })
     }
+}
+
+/// `attachment` with the file name: an ASCII fallback (`filename`) and the exact name in UTF-8
+/// (`filename*`, RFC 6266 §4.3 with RFC 8187's encoding).
+fn attachment(filename: &str) -> String {
+    /// RFC 8187 `attr-char` is what stays as it is; everything else is percent-encoded.
+    const NOT_ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'!')
+        .remove(b'#')
+        .remove(b'$')
+        .remove(b'&')
+        .remove(b'+')
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'^')
+        .remove(b'_')
+        .remove(b'`')
+        .remove(b'|')
+        .remove(b'~');
+    if filename.is_empty() {
+        return "attachment".to_owned();
+    }
+    let fallback: String = filename
+        .chars()
+        .map(|c| match c {
+            ' ' | '!' | '#'..='[' | ']'..='~' => c,
+            _ => '_',
+        })
+        .collect();
+    let exact = percent_encoding::utf8_percent_encode(filename, NOT_ATTR_CHAR);
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}")
 }
 
 /// A header value whose clones share its bytes.
@@ -356,6 +399,7 @@ mod tests {
             whatsapp: Default::default(),
             signed: None,
             converted_from: None,
+            imported: None,
         })
     }
 
@@ -403,6 +447,23 @@ mod tests {
         for name in [header::CACHE_CONTROL, header::ETAG, header::LAST_MODIFIED] {
             assert_eq!(first.not_modified.get(&name), first.full.get(&name));
         }
+        // A customer's HTML is an attachment in a sandbox, under its own name.
+        let html = Arc::new(AssetRecord {
+            content_type: "text/html".into(),
+            filename: "Preisliste \"2026\" é.html".into(),
+            ..(*v1).clone()
+        });
+        let rep = Representation::new(&html, day);
+        assert_eq!(
+            header(&rep.full, header::CONTENT_DISPOSITION),
+            "attachment; filename=\"Preisliste _2026_ _.html\"; \
+             filename*=UTF-8''Preisliste%20%222026%22%20%C3%A9.html"
+        );
+        assert_eq!(
+            header(&rep.full, header::CONTENT_SECURITY_POLICY),
+            "sandbox"
+        );
+        assert!(first.full.get(header::CONTENT_DISPOSITION).is_none());
         // And the admin API's list is the served 200's.
         assert_eq!(served_headers(&v1, day), first.full);
     }

@@ -103,6 +103,11 @@ impl Inspector {
         &self.head
     }
 
+    /// Whether a NUL byte occurred anywhere so far (the text rule).
+    pub(super) fn has_nul(&self) -> bool {
+        self.has_nul
+    }
+
     /// How many bytes have been seen.
     pub fn size(&self) -> u64 {
         self.size

@@ -44,11 +44,13 @@ use std::fmt;
 
 pub mod bmff;
 mod fix;
+mod incoming;
 mod inspect;
 pub mod jpeg;
 mod sniff;
 mod types;
 
+pub use incoming::{MAX_IMPORT_SIZE, extension_for, incoming_type, is_wellformed_type};
 pub use inspect::Inspector;
 use inspect::*;
 use sniff::*;

@@ -241,6 +241,7 @@ mod tests {
             whatsapp: BTreeMap::new(),
             signed: None,
             converted_from: None,
+            imported: None,
         };
         store.write_record(record, &Expect::Absent).await.unwrap();
     }

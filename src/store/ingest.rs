@@ -12,7 +12,7 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path as Key;
 use sha2::{Digest, Sha256};
 
-use super::backend::{Backend, retry_conflicts};
+use super::backend::{Backend, Versioned, retry_conflicts};
 use super::keys::blob_key;
 use super::upload::{PART_SIZE, PARTS_IN_FLIGHT, PartWriter, TmpWriter};
 use super::{Store, StoreError};
@@ -66,6 +66,24 @@ impl Store {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        let (tmp, (sha256, size, media)) = self
+            .stage_with(async |writer| write_validated(writer, body, hints).await)
+            .await?;
+        Ok(Staged {
+            tmp,
+            sha256,
+            size,
+            media,
+            converted_from: None,
+        })
+    }
+
+    /// Write to a new temporary object through `write`, which hashes and checks what it
+    /// writes; on its failure, or when the object cannot be made whole, nothing is left behind.
+    pub(super) async fn stage_with<T>(
+        &self,
+        write: impl AsyncFnOnce(&mut TmpWriter) -> Result<T, StoreError>,
+    ) -> Result<(Key, T), StoreError> {
         let tmp = Key::from(format!("tmp/{}", uuid::Uuid::new_v4()));
         let mut writer = match self.inner.backend.multipart() {
             Some(multipart) => TmpWriter::Parts(PartWriter::new(
@@ -78,7 +96,7 @@ impl Store {
                     .with_max_concurrency(PARTS_IN_FLIGHT),
             ),
         };
-        let written = match write_validated(&mut writer, body, hints).await {
+        let written = match write(&mut writer).await {
             Ok(done) => writer.finish().await.map(|()| done),
             Err(e) => {
                 writer.abort().await;
@@ -86,13 +104,7 @@ impl Store {
             }
         };
         match written {
-            Ok((sha256, size, media)) => Ok(Staged {
-                tmp,
-                sha256,
-                size,
-                media,
-                converted_from: None,
-            }),
+            Ok(done) => Ok((tmp, done)),
             Err(e) => {
                 self.delete_quietly(&tmp).await;
                 if let Some(root) = self.inner.backend.local_root() {
@@ -119,19 +131,8 @@ impl Store {
         cache: Option<CachePolicy>,
         filename: Option<&str>,
     ) -> Result<Committed, StoreError> {
-        let _timer = self.timer(crate::metrics::StorageOp::Commit);
-        let lock = self.path_lock(path.as_str());
-        let _held = lock.lock().await;
-        let _gate = self.inner.gc_gate.read().await;
-        let blob = blob_key(&staged.sha256);
-        let placed = AtomicBool::new(false);
-        let (staged, blob, placed) = (&staged, &blob, &placed);
-        let result = retry_conflicts(|| async move {
-            let previous = self.load_versioned_record(path.as_str()).await?;
-            if !placed.load(Ordering::Relaxed) {
-                self.place_blob(&staged.tmp, blob).await?;
-                placed.store(true, Ordering::Relaxed);
-            }
+        let staged = &staged;
+        self.commit_staged(path, &staged.tmp, &staged.sha256, |previous| async move {
             let live_previous = previous.value.as_ref().filter(|p| !p.deleted);
             if let Some(same) = live_previous.filter(|p| {
                 p.sha256 == staged.sha256 && p.content_type == staged.media.content_type
@@ -175,6 +176,7 @@ impl Store {
                 whatsapp: BTreeMap::new(),
                 signed: live_previous.and_then(|p| p.signed),
                 converted_from: staged.converted_from.clone(),
+                imported: None,
             };
             let created = live_previous.is_none();
             // Media IDs stay valid for the same bytes uploaded again; the others go.
@@ -195,13 +197,46 @@ impl Store {
                 dropped_media_ids: dropped.into_values().collect(),
             })
         })
+        .await
+    }
+
+    /// The commit every kind of staged bytes goes through, under the path's lock and the
+    /// collector's gate: put the bytes at their blob key (once, whatever the retries), then
+    /// write the record `decide` makes of the path's current one, retried when another instance
+    /// wrote first; then make sure the blob is there and the temporary object gone.
+    pub(super) async fn commit_staged<T, F, Fut>(
+        &self,
+        path: &AssetPath,
+        tmp: &Key,
+        sha256: &str,
+        decide: F,
+    ) -> Result<T, StoreError>
+    where
+        F: Fn(Versioned<Option<AssetRecord>>) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let _timer = self.timer(crate::metrics::StorageOp::Commit);
+        let lock = self.path_lock(path.as_str());
+        let _held = lock.lock().await;
+        let _gate = self.inner.gc_gate.read().await;
+        let blob = blob_key(sha256);
+        let placed = AtomicBool::new(false);
+        let (blob, placed, decide) = (&blob, &placed, &decide);
+        let result = retry_conflicts(|| async move {
+            let previous = self.load_versioned_record(path.as_str()).await?;
+            if !placed.load(Ordering::Relaxed) {
+                self.place_blob(tmp, blob).await?;
+                placed.store(true, Ordering::Relaxed);
+            }
+            decide(previous).await
+        })
         .await;
         if result.is_ok() && self.inner.backend.is_shared() {
-            self.ensure_blob(&staged.tmp, blob).await;
+            self.ensure_blob(tmp, blob).await;
         }
         // On the local backend a placed upload was renamed away; everywhere else it goes now.
         if !(placed.load(Ordering::Relaxed) && self.inner.backend.local_root().is_some()) {
-            self.delete_quietly(&staged.tmp).await;
+            self.delete_quietly(tmp).await;
         }
         result
     }
@@ -210,7 +245,7 @@ impl Store {
     /// fresh modification time keeps garbage collection off it. S3 has no rename, so the copy
     /// is kept and the temporary object deleted after the record is written (see
     /// [`Self::ensure_blob`]).
-    async fn place_blob(&self, tmp: &Key, blob: &Key) -> Result<(), StoreError> {
+    pub(super) async fn place_blob(&self, tmp: &Key, blob: &Key) -> Result<(), StoreError> {
         if !self.inner.backend.is_shared() {
             return Ok(self.inner.objects.rename(tmp, blob).await?);
         }
@@ -233,7 +268,7 @@ impl Store {
     /// Another instance's garbage collection may have listed the blob as unreferenced just
     /// before our copy refreshed it and deleted it just after: look once more now the record
     /// is written, and put the bytes back from the temporary object if they are gone.
-    async fn ensure_blob(&self, tmp: &Key, blob: &Key) {
+    pub(super) async fn ensure_blob(&self, tmp: &Key, blob: &Key) {
         match self.inner.blobs().head(blob).await {
             Ok(_) => {}
             Err(object_store::Error::NotFound { .. }) => {

@@ -23,6 +23,7 @@
 mod backend;
 mod blobs;
 mod housekeeping;
+mod incoming;
 mod ingest;
 mod keys;
 mod policies;
@@ -48,6 +49,7 @@ use policies::CachedPolicies;
 
 pub use blobs::BlobBody;
 pub use housekeeping::GcReport;
+pub use incoming::{IncomingHints, StagedIncoming};
 pub use ingest::{Committed, Staged, UploadHints};
 pub use records::{FolderPage, Page, UnreadableRecord};
 

@@ -145,6 +145,9 @@ struct ErrorData {
 /// Why a Graph API call failed, after any retries.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
+    /// The download of incoming media failed (see [`super::download`]).
+    #[error("{0}")]
+    Download(super::download::DownloadError),
     /// Meta answered with an error.
     #[error("Meta answered HTTP {status} with error {}: {}", .error.code, .error.reason())]
     Meta {
@@ -188,6 +191,7 @@ impl ClientError {
                 190 => "whatsapp_access_token_invalid",
                 10 | 200..=299 => "whatsapp_permission_denied",
                 131053 => "whatsapp_media_upload_error",
+                131052 => "whatsapp_media_download_error",
                 _ if *status >= 500 => "whatsapp_unavailable",
                 _ => "whatsapp_error",
             },
@@ -197,6 +201,7 @@ impl ClientError {
             ClientError::Transport { .. } => "whatsapp_unreachable",
             ClientError::BadResponse { .. } => "whatsapp_bad_response",
             ClientError::Source(_) => "storage_unavailable",
+            ClientError::Download(d) => d.code(),
         }
     }
 
@@ -206,8 +211,38 @@ impl ClientError {
             ClientError::Meta { attempts, .. }
             | ClientError::Transport { attempts, .. }
             | ClientError::BadResponse { attempts, .. } => *attempts,
+            ClientError::Download(d) => d.attempts,
             ClientError::Source(_) => 0,
         }
+    }
+}
+
+/// The answer to a retrieve call (WHATSAPP_MEDIA.md §4).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Retrieved {
+    /// Where the bytes are, for 5 minutes.
+    pub url: String,
+    /// What the sender's phone called them.
+    #[serde(default)]
+    pub mime_type: String,
+    /// Their SHA-256 (hex).
+    #[serde(default)]
+    pub sha256: String,
+    /// Their length: a string in some Graph versions, a number in others.
+    #[serde(deserialize_with = "string_or_number")]
+    pub file_size: u64,
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Number(n) => Ok(n),
+        Raw::Text(t) => t.trim().parse().map_err(serde::de::Error::custom),
     }
 }
 
@@ -223,12 +258,19 @@ fn retryable(status: u16, code: Option<i64>, is_transient: Option<bool>) -> bool
 #[derive(Clone)]
 pub struct GraphClient {
     http: reqwest::Client,
+    /// For downloads of incoming media: a read that stalls for `timeout` fails, and redirects
+    /// stay on HTTPS (see [`super::download`]).
+    pub(super) download_http: reqwest::Client,
     base: String,
-    token: Secret,
+    /// Whether `graph_url` is plain HTTP (tests): only then may a download URL be too.
+    pub(super) plain_http: bool,
+    pub(super) token: Secret,
+    pub(super) user_agent: String,
     timeout: Duration,
+    pub(super) download_timeout: Duration,
     budget: Duration,
     max_retries: u32,
-    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    pub(super) metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl GraphClient {
@@ -238,7 +280,7 @@ impl GraphClient {
         self
     }
 
-    fn count(&self, call: &'static str, outcome: &'static str) {
+    pub(super) fn count(&self, call: &'static str, outcome: &'static str) {
         if let Some(m) = &self.metrics {
             m.whatsapp_call(call, outcome);
         }
@@ -251,9 +293,13 @@ impl GraphClient {
                 .no_proxy()
                 .build()
                 .expect("a TLS client builds"),
+            download_http: super::download::client(settings),
             base: format!("{}/{}", settings.graph_url, settings.api_version),
+            plain_http: settings.graph_url.starts_with("http://"),
             token,
+            user_agent: settings.user_agent.trim().to_owned(),
             timeout: Duration::from_millis(settings.timeout_ms),
+            download_timeout: Duration::from_millis(settings.download_timeout_ms),
             budget: Duration::from_millis(settings.retry_budget_ms),
             max_retries: settings.max_retries,
             metrics: None,
@@ -299,6 +345,18 @@ impl GraphClient {
             self.http.post(&url).multipart(form)
         });
         Ok(uploaded.id)
+    }
+
+    /// `GET /{version}/{media_id}?phone_number_id=…`: where to download a media ID's bytes
+    /// (for 5 minutes), and what Meta says they are.
+    pub async fn retrieve(&self, media_id: &str, phone: &str) -> Result<Retrieved, ClientError> {
+        let url = format!("{}/{media_id}", self.base);
+        let retrieved: Retrieved = retrying!(
+            self,
+            "retrieve",
+            self.http.get(&url).query(&[("phone_number_id", phone)])
+        );
+        Ok(retrieved)
     }
 
     /// `DELETE /{version}/{media_id}`.
@@ -392,7 +450,7 @@ impl GraphClient {
 
     /// How long to wait before the next attempt, or `None` to give up: only transient
     /// failures, within `max_retries` and the total budget.
-    fn next_wait(
+    pub(super) fn next_wait(
         &self,
         started: Instant,
         failure: &ClientError,
@@ -403,6 +461,7 @@ impl GraphClient {
                 retryable(*status, Some(error.code), error.is_transient)
             }
             ClientError::Transport { .. } => true,
+            ClientError::Download(d) => d.transient(),
             _ => false,
         };
         let attempts = failure.attempts();
@@ -433,7 +492,7 @@ fn log_failure(what: &str, failure: &ClientError) {
 }
 
 /// A transport error in words, without the URL.
-fn without_url(e: &reqwest::Error) -> String {
+pub(super) fn without_url(e: &reqwest::Error) -> String {
     let mut text = if e.is_timeout() {
         "timed out".to_owned()
     } else if e.is_connect() {

@@ -1,4 +1,5 @@
-//! Media IDs at the WhatsApp Cloud API, for `id`-based sends.
+//! Media IDs at the WhatsApp Cloud API, for `id`-based sends; and the other direction, media
+//! customers send, imported by media ID ([`import`], [`download`], [`webhook`]).
 //!
 //! A send by `id` skips Meta's fetch of the `link`, and with it the fetcher's failures; the price
 //! is an upload per business phone number, valid 30 days (on a No-Storage number, 1 hour unless
@@ -12,6 +13,9 @@
 //! its real lifetime, nor so close to it that a send made at once would find it gone.
 
 pub mod client;
+pub mod download;
+mod import;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +28,9 @@ use crate::clock::{Clock, http_date};
 use crate::config::{MIN_TTL_MINUTES, WhatsAppSettings};
 use crate::media_kind;
 use crate::store::{Store, StoreError};
-pub use client::{ClientError, GraphClient, GraphError};
+pub use client::{ClientError, GraphClient, GraphError, Retrieved};
+pub use download::{DownloadError, Failure as DownloadFailure};
+pub use import::{ImportOutcome, ImportRequest, valid_media_id};
 
 /// Why a media ID could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +50,25 @@ pub enum WaError {
     /// Storage failed (or the asset is missing or was replaced).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A media ID that cannot be one.
+    #[error("{0:?} is not a media ID (letters, digits, '-' and '_', at most 100)")]
+    InvalidMediaId(String),
+    /// Too many failed lookups this hour: Meta would block the media endpoint.
+    #[error(
+        "media lookups are paused for {retry_after} s: this hour's failed lookups reached \
+         whatsapp.lookup_failures_per_hour, and Meta blocks the media endpoint for 30 minutes \
+         after about 20"
+    )]
+    LookupsPaused {
+        /// Seconds until a lookup is allowed again.
+        retry_after: u64,
+    },
+}
+
+impl From<DownloadError> for WaError {
+    fn from(e: DownloadError) -> Self {
+        WaError::Client(Box::new(ClientError::Download(e)))
+    }
 }
 
 impl From<ClientError> for WaError {
@@ -84,8 +109,13 @@ struct Inner {
     ttl_minutes: HashMap<String, u32>,
     delete_replaced: bool,
     clock: Clock,
-    /// One upload at a time per (path, phone): concurrent asks share the first one's ID.
+    /// One upload at a time per (path, phone): concurrent asks share the first one's ID; one
+    /// import at a time per (media ID, "import").
     locks: Mutex<HashMap<(String, String), UploadLock>>,
+    /// Failed media lookups of the last hour (see [`import`]).
+    lookups: import::LookupBudget,
+    /// `import_max_bytes`.
+    import_max: u64,
 }
 
 impl WhatsApp {
@@ -108,6 +138,8 @@ impl WhatsApp {
                 delete_replaced: settings.delete_replaced,
                 clock,
                 locks: Mutex::default(),
+                lookups: import::LookupBudget::new(settings.lookup_failures_per_hour),
+                import_max: settings.import_max_bytes,
             }),
         }
     }
@@ -117,6 +149,22 @@ impl WhatsApp {
         let inner = Arc::get_mut(&mut self.inner).expect("metrics are attached before sharing");
         inner.client = inner.client.take().map(|c| c.with_metrics(metrics));
         self
+    }
+
+    /// The lock of one (path, phone) upload or one (media ID, "import") import.
+    fn lock_for(&self, first: &str, second: &str) -> UploadLock {
+        let mut locks = self.inner.locks.lock().expect("upload locks");
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        Arc::clone(
+            locks
+                .entry((first.to_owned(), second.to_owned()))
+                .or_default(),
+        )
+    }
+
+    /// The metrics calls are counted in, if any.
+    fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.inner.client.as_ref()?.metrics.as_deref()
     }
 
     /// The default phone number ID (the first configured).
@@ -199,15 +247,7 @@ impl WhatsApp {
     ) -> Result<Outcome, WaError> {
         let client = self.client()?;
         let phone = self.phone(phone)?.to_owned();
-        let lock = {
-            let mut locks = self.inner.locks.lock().expect("upload locks");
-            locks.retain(|_, l| Arc::strong_count(l) > 1);
-            Arc::clone(
-                locks
-                    .entry((path.as_str().to_owned(), phone.clone()))
-                    .or_default(),
-            )
-        };
+        let lock = self.lock_for(path.as_str(), &phone);
         let _held = lock.lock().await;
         let record = store.record(path).await?.ok_or(StoreError::NotFound)?;
         if !force
@@ -362,7 +402,10 @@ pub fn error_code(e: &WaError) -> &'static str {
         WaError::Client(c) => c.code(),
         WaError::Store(StoreError::NotFound) => "not_found",
         WaError::Store(StoreError::Replaced) => "asset_replaced",
+        WaError::Store(StoreError::Media(m)) => m.code(),
         WaError::Store(_) => "storage_unavailable",
+        WaError::InvalidMediaId(_) => "invalid_media_id",
+        WaError::LookupsPaused { .. } => "whatsapp_lookups_paused",
     }
 }
 

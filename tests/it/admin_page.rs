@@ -1369,3 +1369,75 @@ async fn a_marketer_works_through_a_folder() {
     assert_quiet_console(&c, &[]).await;
     c.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_media_shows_the_senders_file_name_and_a_download_link() {
+    install_chromium();
+    let g = GraphServer::start_default().await;
+    let s = TestServer::start_with(Storage::new(common::Backend::Local).await, |c| {
+        c.server.admin_bind = media_origin::config::AdminBind::Addr("127.0.0.1:0".parse().unwrap());
+        c.signing.keys = vec![media_origin::config::Secret::new("k1:0123456789abcdef0123")];
+        g.configure(c);
+    })
+    .await;
+    let phone = common::graph::PHONE_NUMBER_ID;
+    let id = g.add_incoming(
+        phone,
+        b"<!doctype html><p>Angebot</p>".to_vec(),
+        "text/html",
+    );
+    let asset = s
+        .client
+        .post(format!("http://{}/api/whatsapp/import", s.admin_addr))
+        .bearer_auth(TOKEN)
+        .json(&json!({"media_id": id, "filename": "Angebot März.html"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let path = asset["path"].as_str().unwrap().to_owned();
+
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    c.goto(&format!("http://{}/admin", s.admin_addr))
+        .await
+        .unwrap();
+    fill(&c, "#token", TOKEN).await;
+    click(&c, "#sign-in").await;
+    fill(&c, "#go-folder", &format!("inbox/{phone}")).await;
+    click(&c, "#go-folder-btn").await;
+    let row = format!("[data-testid=asset-row][data-path=\"{path}\"]");
+    until_text(
+        &c,
+        &format!("{row} [data-testid=sender-filename]"),
+        "Angebot März.html",
+    )
+    .await;
+    let link = until(
+        &c,
+        "the download link",
+        &format!(
+            "const a = document.querySelector({}); return a && [a.href, a.download]",
+            json!(format!("{row} [data-testid=download]"))
+        ),
+    )
+    .await;
+    // A signed link of the same version (signed afresh for each listing), that downloads.
+    let href = link[0].as_str().unwrap();
+    let unsigned = |l: &str| l.split("&expires=").next().unwrap().to_owned();
+    assert_eq!(unsigned(href), unsigned(asset["link"].as_str().unwrap()));
+    assert!(href.contains("&sig="), "{href}");
+    assert_eq!(link[1], "Angebot März.html");
+    let r = s.get(href).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    c.close().await.unwrap();
+}

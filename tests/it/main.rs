@@ -23,6 +23,7 @@ mod graph_fake;
 mod hardening;
 mod hostile;
 mod housekeeping;
+mod import;
 mod limits;
 mod log_pipe;
 mod logs;

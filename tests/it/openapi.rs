@@ -1416,6 +1416,41 @@ async fn real_answers_match_the_documented_schemas() {
     assert_eq!(status, 400);
     assert_code("invalid_json", &e);
 
+    // Incoming media: by media ID (201, then 200), from a webhook payload, and refusals.
+    let import = "/api/whatsapp/import";
+    let html = b"<!doctype html><p>customer</p>".to_vec();
+    let id = g.add_incoming(PHONE_NUMBER_ID, html, "text/html");
+    let body = json!({"media_id": id, "filename": "page.html"});
+    let (status, got) = api
+        .json(Method::POST, import, import, body.clone(), true)
+        .await;
+    assert_eq!(status, 201, "{got}");
+    assert_eq!(got["imported"]["media_id"], id.as_str());
+    let (status, got) = api.json(Method::POST, import, import, body, true).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["created"], false);
+    let other = g.add_incoming(PHONE_NUMBER_ID, fixtures::jpeg(800, 3), "image/jpeg");
+    let webhook = json!({"object": "whatsapp_business_account", "entry": [{"changes": [{
+    "field": "messages",
+    "value": {"metadata": {"phone_number_id": PHONE_NUMBER_ID}, "messages": [
+        {"from": "1", "id": "wamid.1", "type": "image", "image": {"id": other}},
+        {"from": "1", "id": "wamid.2", "type": "sticker", "sticker": {"id": "404404"}}
+    ]}}]}]});
+    let (status, report) = api.json(Method::POST, import, import, webhook, true).await;
+    assert_eq!(status, 200);
+    assert_eq!(report["failed"], 1, "{report}");
+    let (status, e) = api
+        .json(
+            Method::POST,
+            import,
+            import,
+            json!({"media_id": "a/b"}),
+            false,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_code("invalid_media_id", &e);
+
     // Deletion.
     let target = "/api/assets/promo/b.png";
     let (status, _) = api.call(Method::DELETE, asset, target, |r| r).await;

@@ -5,7 +5,7 @@
 //! operator can see why Meta caches an asset the way it does ([`view`]).
 //!
 //! One file per resource: [`assets`] (with the upload [`form`]), [`policies`], [`access`]
-//! (signed links), [`whatsapp`] (media IDs). [`extract`] takes paths, queries and JSON bodies
+//! (signed links), [`whatsapp`] (media IDs), [`import`] (incoming media). [`extract`] takes paths, queries and JSON bodies
 //! from requests with the API's own errors. Here: the routes, and how large a body each takes.
 
 mod access;
@@ -13,6 +13,7 @@ mod assets;
 mod convert;
 mod extract;
 mod form;
+mod import;
 mod policies;
 mod view;
 mod whatsapp;
@@ -120,6 +121,11 @@ fn registered() -> (Router<AppState>, Table) {
             Method::POST,
             "/whatsapp/refresh",
             sized(Json, whatsapp::whatsapp_refresh),
+        )
+        .route(
+            Method::POST,
+            "/whatsapp/import",
+            sized(Json, import::whatsapp_import),
         )
         .finish()
 }

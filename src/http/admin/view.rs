@@ -67,6 +67,23 @@ pub struct AssetView {
     /// What the upload was before it was converted (`convert=true`); absent when it was not.
     #[serde(skip_serializing_if = "Option::is_none")]
     converted_from: Option<crate::asset::ConvertedFrom>,
+    /// For media a customer sent: what Meta said of it when it was imported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imported: Option<ImportedView>,
+}
+
+/// What Meta said of an imported asset, as the admin API shows it.
+#[derive(Debug, Serialize)]
+struct ImportedView {
+    media_id: String,
+    phone_number_id: String,
+    mime_type: String,
+    file_size: u64,
+    imported_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
 }
 
 /// One response header, as `{"name": ..., "value": ...}` (a list keeps the order and repeats).
@@ -187,6 +204,15 @@ pub fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetVie
             })
             .collect(),
         converted_from: r.converted_from.clone(),
+        imported: r.imported.as_ref().map(|i| ImportedView {
+            media_id: i.media_id.clone(),
+            phone_number_id: i.phone_number_id.clone(),
+            mime_type: i.mime_type.clone(),
+            file_size: i.file_size,
+            imported_at: crate::clock::http_date(i.imported_at),
+            message_id: i.message_id.clone(),
+            from: i.from.clone(),
+        }),
     }
 }
 
@@ -195,7 +221,7 @@ pub fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetVie
 /// known kind goes as a document).
 pub fn message(r: &AssetRecord, mut media: Value) -> Value {
     let kind = r.kind();
-    if kind == Some(Kind::Document) {
+    if matches!(kind, Some(Kind::Document) | None) {
         media["filename"] = json!(r.filename);
     }
     let kind_name = kind.map_or("document", Kind::as_str);

@@ -752,7 +752,20 @@ function assetRow(record) {
       'td',
       { className: 'name' },
       el('button', { type: 'button', className: 'link', textContent: baseName(path) }),
-      el('span', { className: 'kind', textContent: record.kind || 'unknown' }),
+      el('span', { className: 'kind', textContent: record.kind || record.content_type }),
+      // Media a customer sent (imported under inbox/): the sender's file name, and the file.
+      record.imported
+        ? el('span', { className: 'count', dataset: { testid: 'sender-filename' }, textContent: ` ${record.filename} ` })
+        : null,
+      record.imported
+        ? el('a', {
+            href: record.link,
+            download: record.filename,
+            textContent: 'download',
+            dataset: { testid: 'download' },
+            onclick: (event) => event.stopPropagation(),
+          })
+        : null,
     ),
     el('td', { className: 'num', textContent: humanSize(record.size), title: `${record.size} bytes` }),
     el('td', { className: 'date-col', textContent: shortDate(record.last_modified), title: record.last_modified }),

@@ -12,6 +12,14 @@
 //! (code 131053). Uploads are streamed, hashed and counted, never kept; the file part's filename
 //! and content type and the `ttl_minutes` sent are recorded.
 //!
+//! Incoming media (what customers send) is added with [`GraphServer::add_incoming`]: retrieve
+//! then answers Meta's `{"messaging_product","url","mime_type","sha256","file_size","id"}`
+//! with a URL on a separate download host (its own listener, like Meta's lookaside host), which
+//! checks the bearer token (401) and the User-Agent (403 without one, or with one the test
+//! refuses), answers 404 once the URL is older than 5 minutes on the fake's [`Clock`], and can
+//! be told to lie about the SHA-256, hold the answer, stall or cut the body, and retrieve to
+//! answer code 100 or 131052 instead (see [`Incoming`]).
+//!
 //! Faults are queued with [`GraphServer::push_fault`] and consumed one per upload request,
 //! before any check. Every request is logged with the status it got. The access token is never
 //! logged or echoed: inspection sees `Authorization` headers redacted.
@@ -139,8 +147,53 @@ impl ReceivedUpload {
     }
 }
 
+/// How the fake treats one incoming media ID.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Incoming {
+    /// Served as it is.
+    #[default]
+    Normal,
+    /// Retrieve reports the SHA-256 of other bytes.
+    LieSha256,
+    /// Retrieve answers this Graph error code (100: no such object; 131052: media download
+    /// error) instead.
+    LookupError(i64),
+    /// The download host waits this long before answering (a test can move the clock
+    /// meanwhile).
+    Hold(Duration),
+    /// The download host sends this many bytes, then nothing more for a minute.
+    Stall(usize),
+    /// The download host sends this many bytes, then drops the connection.
+    Cut(usize),
+    /// The download host answers HTTP 503, this many times, then serves.
+    Unavailable(usize),
+    /// The next `times` download requests arrive `secs` late: the fake's clock moves on by
+    /// `secs` as each comes in (past 300, its URL has expired: 404).
+    ArriveLate { secs: i64, times: usize },
+}
+
+struct IncomingMedia {
+    phone_number_id: String,
+    bytes: bytes::Bytes,
+    mime_type: String,
+    behaviour: Incoming,
+}
+
+/// One request the download host received.
+#[derive(Debug, Clone)]
+pub struct DownloadRequest {
+    pub media_id: String,
+    /// Whether it carried `Authorization: Bearer <token>`.
+    pub authorized: bool,
+    pub user_agent: Option<String>,
+    pub status: u16,
+}
+
 #[derive(Default)]
 struct Shared {
+    incoming: HashMap<String, IncomingMedia>,
+    downloads: Vec<DownloadRequest>,
+    refused_agents: Vec<String>,
     phones: HashSet<String>,
     uploads: Vec<ReceivedUpload>,
     /// media id → index in `uploads`, for live (not deleted) media.
@@ -156,6 +209,8 @@ struct Inner {
     token: String,
     version: String,
     base_url: String,
+    download_url: String,
+    clock: media_origin::clock::Clock,
     attempts: AtomicUsize,
     state: Mutex<Shared>,
 }
@@ -164,6 +219,7 @@ pub struct GraphServer {
     pub addr: SocketAddr,
     inner: Arc<Inner>,
     task: Mutex<Option<JoinHandle<()>>>,
+    download_task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl GraphServer {
@@ -172,10 +228,14 @@ impl GraphServer {
     pub async fn start(token: &str, version: &str) -> Arc<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let download_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let download_addr = download_listener.local_addr().unwrap();
         let inner = Arc::new(Inner {
             token: token.to_owned(),
             version: version.to_owned(),
             base_url: format!("http://{addr}"),
+            download_url: format!("http://{download_addr}"),
+            clock: media_origin::clock::Clock::system(),
             attempts: AtomicUsize::new(0),
             state: Mutex::new(Shared {
                 next_id: rand::rng().random_range(100_000_000_000_000..900_000_000_000_000),
@@ -186,34 +246,64 @@ impl GraphServer {
             .fallback(dispatch)
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(Arc::clone(&inner));
-        let task = tokio::spawn(async move {
-            let conn_builder = ConnBuilder::new(TokioExecutor::new());
-            // Connections belong to this task: aborting it drops every one of them.
-            let mut conns = tokio::task::JoinSet::new();
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = socket.set_nodelay(true);
-                let router = router.clone();
-                let handler = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        router.clone().oneshot(req.map(Body::new))
-                    },
-                );
-                let conn = conn_builder
-                    .serve_connection(TokioIo::new(socket), handler)
-                    .into_owned();
-                conns.spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-        });
+        let download_router = Router::new()
+            .fallback(download)
+            .with_state(Arc::clone(&inner));
+        let download_task = tokio::spawn(serve_router(download_listener, download_router));
+        let task = tokio::spawn(serve_router(listener, router));
         Arc::new(Self {
             addr,
             inner,
             task: Mutex::new(Some(task)),
+            download_task: Mutex::new(Some(download_task)),
         })
+    }
+
+    /// A media ID for `bytes` a customer sent to `phone` as `mime_type`.
+    pub fn add_incoming(&self, phone: &str, bytes: Vec<u8>, mime_type: &str) -> String {
+        let mut st = self.state();
+        st.next_id += 1;
+        let id = st.next_id.to_string();
+        st.incoming.insert(
+            id.clone(),
+            IncomingMedia {
+                phone_number_id: phone.to_owned(),
+                bytes: bytes.into(),
+                mime_type: mime_type.to_owned(),
+                behaviour: Incoming::Normal,
+            },
+        );
+        id
+    }
+
+    /// How the fake treats the incoming media `id` from now on.
+    pub fn set_incoming(&self, id: &str, behaviour: Incoming) {
+        self.state().incoming.get_mut(id).unwrap().behaviour = behaviour;
+    }
+
+    /// The download host refuses requests whose User-Agent contains `agent` (403).
+    pub fn refuse_user_agent(&self, agent: &str) {
+        self.state().refused_agents.push(agent.to_owned());
+    }
+
+    /// Every request the download host received, in order.
+    pub fn downloads(&self) -> Vec<DownloadRequest> {
+        self.state().downloads.clone()
+    }
+
+    /// The clock download URLs are dated and expired by (5 minutes): tests move it.
+    pub fn clock(&self) -> &media_origin::clock::Clock {
+        &self.inner.clock
+    }
+
+    /// Retrieve calls received for media ID `id`.
+    pub fn lookups(&self, id: &str) -> usize {
+        let path = format!("/{}/{id}", self.inner.version);
+        self.state()
+            .log
+            .iter()
+            .filter(|(m, p, _)| m == "GET" && *p == path)
+            .count()
     }
 
     /// A server for [`GRAPH_TOKEN`] and [`GRAPH_VERSION`] that knows [`PHONE_NUMBER_ID`] and
@@ -297,6 +387,9 @@ impl GraphServer {
 
     /// Stop answering: the listener closes and every open connection is dropped.
     pub async fn stop(&self) {
+        if let Some(task) = self.download_task.lock().unwrap().take() {
+            task.abort();
+        }
         let task = self.task.lock().unwrap().take();
         if let Some(task) = task {
             task.abort();
@@ -312,6 +405,9 @@ impl GraphServer {
 impl Drop for GraphServer {
     fn drop(&mut self) {
         if let Some(task) = self.task.get_mut().unwrap().take() {
+            task.abort();
+        }
+        if let Some(task) = self.download_task.get_mut().unwrap().take() {
             task.abort();
         }
     }
@@ -373,6 +469,17 @@ async fn route(g: &Arc<Inner>, req: Request) -> Response {
                 })
             });
             let mut st = g.state.lock().unwrap();
+            if method == Method::GET
+                && let Some(media) = st.incoming.get(*media_id)
+            {
+                if query_phone
+                    .as_ref()
+                    .is_some_and(|p| *p != media.phone_number_id)
+                {
+                    return GraphError::no_object(verb, media_id).into_response();
+                }
+                return retrieve_incoming(g, media_id, media, st.file_size_as_string);
+            }
             let Some(&index) = st.live.get(*media_id) else {
                 return GraphError::no_object(verb, media_id).into_response();
             };
@@ -417,6 +524,184 @@ async fn route(g: &Arc<Inner>, req: Request) -> Response {
             let object = segments.get(1).copied().unwrap_or("");
             GraphError::no_object(&method.as_str().to_ascii_lowercase(), object).into_response()
         }
+    }
+}
+
+/// Retrieve for incoming media: Meta's answer, with a download URL dated by the fake's clock.
+fn retrieve_incoming(
+    g: &Inner,
+    media_id: &str,
+    media: &IncomingMedia,
+    file_size_as_string: bool,
+) -> Response {
+    match media.behaviour {
+        Incoming::LookupError(100) => {
+            return GraphError::no_object("get", media_id).into_response();
+        }
+        Incoming::LookupError(code) => return code_error(code, None, 400).into_response(),
+        _ => {}
+    }
+    let sha256 = if media.behaviour == Incoming::LieSha256 {
+        hex::encode(Sha256::digest(b"other bytes"))
+    } else {
+        hex::encode(Sha256::digest(&media.bytes))
+    };
+    let size = media.bytes.len() as u64;
+    let file_size = if file_size_as_string {
+        Value::String(size.to_string())
+    } else {
+        Value::from(size)
+    };
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "messaging_product": "whatsapp",
+            "url": format!(
+                "{}/whatsapp_business/attachments/?mid={media_id}&ext={}&hash=ARx{}",
+                g.download_url,
+                g.clock.now(),
+                &sha256[..12]
+            ),
+            "mime_type": media.mime_type,
+            "sha256": sha256,
+            "file_size": file_size,
+            "id": media_id,
+        }),
+    )
+}
+
+/// The download host: checks the token and User-Agent, expires URLs after 5 minutes, serves
+/// the bytes (or misbehaves as told).
+async fn download(State(g): State<Arc<Inner>>, req: Request) -> Response {
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let param = |name: &str| {
+        query.split('&').find_map(|kv| {
+            kv.strip_prefix(name)
+                .and_then(|v| v.strip_prefix('='))
+                .map(str::to_owned)
+        })
+    };
+    let media_id = param("mid").unwrap_or_default();
+    let issued: u64 = param("ext").and_then(|e| e.parse().ok()).unwrap_or(0);
+    let authorized = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(format!("Bearer {}", g.token).as_str());
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (behaviour, bytes, refused) = {
+        let st = g.state.lock().unwrap();
+        let media = st.incoming.get(&media_id);
+        let refused = match &user_agent {
+            None => true,
+            Some(ua) => ua.trim().is_empty() || st.refused_agents.iter().any(|r| ua.contains(r)),
+        };
+        (
+            media.map(|m| m.behaviour.clone()),
+            media.map(|m| m.bytes.clone()),
+            refused,
+        )
+    };
+    if let Some(Incoming::Hold(d)) = &behaviour {
+        tokio::time::sleep(*d).await;
+    }
+    if let Some(Incoming::ArriveLate { secs, times }) = &behaviour
+        && *times > 0
+    {
+        g.clock.advance(*secs);
+        let mut st = g.state.lock().unwrap();
+        if let Some(m) = st.incoming.get_mut(&media_id) {
+            m.behaviour = Incoming::ArriveLate {
+                secs: *secs,
+                times: times - 1,
+            };
+        }
+    }
+    let mut unavailable = false;
+    if let Some(Incoming::Unavailable(n)) = &behaviour
+        && *n > 0
+    {
+        unavailable = true;
+        let mut st = g.state.lock().unwrap();
+        if let Some(m) = st.incoming.get_mut(&media_id) {
+            m.behaviour = Incoming::Unavailable(n - 1);
+        }
+    }
+    let status = if !authorized {
+        StatusCode::UNAUTHORIZED
+    } else if refused {
+        StatusCode::FORBIDDEN
+    } else if bytes.is_none() || g.clock.now() > issued + 300 {
+        StatusCode::NOT_FOUND
+    } else if unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    g.state.lock().unwrap().downloads.push(DownloadRequest {
+        media_id: media_id.clone(),
+        authorized,
+        user_agent,
+        status: status.as_u16(),
+    });
+    if status != StatusCode::OK {
+        return Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+            .body(Body::from(
+                "<html><body>Sorry, something went wrong.</body></html>",
+            ))
+            .unwrap();
+    }
+    let bytes = bytes.unwrap();
+    let len = bytes.len();
+    let body = match behaviour {
+        Some(Incoming::Stall(n)) | Some(Incoming::Cut(n)) => {
+            let stall = matches!(behaviour, Some(Incoming::Stall(_)));
+            let head = bytes.slice(..n.min(len));
+            let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(head) }).chain(
+                futures::stream::once(async move {
+                    if stall {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                    }
+                    Err(std::io::Error::other("connection cut"))
+                }),
+            );
+            Body::from_stream(stream)
+        }
+        _ => Body::from(bytes),
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, len)
+        .body(body)
+        .unwrap()
+}
+
+/// Serve `router` on `listener` until the task is aborted (connections belong to the task).
+async fn serve_router(listener: TcpListener, router: Router) {
+    let conn_builder = ConnBuilder::new(TokioExecutor::new());
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let Ok((socket, _)) = listener.accept().await else {
+            continue;
+        };
+        let router = router.clone();
+        let handler =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                router.clone().oneshot(req.map(Body::new))
+            });
+        let conn = conn_builder
+            .serve_connection(TokioIo::new(socket), handler)
+            .into_owned();
+        conns.spawn(async move {
+            let _ = conn.await;
+        });
     }
 }
 
@@ -869,6 +1154,10 @@ fn code_error(code: i64, subcode: Option<i64>, http_status: u16) -> GraphError {
         130429 => (
             "(#130429) Rate limit hit".to_owned(),
             Some("Cloud API message throughput has been reached."),
+        ),
+        131052 => (
+            "(#131052) Media download error".to_owned(),
+            Some("Unable to download the media sent by the user."),
         ),
         131053 => (
             "(#131053) Media upload error".to_owned(),
