@@ -22,9 +22,11 @@
 
 mod backend;
 mod blobs;
+mod cached;
 mod housekeeping;
 mod ingest;
 mod keys;
+mod mapped;
 mod policies;
 pub mod probe;
 mod records;
@@ -38,7 +40,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use object_store::ObjectStore;
 
-use crate::asset::AssetRecord;
 use crate::config::{self, StorageSettings};
 use crate::media_kind::MediaError;
 use crate::policy::{CachePolicy, PolicySet};
@@ -47,6 +48,7 @@ use blobs::blob_cache;
 use policies::CachedPolicies;
 
 pub use blobs::BlobBody;
+pub use cached::{CachedRecord, Derived};
 pub use housekeeping::GcReport;
 pub use ingest::{Committed, Staged, UploadHints};
 pub use records::{FolderPage, Page, UnreadableRecord};
@@ -138,9 +140,11 @@ struct Inner {
     objects: Arc<dyn ObjectStore>,
     /// Local disk, S3 or memory, with what only that backend has.
     backend: Backend,
-    records: moka::sync::Cache<String, Option<Arc<AssetRecord>>>,
+    records: moka::sync::Cache<String, Option<Arc<CachedRecord>>>,
     /// Bytes of small blobs by SHA-256, weighed by length (see [`Store::blob_body`]).
     blob_cache: Option<moka::sync::Cache<String, Bytes>>,
+    /// Whole local blobs mapped into memory, by SHA-256 (local disk only; see [`mapped`]).
+    mapped: Option<moka::sync::Cache<String, Bytes>>,
     /// The largest blob `blob_cache` takes.
     blob_cache_object_max: u64,
     /// Counts record writes; a cache fill only lands if none finished during its read.
@@ -217,6 +221,7 @@ impl Store {
             .build();
         Self {
             inner: Arc::new(Inner {
+                mapped: backend.local_root().map(|_| mapped::cache()),
                 objects,
                 backend,
                 records,
