@@ -204,19 +204,21 @@ fn invalid(message: &'static str) -> ApiError {
 /// service rather than a router layer, like [`super::observe::Observe`]: no boxed future on the
 /// public path.
 ///
-/// Each connection has its own clone, which remembers the last `Host` it let through where the
-/// rule looks at nothing but the RFC checks: a client sends the same `Host` on every request of
-/// a connection, and comparing bytes costs less than parsing them into an
-/// [`Authority`] (an allocation per request).
+/// Each thread remembers the last `Host` it let through where the rule looks at nothing but the
+/// RFC checks: clients send the same `Host` request after request (hyper clones the service for
+/// every request, so the memory cannot be the connection's), and comparing bytes costs less than
+/// parsing them into an [`Authority`] (an allocation per request).
 #[derive(Clone)]
 pub struct CheckHost<S> {
     inner: S,
     rule: HostRule,
-    passed: PassedHost,
 }
 
-/// The last `Host` value that passed the RFC checks on this connection, if short enough to keep.
-#[derive(Clone)]
+thread_local! {
+    static PASSED: std::cell::RefCell<PassedHost> = std::cell::RefCell::new(PassedHost::default());
+}
+
+/// The last `Host` value that passed the RFC checks on this thread, if short enough to keep.
 struct PassedHost {
     len: usize,
     bytes: [u8; PassedHost::MAX],
@@ -250,11 +252,7 @@ impl PassedHost {
 impl<S> CheckHost<S> {
     /// Check `Host` by `rule` before `inner` sees the request.
     pub fn new(inner: S, rule: HostRule) -> Self {
-        Self {
-            inner,
-            rule,
-            passed: PassedHost::default(),
-        }
+        Self { inner, rule }
     }
 }
 
@@ -284,13 +282,13 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let host = rfc_only(&self.rule, &req);
-        if host.is_some_and(|h| self.passed.is(h)) {
+        if host.is_some_and(|h| PASSED.with_borrow(|passed| passed.is(h))) {
             return Either::Right(self.inner.call(req));
         }
         match refusal(&self.rule, &req) {
             None => {
                 if let Some(host) = host {
-                    self.passed.keep(host);
+                    PASSED.with_borrow_mut(|passed| passed.keep(host));
                 }
                 Either::Right(self.inner.call(req))
             }
@@ -440,7 +438,7 @@ mod tests {
         }
     }
 
-    /// A connection's remembered `Host` lets only that exact value through unparsed: a second
+    /// A thread's remembered `Host` lets only that exact value through unparsed: a second
     /// `Host`, another value, or a route the rule checks further are judged in full.
     #[tokio::test]
     async fn a_remembered_host_passes_only_itself() {
@@ -458,7 +456,7 @@ mod tests {
             status(&mut svc, "/media/a.jpg", &["cdn.example"]).await,
             200
         );
-        assert!(svc.passed.len > 0);
+        assert!(PASSED.with_borrow(|p| p.len > 0));
         assert_eq!(
             status(&mut svc, "/media/a.jpg", &["cdn.example"]).await,
             200
