@@ -162,7 +162,12 @@ impl Server {
                 loop {
                     tick.tick().await;
                     match store.collect_garbage(grace).await {
-                        Ok(report) => tracing::info!(?report, "garbage collection done"),
+                        Ok(report) => tracing::info!(
+                            blobs = report.blobs,
+                            tombstones = report.tombstones,
+                            unreadable_records = report.unreadable_records,
+                            "garbage collection done"
+                        ),
                         Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
                     }
                     // On a shared bucket the start-up clean-up may only take stale leftovers;

@@ -64,7 +64,7 @@ pub async fn wait_for_a_later_second(previous: Option<&AssetRecord>) -> u64 {
             if wait <= MAX_CLOCK_WAIT {
                 tokio::time::sleep(wait).await;
             } else {
-                tracing::warn!(path = %previous.path, ?wait, "the clock is behind this asset's Last-Modified; stamping ahead of it");
+                tracing::warn!(path = %previous.path, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "the clock is behind this asset's Last-Modified; stamping ahead of it");
             }
         }
     }

@@ -56,6 +56,8 @@ pub fn init(format: LogFormat, level: Option<&str>) {
         LogFormat::Json => {
             let builder = builder
                 .json()
+                // The event's fields beside `level` and `timestamp`, not under `fields`.
+                .flatten_event(true)
                 .with_current_span(true)
                 .with_span_list(false)
                 .with_filter_reloading();
@@ -73,12 +75,37 @@ fn keep_reload_handle<S: tracing::Subscriber + Send + Sync + 'static>(
     }));
 }
 
-/// The filter for `level` (`[log] level`): it, else `RUST_LOG`, else [`DEFAULT_FILTER`].
+/// The filter for `level` (`[log] level`): it, else `RUST_LOG`, else [`DEFAULT_FILTER`]. A
+/// `RUST_LOG` that [`parse_filter`] refuses gives the default (see [`rust_log_problem`]).
 fn filter(level: Option<&str>) -> EnvFilter {
     if let Some(filter) = level.and_then(|l| parse_filter(l).ok()) {
         return filter;
     }
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER))
+    match std::env::var(EnvFilter::DEFAULT_ENV) {
+        Ok(env) if !env.trim().is_empty() => {
+            parse_filter(&env).unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER))
+        }
+        _ => EnvFilter::new(DEFAULT_FILTER),
+    }
+}
+
+/// Why `RUST_LOG` is not used, when it is set (and `[log] level` is not) but does not parse:
+/// `RUST_LOG=inof` used to be read as a target name and silence every log, the warning that
+/// said so included. The default filter is used instead, and this is logged as a warning.
+pub fn rust_log_problem(level: Option<&str>) -> Option<String> {
+    if level.is_some() {
+        return None;
+    }
+    let env = std::env::var(EnvFilter::DEFAULT_ENV).ok()?;
+    if env.trim().is_empty() {
+        return None;
+    }
+    parse_filter(&env).err().map(|e| {
+        format!(
+            "RUST_LOG={env:?} is not a log filter ({e}); logging with the default, \
+             {DEFAULT_FILTER} (e.g. RUST_LOG=debug or RUST_LOG=info,media_origin=debug)"
+        )
+    })
 }
 
 /// What the filter for `level` is, for logs: `level`, else `RUST_LOG`, else the default.
@@ -86,7 +113,9 @@ pub fn describe(level: Option<&str>) -> String {
     match level {
         Some(level) => level.to_owned(),
         None => match std::env::var(EnvFilter::DEFAULT_ENV) {
-            Ok(env) if !env.trim().is_empty() => format!("{env} (RUST_LOG)"),
+            Ok(env) if !env.trim().is_empty() && parse_filter(&env).is_ok() => {
+                format!("{env} (RUST_LOG)")
+            }
             _ => format!("{DEFAULT_FILTER} (default)"),
         },
     }

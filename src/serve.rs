@@ -174,7 +174,7 @@ async fn accept_loop(
             Err(_) => {
                 if warned.is_none_or(|at| at.elapsed() >= LIMIT_WARNING_INTERVAL) {
                     tracing::warn!(
-                        listener = name,
+                        listener = %name,
                         max_connections,
                         "connection limit reached: new connections wait until one closes"
                     );
@@ -215,11 +215,11 @@ async fn accept_loop(
             // The slot is held until the connection is gone.
             let _slot = slot;
             if let Err(e) = connection.await {
-                tracing::debug!(listener = name, %peer, error = %e, cause = ?std::error::Error::source(&e), "connection ended with an error");
+                tracing::debug!(listener = %name, %peer, error = %e, cause = std::error::Error::source(&e).map(ToString::to_string), "connection ended with an error");
             }
         });
     }
-    tracing::debug!(listener = name, "stopped accepting");
+    tracing::debug!(listener = %name, "stopped accepting");
 }
 
 pin_project_lite::pin_project! {

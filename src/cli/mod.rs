@@ -1,7 +1,9 @@
 //! The command line: `media-origin serve` and its overrides, `check-storage`, and `upload`
 //! (a client of a running server's admin API).
 
+mod api;
 mod check;
+mod systemd;
 mod upload;
 
 use std::path::PathBuf;
@@ -13,9 +15,17 @@ use clap::{Parser, Subcommand};
 use crate::app::Server;
 use crate::config::Settings;
 
+/// The version and the commit it was built from, as `--version` prints it.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BUILT_FROM_COMMIT"),
+    ")"
+);
+
 /// An origin server for WhatsApp Business media.
 #[derive(Debug, Parser)]
-#[command(name = "media-origin", version, about)]
+#[command(name = "media-origin", version = VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,14 +67,15 @@ enum Command {
         #[arg(long, value_name = "SECS")]
         ttl: Option<u64>,
         #[command(flatten)]
-        api: upload::ApiArgs,
+        api: api::ApiArgs,
     },
     /// Fetch URLs the way Meta's media fetcher would and report, rule by rule, whether Meta can
     /// use each and how it will cache it.
     ///
     /// Checks the status and redirects, the exact Content-Type against the bytes, the size
-    /// against the kind's limit, Cache-Control, Last-Modified and ETag (WHATSAPP_MEDIA.md §2,
-    /// §3), then prints a verdict line. Works against any server. Exit status: 0 when every URL
+    /// against the kind's limit, Cache-Control, Last-Modified and ETag (the README's "What Meta
+    /// needs from a link", "What is accepted" and "What each policy makes Meta do"), then
+    /// prints a verdict line. Works against any server. Exit status: 0 when every URL
     /// is usable and cached as declared; 1 when any check fails (Meta would fail the send,
     /// refuse the asset, or not cache it as declared; also when a URL cannot be fetched from
     /// here); 2 on a usage error, before anything is fetched.
@@ -80,6 +91,13 @@ pub async fn main() -> ExitCode {
         _ => crate::config::LogSettings::default(),
     };
     crate::logging::init(log.format, log.level.as_deref());
+    if let Some(problem) = crate::logging::rust_log_problem(log.level.as_deref()) {
+        tracing::warn!("{problem}");
+    }
+    let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+    for warning in crate::config::ignored_env_vars(names) {
+        tracing::warn!("{warning}");
+    }
     match cli.command {
         Command::Upload(args) => upload::run(args).await,
         Command::Check(args) => check::run(args).await,
@@ -120,6 +138,9 @@ pub async fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            for warning in settings.warnings() {
+                tracing::warn!("{warning}");
+            }
             match serve(settings, Box::new(load)).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -131,8 +152,8 @@ pub async fn main() -> ExitCode {
     }
 }
 
-async fn sign(path: &str, ttl: Option<u64>, api: &upload::ApiArgs) -> ExitCode {
-    let target = match upload::target(api) {
+async fn sign(path: &str, ttl: Option<u64>, api: &api::ApiArgs) -> ExitCode {
+    let target = match api::target(api) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("media-origin sign: {e}");
@@ -145,7 +166,7 @@ async fn sign(path: &str, ttl: Option<u64>, api: &upload::ApiArgs) -> ExitCode {
     }
     let client = reqwest::Client::new();
     let request = client.post(format!("{}/api/sign", target.base)).json(&body);
-    match upload::call(request, &target.token).await {
+    match api::call(request, &target.token).await {
         Ok(answer) => {
             println!("{}", answer["url"].as_str().unwrap_or_default());
             eprintln!(
@@ -157,9 +178,10 @@ async fn sign(path: &str, ttl: Option<u64>, api: &upload::ApiArgs) -> ExitCode {
         }
         Err(error) => {
             eprintln!(
-                "media-origin sign: {} ({})",
+                "media-origin sign: {} ({}){}",
                 error["message"].as_str().unwrap_or("failed"),
-                error["code"].as_str().unwrap_or("error")
+                error["code"].as_str().unwrap_or("error"),
+                api::fix_line(&error)
             );
             ExitCode::FAILURE
         }
@@ -171,14 +193,22 @@ async fn serve(settings: Settings, load: crate::reload::Load) -> anyhow::Result<
     #[cfg(unix)]
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("listening for SIGHUP")?;
+    // Listening for the stop signals before anyone can be told the server is ready: a SIGTERM
+    // right after READY=1 (or the log's address) must stop it gracefully, not kill it.
+    let shutdown = shutdown_signal()?;
     let server = Server::bind(&settings).await?;
     let reloader = server.reloader(settings, load);
     #[cfg(unix)]
     let reloading = tokio::spawn(reload_on_hangup(hangups, reloader));
     #[cfg(not(unix))]
     drop(reloader);
-    tracing::info!(public_base = server.public_base(), "media-origin ready");
-    let served = server.run(shutdown_signal()).await;
+    tracing::info!(
+        public_base = %server.public_base(),
+        version = %VERSION,
+        "media-origin ready"
+    );
+    systemd::ready(&format!("serving {}", server.public_base()));
+    let served = server.run(shutdown).await;
     #[cfg(unix)]
     reloading.abort();
     served?;
@@ -194,8 +224,15 @@ async fn reload_on_hangup(
 ) {
     while hangups.recv().await.is_some() {
         // It reads files (and may write a generated token file): off the runtime's threads.
+        systemd::reloading();
         reloader = match tokio::task::spawn_blocking(move || {
-            reloader.reload();
+            let outcome = reloader.reload();
+            systemd::reloaded(match outcome {
+                crate::reload::Outcome::Applied { .. } => "serving; configuration reloaded",
+                crate::reload::Outcome::Refused(_) => {
+                    "serving; the last reload was refused, see the log"
+                }
+            });
             reloader
         })
         .await
@@ -232,25 +269,57 @@ async fn check_storage(settings: &Settings) -> ExitCode {
     }
 }
 
-/// Ctrl-C or SIGTERM: stop accepting, finish what is in flight.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C (SIGINT) or SIGTERM: stop accepting, finish what is in flight. The signals are
+/// listened for from the call on, not from the first poll of the future.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let stops = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
     };
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    let stops = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    Ok(async move {
+        stops.await;
+        tracing::info!("shutting down: finishing requests in flight");
+        systemd::stopping();
+    })
+}
+
+#[cfg(test)]
+#[path = "../../build/commit.rs"]
+mod build_commit;
+
+#[cfg(test)]
+mod tests {
+    use super::build_commit;
+
+    #[test]
+    fn the_commit_comes_from_git_and_a_directory_without_one_names_none() {
+        let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let commit = build_commit::commit(here);
+        if let Some(commit) = &commit {
+            assert_eq!(commit.len(), 12, "{commit}");
+        }
+        let expected = commit.unwrap_or_else(|| build_commit::UNKNOWN.to_owned());
+        assert!(
+            super::VERSION.ends_with(&format!(" (commit {expected})")),
+            "{}",
+            super::VERSION
+        );
+        let bare = tempfile::tempdir().unwrap();
+        assert_eq!(build_commit::commit(bare.path()), None);
+        assert!(build_commit::watched(bare.path()).is_empty());
+        let gone = bare.path().join("missing");
+        assert_eq!(build_commit::commit(&gone), None);
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }

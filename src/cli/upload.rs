@@ -17,14 +17,12 @@ use futures::TryStreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
+use super::api::{ApiArgs, Target, call, fix_line, target};
 use crate::asset::AssetPath;
 use crate::asset::path::{parse_folder, url_encode};
-use crate::config::{ADMIN_TOKEN_ENV, Settings};
 use crate::media_kind;
 use crate::policy::CachePolicy;
 
-/// The environment variable naming the server's base URL.
-pub const SERVER_URL_ENV: &str = "MEDIA_ORIGIN_URL";
 /// Files at least this large get a progress bar (when stderr is a terminal).
 const PROGRESS_FROM: u64 = 4 * 1024 * 1024;
 /// Read size when streaming a file to the server.
@@ -53,21 +51,6 @@ pub struct UploadArgs {
     /// Print one JSON object per file instead of text.
     #[arg(long)]
     json: bool,
-}
-
-/// How to reach a running server's admin API.
-#[derive(Debug, Args)]
-pub struct ApiArgs {
-    /// The admin API's base URL (default: `server.admin_bind` in the config, on loopback).
-    #[arg(long, env = SERVER_URL_ENV, value_name = "URL")]
-    server: Option<String>,
-    /// The admin token (default: the configured one, or the server's generated token file).
-    #[arg(long, env = ADMIN_TOKEN_ENV, hide_env_values = true, value_name = "TOKEN")]
-    token: Option<String>,
-    /// Config file used to find the server and token when they are not given
-    /// (default: ./config.toml when present).
-    #[arg(long)]
-    config: Option<PathBuf>,
 }
 
 /// One file, checked and ready to send.
@@ -106,7 +89,7 @@ pub async fn run(args: UploadArgs) -> ExitCode {
     .await
     {
         eprintln!(
-            "media-origin upload: {} at {}: {}",
+            "media-origin upload: {} at {}: {}{}",
             if error["status"] == 401 {
                 "the admin token was refused"
             } else {
@@ -114,7 +97,17 @@ pub async fn run(args: UploadArgs) -> ExitCode {
             },
             target.base,
             error["message"].as_str().unwrap_or("failed"),
+            fix_line(&error),
         );
+        return ExitCode::from(2);
+    }
+    // A media ID that cannot be had (no WhatsApp there, a number it does not know) is refused
+    // now, not after every file went up without one.
+    if args.whatsapp
+        && let Err(message) =
+            check_whatsapp(&client, &target, args.phone_number_id.as_deref()).await
+    {
+        eprintln!("media-origin upload: nothing was uploaded: {message}");
         return ExitCode::from(2);
     }
     let mut failed = 0;
@@ -142,10 +135,45 @@ pub async fn run(args: UploadArgs) -> ExitCode {
     }
 }
 
-/// Where the server is and how to sign in.
-pub(super) struct Target {
-    pub base: String,
-    pub token: String,
+/// `GET /api/whatsapp`: the server can get media IDs, and for `phone` when one is named.
+async fn check_whatsapp(
+    client: &reqwest::Client,
+    target: &Target,
+    phone: Option<&str>,
+) -> Result<(), String> {
+    let status = call(
+        client.get(format!("{}/api/whatsapp", target.base)),
+        &target.token,
+    )
+    .await
+    .map_err(|error| {
+        format!(
+            "could not ask the server about WhatsApp: {}{}",
+            error["message"].as_str().unwrap_or("failed"),
+            fix_line(&error)
+        )
+    })?;
+    if status["configured"] != true {
+        return Err(format!(
+            "--whatsapp: the server cannot get media IDs: {}",
+            status["missing"]
+                .as_str()
+                .unwrap_or("WhatsApp is not configured")
+        ));
+    }
+    let known: Vec<&str> = status["phone_number_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    match phone {
+        Some(phone) if !known.contains(&phone) => Err(format!(
+            "--phone-number-id {phone}: the server has no such phone number; it has {}",
+            known.join(", ")
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn prepare(args: &UploadArgs) -> Result<(Target, Vec<Planned>), String> {
@@ -227,66 +255,35 @@ fn check_file(file: &Path, folder: &str) -> Result<Planned, String> {
         return Err("the file changed while it was read".into());
     }
     inspector.finish(None, Some(name)).map_err(shown)?;
+    // A browser, the admin page and `curl -F` declare the type the name's extension suggests,
+    // and the server refuses the form when the bytes contradict it: the same answer here,
+    // rather than storing a PNG as `x.jpg` only because it came through the CLI.
+    if let Some(named) = media_kind::type_for_name(name)
+        && let Err(e @ media_kind::MediaError::Mismatch { .. }) =
+            inspector.finish(Some(named), Some(name))
+    {
+        let fix = match &e {
+            media_kind::MediaError::Mismatch { detected, .. } => {
+                media_kind::canonical_extension(detected).map(|ext| {
+                    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+                    format!(
+                        "rename it to {stem}.{ext}: a file name's extension declares its type, \
+                         here as in curl -F and the admin page"
+                    )
+                })
+            }
+            _ => None,
+        };
+        return Err(match fix.or_else(|| e.fix()) {
+            Some(fix) => format!("{e} ({})\n    fix: {fix}", e.code()),
+            None => format!("{e} ({})", e.code()),
+        });
+    }
     Ok(Planned {
         file: file.to_owned(),
         path,
         size: meta.len(),
     })
-}
-
-/// The server URL and token from the flags or environment, else from the config the server
-/// itself would read.
-pub(super) fn target(args: &ApiArgs) -> Result<Target, String> {
-    let settings = if args.server.is_none() || args.token.is_none() {
-        Some(Settings::load(args.config.as_deref()).map_err(|e| e.to_string())?)
-    } else {
-        None
-    };
-    let base = match &args.server {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
-            let server = &settings.as_ref().expect("loaded above").server;
-            let bind = match server.admin_bind {
-                crate::config::AdminBind::Addr(admin) => admin,
-                crate::config::AdminBind::Public => server.bind,
-            };
-            let ip = match bind.ip() {
-                ip if ip.is_unspecified() && ip.is_ipv4() => std::net::IpAddr::from([127, 0, 0, 1]),
-                ip if ip.is_unspecified() => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
-                ip => ip,
-            };
-            format!("http://{}", std::net::SocketAddr::new(ip, bind.port()))
-        }
-    };
-    if !(base.starts_with("http://") || base.starts_with("https://")) {
-        return Err(format!(
-            "--server {base:?}: give an http:// or https:// URL"
-        ));
-    }
-    let token = match &args.token {
-        Some(token) => token.clone(),
-        None => {
-            let settings = settings.as_ref().expect("loaded above");
-            match &settings.admin.token {
-                Some(token) => token.expose().to_owned(),
-                None => {
-                    let file = settings.token_file();
-                    std::fs::read_to_string(&file)
-                        .ok()
-                        .map(|t| t.trim().to_owned())
-                        .filter(|t| !t.is_empty())
-                        .ok_or_else(|| {
-                            format!(
-                                "no admin token: pass --token or set {ADMIN_TOKEN_ENV} \
-                                 (a server without one writes its generated token to {})",
-                                file.display()
-                            )
-                        })?
-                }
-            }
-        }
-    };
-    Ok(Target { base, token })
 }
 
 /// What became of one file: text for people, JSON for scripts.
@@ -334,8 +331,13 @@ async fn upload_one(
         }
         let url = format!("{}/api/whatsapp/media", target.base);
         match call(client.post(url).json(&request), &target.token).await {
-            Ok(media) => {
+            Ok(mut media) => {
                 text.push_str(&describe_media(&media));
+                // The record as it is now, with the media ID in it, replaces the one from
+                // before the upload; the answer's own copy goes, so it is printed once.
+                if let Some(current) = media.as_object_mut().and_then(|m| m.remove("asset")) {
+                    out["asset"] = current;
+                }
                 out["whatsapp"] = media;
             }
             Err(error) => {
@@ -391,46 +393,8 @@ async fn put(
     result
 }
 
-/// Send a request with the token and read its JSON answer; an error is the API's `error`
-/// object, or one in the same shape when the server could not be reached or answered oddly.
-pub(super) async fn call(request: reqwest::RequestBuilder, token: &str) -> Result<Value, Value> {
-    let response = request.bearer_auth(token).send().await.map_err(|e| {
-        json!({"code": "unreachable", "message": format!("the server could not be reached: {}", chain(&e))})
-    })?;
-    let status = response.status();
-    let body: Value = match response.text().await {
-        Ok(text) => serde_json::from_str(&text).unwrap_or_else(|_| json!({"raw": text})),
-        Err(e) => json!({"raw": chain(&e)}),
-    };
-    if status.is_success() {
-        return Ok(body);
-    }
-    let mut error = body
-        .get("error")
-        .filter(|e| e.is_object())
-        .cloned()
-        .unwrap_or_else(
-            || json!({"code": "http_error", "message": format!("the server answered {status}")}),
-        );
-    error["status"] = json!(status.as_u16());
-    Err(error)
-}
-
 fn local_error(file: &Path, e: &std::io::Error) -> Value {
     json!({"code": "local_file", "message": format!("{}: {e}", file.display())})
-}
-
-/// An error with its causes, which reqwest keeps apart ("error sending request" alone says
-/// nothing useful).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 fn progress_bar(item: &Planned) -> ProgressBar {

@@ -2,8 +2,8 @@
 //! command-line flags, each layer overriding the one before.
 //!
 //! Typed serde structs catch a misspelt policy or address at start-up rather than at the first
-//! request. Secrets live in [`Secret`], whose `Debug` never prints the value, so a settings dump
-//! in a log cannot leak a token.
+//! request. Secrets live in [`Secret`] (a `secrecy` string), whose `Debug` never prints the
+//! value, so a settings dump in a log cannot leak a token.
 //!
 //! One file per section, each with its defaults and the checks serde cannot express; this file
 //! holds what they share ([`Settings`], [`Secret`], [`ConfigError`], the list deserializers) and
@@ -12,6 +12,7 @@
 
 mod admin;
 mod cache;
+mod env;
 mod log;
 mod server;
 mod signing;
@@ -20,6 +21,7 @@ mod whatsapp;
 
 pub use admin::{ADMIN_TOKEN_ENV, AdminSettings, MIN_ADMIN_TOKEN_CHARS, check_admin_token};
 pub use cache::CacheSettings;
+pub use env::{SERVER_URL_ENV, ignored as ignored_env_vars};
 pub use log::{FetchLogSettings, LogFormat, LogSettings, MetricsSettings};
 pub use server::{AdminBind, ServerSettings};
 pub use signing::{
@@ -35,31 +37,61 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Prefix of the environment variables that override config keys.
 pub const ENV_PREFIX: &str = "MEDIA_ORIGIN__";
 
-/// A string that is never printed by `Debug`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
+/// A string that is never printed by `Debug` and is wiped from memory when dropped.
+///
+/// The value lives in a [`secrecy::SecretString`] (zeroized on drop, `Debug` redacted, reached
+/// only through [`Secret::expose`]). Two things `secrecy` leaves out on purpose are added here,
+/// knowingly: equality, which SIGHUP needs to say which signing key was replaced (compared in
+/// constant time), and serialisation, which the restart check (`reload::needs_restart`) needs to
+/// see that a secret changed; no code path logs serialised settings.
+#[derive(Clone)]
+pub struct Secret(SecretString);
 
 impl Secret {
     /// Wrap a secret value.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(SecretString::from(value.into()))
     }
 
     /// The value, for the one place that needs it.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([redacted])")
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq;
+        self.expose()
+            .as_bytes()
+            .ct_eq(other.expose().as_bytes())
+            .into()
+    }
+}
+
+impl Eq for Secret {}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.expose())
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        SecretString::deserialize(d).map(Self)
     }
 }
 
@@ -181,6 +213,22 @@ impl Settings {
         Ok(())
     }
 
+    /// What is valid but probably not meant, for the log at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(base) = &self.server.public_base_url
+            && base.starts_with("http://")
+        {
+            out.push(format!(
+                "server.public_base_url {base:?} is http://: Meta fetches media over HTTPS \
+                 (its examples are all https:// links), and a plain-http link travels \
+                 unencrypted, so anything on the way can change what customers receive; put a \
+                 TLS proxy in front and set an https:// URL (README: Deploying behind TLS)"
+            ));
+        }
+        out
+    }
+
     /// Where a generated admin token is kept.
     pub fn token_file(&self) -> PathBuf {
         self.admin
@@ -206,6 +254,47 @@ mod tests {
             ..Settings::default()
         };
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn every_secret_is_redacted_and_compared_by_value() {
+        let s = Settings {
+            admin: AdminSettings {
+                token: Some(Secret::new("admin-hunter2")),
+                ..AdminSettings::default()
+            },
+            signing: SigningSettings {
+                keys: vec![Secret::new("k1:signing-hunter2")],
+                ..SigningSettings::default()
+            },
+            whatsapp: WhatsAppSettings {
+                access_token: Some(Secret::new("graph-hunter2")),
+                ..WhatsAppSettings::default()
+            },
+            ..Settings::default()
+        };
+        let shown = format!("{s:?} {s:#?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("Secret([redacted])"), "{shown}");
+        assert_eq!(Secret::new("same"), Secret::new("same"));
+        assert_ne!(Secret::new("same"), Secret::new("other"));
+        // The restart check sees a changed secret through serialisation.
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["whatsapp"]["access_token"], "graph-hunter2");
+        let back: Secret = serde_json::from_str("\"x-y\"").unwrap();
+        assert_eq!(back.expose(), "x-y");
+    }
+
+    #[test]
+    fn an_http_public_base_url_is_warned_about() {
+        let mut s = Settings::default();
+        assert!(s.warnings().is_empty());
+        s.server.public_base_url = Some("https://media.example.com".into());
+        assert!(s.warnings().is_empty());
+        s.server.public_base_url = Some("http://media.example.com".into());
+        let w = s.warnings();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].starts_with("server.public_base_url \"http://media.example.com\" is http://: Meta fetches media over HTTPS"), "{}", w[0]);
     }
 
     #[test]

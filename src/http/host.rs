@@ -74,7 +74,7 @@ impl AllowedHosts {
                 Ok(None) => any = true,
                 Ok(Some((name, port))) => names.push((name.into(), port)),
                 // Settings::validate refuses these before the server starts.
-                Err(e) => tracing::warn!(entry, error = %e, "ignoring admin.allowed_hosts entry"),
+                Err(e) => tracing::warn!(%entry, error = %e, "ignoring admin.allowed_hosts entry"),
             }
         }
         Self {

@@ -16,12 +16,14 @@
 //!   media may come from that one origin too, and from nowhere else.
 //! - **`no-cache` with a strong ETag** (the SHA-256 of the bytes, computed once): a browser
 //!   revalidates on every load, so a new release shows at once, and otherwise costs a 304.
+//! - **`/` leads here** (303 to `/admin`): whoever types the admin listener's address into a
+//!   browser lands on the page rather than on a JSON 404.
 
 use std::sync::LazyLock;
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get};
 use sha2::{Digest, Sha256};
 
@@ -66,8 +68,9 @@ static SCRIPT: LazyLock<StaticFile> =
 static STYLE: LazyLock<StaticFile> =
     LazyLock::new(|| StaticFile::new(APP_CSS, "text/css; charset=utf-8"));
 
-/// `GET`/`HEAD` of the page and its two assets. `public_base` is where the previews come from
-/// (see [`content_security_policy`]). Other methods get the router's JSON 405.
+/// `GET`/`HEAD` of the page and its two assets, and `/` redirecting to the page. `public_base`
+/// is where the previews come from (see [`content_security_policy`]). Other methods get the
+/// router's JSON 405.
 pub fn routes(public_base: &str) -> Router<AppState> {
     let csp = HeaderValue::from_str(&content_security_policy(public_base))
         .expect("the policy is built from checked characters only");
@@ -79,6 +82,7 @@ pub fn routes(public_base: &str) -> Router<AppState> {
         })
     };
     Router::new()
+        .route("/", get(|| async { Redirect::to("/admin") }))
         .route("/admin", serve(&INDEX))
         .route("/admin/", serve(&INDEX))
         .route("/admin/app.js", serve(&SCRIPT))

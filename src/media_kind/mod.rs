@@ -242,6 +242,13 @@ pub fn canonical_extension(content_type: &str) -> Option<&'static str> {
         .map(|m| m.extension())
 }
 
+/// The type a file name's extension suggests, when it is one WhatsApp accepts: what a browser,
+/// the admin page and `curl -F` declare for the file, and so what the CLI checks the bytes
+/// against to give the same answer.
+pub fn type_for_name(filename: &str) -> Option<&'static str> {
+    types::ext_hint(Some(filename)).map(|m| m.as_str())
+}
+
 /// Size limit implied by a declared `Content-Type` header before any byte is
 /// read (to answer 413 early when `Content-Length` is known).
 ///

@@ -154,5 +154,5 @@ async fn drain(mut body: Incoming, mut budget: u64) {
             }
         }
     };
-    tracing::debug!(outcome, "unread request body discarded");
+    tracing::debug!(%outcome, "unread request body discarded");
 }

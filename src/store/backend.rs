@@ -110,6 +110,31 @@ impl Store {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => tracing::warn!(%key, error = %e, "could not delete a temporary object"),
         }
+        if let Some(root) = self.inner.backend.local_root() {
+            remove_empty_parents(root, key).await;
+        }
+    }
+}
+
+/// On local disk, the directories a deleted object leaves empty, from its own up to (not
+/// including) the top-level one (`assets`, `blobs`, `tmp`): object_store deletes files only,
+/// and an emptied folder would otherwise stay on disk for good. `remove_dir` removes only an
+/// empty directory, so one that a concurrent write has just put a file in stays; a write that
+/// finds its directory gone creates it again (object_store creates parents on write).
+pub(super) async fn remove_empty_parents(root: &std::path::Path, key: &Key) {
+    let parts: Vec<_> = key.parts().collect();
+    // The object itself is the last part, the top-level directory the first.
+    for depth in (2..parts.len()).rev() {
+        let mut dir = root.to_path_buf();
+        for part in &parts[..depth] {
+            dir.push(part.as_ref());
+        }
+        match tokio::fs::remove_dir(&dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Not empty: nothing above it is empty either.
+            Err(_) => break,
+        }
     }
 }
 
@@ -228,7 +253,7 @@ pub(super) fn open_local(
     {
         tracing::warn!(
             root = %root.display(),
-            mode = format!(
+            mode = %format!(
                 "{:04o}",
                 std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777
             ),
@@ -239,4 +264,33 @@ pub(super) fn open_local(
     let objects: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(root)?);
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned());
     Ok((objects, Backend::Local { root }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::PutPayload;
+
+    #[tokio::test]
+    async fn a_deletion_removes_the_directories_it_empties_and_no_others() {
+        let root = tempfile::tempdir().unwrap();
+        let (objects, _) = open_local(root.path()).unwrap();
+        for key in ["assets/a/b/c/x.json", "assets/a/keep.json"] {
+            objects
+                .put(&Key::from(key), PutPayload::from_static(b"{}"))
+                .await
+                .unwrap();
+        }
+        let key = Key::from("assets/a/b/c/x.json");
+        objects.delete(&key).await.unwrap();
+        remove_empty_parents(root.path(), &key).await;
+        assert!(!root.path().join("assets/a/b").exists(), "emptied: gone");
+        assert!(root.path().join("assets/a/keep.json").is_file());
+        // The last file of `a` goes: so does `a`, but never the top-level `assets`.
+        let key = Key::from("assets/a/keep.json");
+        objects.delete(&key).await.unwrap();
+        remove_empty_parents(root.path(), &key).await;
+        assert!(!root.path().join("assets/a").exists());
+        assert!(root.path().join("assets").is_dir());
+    }
 }

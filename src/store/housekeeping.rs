@@ -292,6 +292,45 @@ mod tests {
         }
     }
 
+    /// On local disk, a folder whose assets were all deleted is not listed, and once its
+    /// tombstones are collected its directory is gone too (object_store deletes files only).
+    #[tokio::test]
+    async fn emptied_folders_are_not_listed_and_their_directories_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = crate::config::StorageSettings {
+            path: dir.path().to_owned(),
+            ..Default::default()
+        };
+        let store = Store::open(
+            &settings,
+            crate::policy::CachePolicy::NoCache,
+            BTreeMap::new(),
+        )
+        .unwrap();
+        put(&store, "promo/keep.txt", "kept").await;
+        put(&store, "promo/2026/a.txt", "deleted").await;
+        put(&store, "gone/b.txt", "deleted").await;
+        let folders = |store: Store, folder: &'static str| async move {
+            store.list_folder(folder, None, 100).await.unwrap().folders
+        };
+        assert_eq!(folders(store.clone(), "").await, ["gone", "promo"]);
+        assert_eq!(folders(store.clone(), "promo").await, ["promo/2026"]);
+        store.delete(&path("promo/2026/a.txt")).await.unwrap();
+        store.delete(&path("gone/b.txt")).await.unwrap();
+        // Only tombstones below: not a folder (the records are still there, for a while).
+        assert_eq!(folders(store.clone(), "").await, ["promo"]);
+        assert!(folders(store.clone(), "promo").await.is_empty());
+        assert!(dir.path().join("assets/gone/b.txt.json").is_file());
+        // Collected: no empty directory stays behind; the live folder does.
+        old_tombstone(&store, "old/2025/c.txt", unix_now() - TOMBSTONE_TTL - 10).await;
+        assert!(dir.path().join("assets/old/2025").is_dir());
+        let report = store.collect_garbage(Duration::ZERO).await.unwrap();
+        assert_eq!(report.tombstones, 1);
+        assert!(!dir.path().join("assets/old").exists());
+        assert!(dir.path().join("assets/promo/keep.txt.json").is_file());
+        assert!(dir.path().join("assets").is_dir());
+    }
+
     #[tokio::test]
     async fn an_unreadable_record_keeps_every_blob_it_names() {
         let store = Store::memory(false);

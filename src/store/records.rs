@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::PutPayload;
+use object_store::path::Path as Key;
 use serde::Serialize;
 
 use super::backend::{Expect, Versioned, conflict_or, put_options, retry_conflicts};
@@ -41,9 +42,10 @@ pub struct UnreadableRecord {
 /// One folder level of [`Store::list_folder`].
 #[derive(Debug)]
 pub struct FolderPage {
-    /// Full paths of the folders directly inside, sorted. A folder whose assets were all
-    /// deleted may still be listed: on local disk its directory stays, and its tombstones
-    /// until a garbage collection (on a shared bucket, for good).
+    /// Full paths of the folders directly inside that hold at least one live asset (or a
+    /// record that cannot be read, which the folder's own listing names), sorted. A folder
+    /// whose assets were all deleted is not one: its tombstones stay until a garbage
+    /// collection (on a shared bucket, for good), and on local disk its directory until then.
     pub folders: Vec<String>,
     /// The assets directly inside.
     pub page: Page,
@@ -195,11 +197,15 @@ impl Store {
             .objects
             .list_with_delimiter(Some(&list_prefix))
             .await?;
-        let mut folders: Vec<String> = level
-            .common_prefixes
-            .iter()
-            .filter_map(|key| decode_key(key.as_ref().strip_prefix("assets/")?))
-            .collect();
+        let mut folders = Vec::with_capacity(level.common_prefixes.len());
+        for key in &level.common_prefixes {
+            let Some(folder) = key.as_ref().strip_prefix("assets/").and_then(decode_key) else {
+                continue;
+            };
+            if self.has_live_record_below(key).await? {
+                folders.push(folder);
+            }
+        }
         folders.sort_unstable();
         let paths = level
             .objects
@@ -219,6 +225,27 @@ impl Store {
     pub async fn has_records_below(&self, folder: &str) -> Result<bool, StoreError> {
         let mut below = self.inner.objects.list(Some(&folder_key(folder)));
         Ok(below.try_next().await?.is_some())
+    }
+
+    /// Whether any record under the folder key `folder` is live (or unreadable: the folder's
+    /// listing names it, so the folder must be reachable). Stops at the first such record,
+    /// which is usually the first: only a folder of tombstones is read through.
+    async fn has_live_record_below(&self, folder: &Key) -> Result<bool, StoreError> {
+        let mut below = self.inner.objects.list(Some(folder));
+        while let Some(meta) = below.try_next().await? {
+            let Some(path) = key_to_asset_path(&meta.location) else {
+                continue;
+            };
+            let Ok(path) = AssetPath::parse(&path) else {
+                continue;
+            };
+            match self.record(&path).await {
+                Ok(Some(_)) | Err(StoreError::Corrupt { .. }) => return Ok(true),
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
     }
 
     /// The first `limit` of `paths` in order, with their records read (deleted ones left out).

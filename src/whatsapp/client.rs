@@ -38,9 +38,9 @@ macro_rules! retrying {
                                 m.whatsapp_retry($what);
                             }
                             tracing::warn!(
-                                what = $what,
+                                what = %$what,
                                 attempt = attempts,
-                                code = failure.code(),
+                                code = %failure.code(),
                                 wait_ms = wait.as_millis() as u64,
                                 error = %failure,
                                 "Graph API call failed; retrying"
@@ -311,7 +311,7 @@ impl GraphClient {
         }
         let deleted: Deleted = retrying!(self, "delete", self.http.delete(&url));
         if !deleted.success {
-            tracing::warn!(media_id, "Meta did not confirm the deletion of a media ID");
+            tracing::warn!(%media_id, "Meta did not confirm the deletion of a media ID");
         }
         Ok(())
     }
@@ -415,20 +415,20 @@ impl GraphClient {
 fn log_failure(what: &str, failure: &ClientError) {
     match failure {
         ClientError::Meta { error, status, .. } => tracing::error!(
-            what,
+            %what,
             status,
             code = error.code,
-            subcode = ?error.error_subcode,
-            details = ?error.details,
-            fbtrace_id = ?error.fbtrace_id,
-            is_transient = ?error.is_transient,
-            user_title = ?error.error_user_title,
-            user_msg = ?error.error_user_msg,
-            message = %error.message,
+            subcode = error.error_subcode,
+            details = error.details.as_deref().map(display),
+            fbtrace_id = error.fbtrace_id.as_deref().map(display),
+            is_transient = error.is_transient,
+            user_title = error.error_user_title.as_deref().map(display),
+            user_msg = error.error_user_msg.as_deref().map(display),
+            meta_message = %error.message,
             attempts = failure.attempts(),
             "Graph API call failed"
         ),
-        other => tracing::error!(what, error = %other, "Graph API call failed"),
+        other => tracing::error!(%what, error = %other, "Graph API call failed"),
     }
 }
 

@@ -124,6 +124,11 @@ impl WhatsApp {
         self.inner.phones.first().map(String::as_str)
     }
 
+    /// The configured phone number IDs, the default first; empty when none is configured.
+    pub fn phones(&self) -> &[String] {
+        &self.inner.phones
+    }
+
     /// The `ttl_minutes` uploads for `phone` carry, if any.
     pub fn ttl_minutes(&self, phone: &str) -> Option<u32> {
         self.inner.ttl_minutes.get(phone).copied()
@@ -154,16 +159,24 @@ impl WhatsApp {
         media.sha256 == sha256 && self.expires_at(phone, media) > self.inner.clock.now()
     }
 
-    fn client(&self) -> Result<&GraphClient, WaError> {
-        let client = self.inner.client.as_ref().ok_or(WaError::NotConfigured(
-            "set the WHATSAPP_ACCESS_TOKEN environment variable",
-        ))?;
-        if self.inner.phones.is_empty() {
-            return Err(WaError::NotConfigured(
-                "set whatsapp.phone_number_ids (MEDIA_ORIGIN__WHATSAPP__PHONE_NUMBER_IDS)",
-            ));
+    /// What is missing for uploads to work (what to set), or None when they can.
+    pub fn missing(&self) -> Option<&'static str> {
+        if self.inner.client.is_none() {
+            Some("set the WHATSAPP_ACCESS_TOKEN environment variable")
+        } else if self.inner.phones.is_empty() {
+            Some("set whatsapp.phone_number_ids (MEDIA_ORIGIN__WHATSAPP__PHONE_NUMBER_IDS)")
+        } else {
+            None
         }
-        Ok(client)
+    }
+
+    fn client(&self) -> Result<&GraphClient, WaError> {
+        match (self.missing(), self.inner.client.as_ref()) {
+            (None, Some(client)) => Ok(client),
+            (missing, _) => Err(WaError::NotConfigured(
+                missing.unwrap_or("set the WHATSAPP_ACCESS_TOKEN environment variable"),
+            )),
+        }
     }
 
     fn phone<'a>(&'a self, asked: Option<&'a str>) -> Result<&'a str, WaError> {

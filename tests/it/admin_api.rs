@@ -784,7 +784,62 @@ async fn ogg_opus_records_offer_the_voice_note_and_warn_over_512_kb() {
     assert!(members.contains_key("message_voice") && members.contains_key("warnings"));
 }
 
+/// A folder whose assets were all deleted is not a folder any more: not listed by its parent
+/// (on S3 only its tombstones are left under it, on local disk those and its directory), while
+/// a folder with one asset left, or a deeper one, still is. Uploading again brings it back.
+async fn emptied_folders_are_not_listed(backend: Backend) {
+    let s = TestServer::start_on(backend).await;
+    for p in [
+        "spring/a.jpg",
+        "spring/b.jpg",
+        "summer/kept.jpg",
+        "summer/gone.jpg",
+        "autumn/2026/deep.jpg",
+    ] {
+        s.upload(p, "image/jpeg", fixtures::jpeg(100, 1)).await;
+    }
+    let folders = |listing: Value| listing["folders"].clone();
+    assert_eq!(
+        folders(s.admin_json(Method::GET, "/assets?folder=").await),
+        json!(["autumn", "spring", "summer"])
+    );
+    for p in [
+        "spring/a.jpg",
+        "spring/b.jpg",
+        "summer/gone.jpg",
+        "autumn/2026/deep.jpg",
+    ] {
+        let r = s
+            .admin(Method::DELETE, &format!("/assets/{p}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{p}");
+    }
+    assert_eq!(
+        folders(s.admin_json(Method::GET, "/assets?folder=").await),
+        json!(["summer"])
+    );
+    let autumn = s.admin_json(Method::GET, "/assets?folder=autumn").await;
+    assert_eq!(autumn["folders"], json!([]));
+    assert_eq!(autumn["assets"], json!([]));
+    // The tombstones are still stored (they keep Last-Modified moving): only the listing
+    // leaves their folders out.
+    assert!(
+        s.files().iter().any(|f| f.starts_with("assets/spring/")),
+        "{:?}",
+        s.files()
+    );
+    s.upload("spring/again.jpg", "image/jpeg", fixtures::jpeg(100, 2))
+        .await;
+    assert_eq!(
+        folders(s.admin_json(Method::GET, "/assets?folder=").await),
+        json!(["spring", "summer"])
+    );
+}
+
 on_both_backends! {
+    emptied_folders_are_not_listed,
     the_longest_accepted_segment_is_stored_and_one_byte_more_is_400,
     policy_and_access_folders_follow_the_folder_rules,
     every_admin_route_needs_the_bearer_token,

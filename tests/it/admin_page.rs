@@ -3,7 +3,12 @@
 //! error shows beside its field), copy the link from the real clipboard, then fetch that link
 //! from the public listener and see the served headers change. Then a media ID from the fake
 //! Graph API, an asset override, and a delete behind its confirmation. Last, choosing another
-//! asset: the panel's actions wait until that asset's record is on screen.
+//! asset: the panel's actions wait until that asset's record is on screen. A second walk goes
+//! through a folder as a marketer would (thumbnails, filter and sort, media-ID states, bulk
+//! actions, the replace question, template headers, phone width), and a third shows what a
+//! server without WhatsApp settings and a token it no longer takes look like.
+//!
+//! Each main view is kept as a screenshot in `target/tmp/screenshots/` (the test prints where).
 //!
 //! Chromium and ChromeDriver come from Debian's packages; `scripts/install-chromium.sh`
 //! installs them when they are missing, so the test needs nothing installed by hand. The
@@ -13,7 +18,6 @@
 use crate::common;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::graph::GraphServer;
@@ -171,6 +175,25 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
         .expect("a Chromium session")
 }
 
+/// A server as in production: the admin listener apart from the public one, so the page's
+/// previews and Content-Security-Policy cross origins; with `graph`, its `[whatsapp]` settings
+/// point at the fake Graph API.
+async fn start_server(graph: Option<&GraphServer>) -> TestServer {
+    TestServer::start_with(Storage::new(common::Backend::Local).await, |c| {
+        c.server.admin_bind = media_origin::config::AdminBind::Addr("127.0.0.1:0".parse().unwrap());
+        if let Some(graph) = graph {
+            graph.configure(c);
+        }
+    })
+    .await
+}
+
+/// Lets the page write the clipboard and the test read it back.
+async fn allow_clipboard(c: &Client) {
+    c.issue_cmd(SetPermission("clipboard-read")).await.unwrap();
+    c.issue_cmd(SetPermission("clipboard-write")).await.unwrap();
+}
+
 /// Runs `script` (its last expression is returned) until it gives something truthy, or fails
 /// the test naming `what`.
 async fn until(c: &Client, what: &str, script: &str) -> Value {
@@ -240,15 +263,82 @@ async fn click(c: &Client, selector: &str) {
     }
 }
 
+/// Types `text` into the field at `selector` in place of what it holds, once the field can be
+/// typed into (it may still be hidden, e.g. while signing in finishes).
 async fn fill(c: &Client, selector: &str, text: &str) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let attempt = async {
+            let e = c.find(Locator::Css(selector)).await?;
+            e.clear().await?;
+            e.send_keys(text).await
+        };
+        match attempt.await {
+            Ok(()) => return,
+            Err(e) if Instant::now() > deadline => panic!("cannot type into {selector}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Chooses `value` in the `<select>` at `selector` (a policy picker, the sort), as a person
+/// would: the option is clicked, so the page sees its `change` event.
+async fn choose(c: &Client, selector: &str, value: &str) {
     let e = c
         .wait()
         .at_most(STEP)
         .for_element(Locator::Css(selector))
         .await
         .unwrap();
-    e.clear().await.unwrap();
-    e.send_keys(text).await.unwrap();
+    e.select_by_value(value).await.unwrap();
+}
+
+/// Drops a file named `name` holding `bytes` on the drop zone: the drop event a browser fires
+/// for a file dragged from the desktop, built in the page (WebDriver cannot drag from outside).
+async fn drop_file(c: &Client, name: &str, bytes: &[u8]) {
+    c.execute(
+        "const bytes = Uint8Array.from(arguments[0]); \
+         const dt = new DataTransfer(); \
+         dt.items.add(new File([bytes], arguments[1])); \
+         const zone = document.querySelector('#drop-zone'); \
+         zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true})); \
+         zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));",
+        vec![json!(bytes), json!(name)],
+    )
+    .await
+    .unwrap();
+}
+
+/// Keeps a picture of what the browser shows as `target/tmp/screenshots/<name>.png` (the
+/// README's admin-page section says where), and says where it went.
+async fn keep_screenshot(c: &Client, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.png"));
+    let png = c.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a screenshot is a PNG");
+    std::fs::write(&path, png).unwrap();
+    println!("screenshot of the admin page kept: {}", path.display());
+}
+
+/// Fails on script errors and CSP violations in the browser's console; failed loads whose
+/// status the test caused on purpose (`expected`, e.g. "status of 400") are let through.
+async fn assert_quiet_console(c: &Client, expected: &[&str]) {
+    let log = c.issue_cmd(BrowserLog).await.unwrap();
+    let severe: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .filter(|e| {
+            let m = e["message"].as_str().unwrap_or("");
+            !expected.iter().any(|expected| m.contains(expected))
+        })
+        .collect();
+    assert!(
+        severe.is_empty(),
+        "the browser console shows errors: {severe:#?}"
+    );
 }
 
 /// Clicks a copy button, waits for the page to say so, and returns what the clipboard holds.
@@ -262,6 +352,29 @@ async fn copy(c: &Client, button: &str) -> String {
     click(c, button).await;
     until_text(c, "#copy-status", "Copied").await;
     clipboard(c).await
+}
+
+/// Clicks a copy button and parses what lands on the clipboard as JSON.
+async fn copy_json(c: &Client, button: &str) -> Value {
+    let copied = copy(c, button).await;
+    serde_json::from_str(&copied)
+        .unwrap_or_else(|e| panic!("{button} copied no JSON ({e}): {copied}"))
+}
+
+/// Waits until the dialog with `id` is open.
+async fn until_open(c: &Client, id: &str) {
+    let script = format!("return document.getElementById({}).open", json!(id));
+    until(c, &format!("the dialog #{id} to open"), &script).await;
+}
+
+/// Waits until the element with `id` is enabled (`true`) or disabled (`false`).
+async fn until_enabled(c: &Client, id: &str, enabled: bool) {
+    let script = format!(
+        "const e = document.getElementById({}); return !!e && e.disabled === {}",
+        json!(id),
+        !enabled
+    );
+    until(c, &format!("#{id} enabled: {enabled}"), &script).await;
 }
 
 /// What the system clipboard holds, read as a page would (needs `clipboard-read`).
@@ -290,12 +403,7 @@ async fn shown_header(c: &Client, name: &str) -> String {
 async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_change() {
     install_chromium();
     let graph = GraphServer::start_default().await;
-    let storage = Storage::new(common::Backend::Local).await;
-    let s = TestServer::start_with(Arc::clone(&storage), |c| {
-        c.server.admin_bind = media_origin::config::AdminBind::Addr("127.0.0.1:0".parse().unwrap());
-        graph.configure(c);
-    })
-    .await;
+    let s = start_server(Some(&graph)).await;
     assert_ne!(s.addr, s.admin_addr, "the page runs on the admin listener");
     let files = tempfile::tempdir().unwrap();
     let banner = files.path().join("banner.png");
@@ -318,11 +426,17 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
     let admin = format!("http://{}", s.admin_addr);
     c.goto(&format!("{admin}/admin")).await.unwrap();
 
-    // A wrong token is refused, with the API's reason beside the field.
+    // A wrong token is refused, in a sentence that says what to do.
+    keep_screenshot(&c, "sign-in").await;
     fill(&c, "#token", "not-the-token").await;
     click(&c, "#sign-in").await;
     let refusal = nonempty_text(&c, "#sign-in-error").await;
-    assert!(refusal.contains("Bearer"), "{refusal}");
+    assert_eq!(
+        refusal,
+        "That is not the admin token this server expects. Paste it again exactly as you were \
+         given it (nothing missing, no spaces around it), or ask whoever runs the server for \
+         the current one."
+    );
     fill(&c, "#token", TOKEN).await;
     click(&c, "#sign-in").await;
     until(
@@ -392,17 +506,7 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
 
     // A file dropped on the drop zone goes the same way (the drop event a browser fires for a
     // file dragged from the desktop, built in the page: WebDriver cannot drag from outside).
-    c.execute(
-        "const bytes = Uint8Array.from(arguments[0]); \
-         const dt = new DataTransfer(); \
-         dt.items.add(new File([bytes], 'dropped.png', {type: 'image/png'})); \
-         const zone = document.querySelector('#drop-zone'); \
-         zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true})); \
-         zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));",
-        vec![json!(PNG_1X1)],
-    )
-    .await
-    .unwrap();
+    drop_file(&c, "dropped.png", PNG_1X1).await;
     until_text(
         &c,
         "[data-testid=upload][data-name=\"dropped.png\"] [data-testid=upload-status]",
@@ -453,17 +557,23 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
     .await;
 
     // A policy the API refuses: its reason appears beside the field, and nothing changes.
+    choose(&c, "#folder-policy-choice", "custom").await;
     fill(&c, "#folder-policy", "max-age=forever").await;
+    until_text(&c, "#folder-policy-raw", "max-age=forever").await;
     click(&c, "#folder-policy-save").await;
     let why = nonempty_text(&c, "#folder-policy-error").await;
     assert!(why.contains("max-age"), "{why}");
     let policies: Value = s.admin_json(reqwest::Method::GET, "/policies").await;
     assert!(!policies.to_string().contains("promo"), "{policies}");
 
-    // A good one: the folder's rule, the asset's policy and its served headers all follow.
-    fill(&c, "#folder-policy", "no-cache").await;
+    // A good one, in plain words: the folder's rule, the asset's policy and its served headers
+    // all follow.
+    choose(&c, "#folder-policy-choice", "no-cache").await;
+    until_text(&c, "#folder-policy-raw", "no-cache").await;
     click(&c, "#folder-policy-save").await;
     until_text(&c, "#folder-policy-current", "no-cache").await;
+    until_text(&c, "#folder-policy-words", "always re-check when changed").await;
+    until_text(&c, "#detail-policy-words", "always re-check when changed").await;
     until_text(&c, "#folder-policy-error", "").await;
     until_text(&c, "#detail-policy", "no-cache").await;
     let source = nonempty_text(&c, "#detail-policy-source").await;
@@ -475,15 +585,9 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
     )
     .await;
 
-    // `ADMIN_PAGE_SCREENSHOT=page.png cargo test --test it admin_page::` keeps a picture of the page.
-    if let Some(path) = std::env::var_os("ADMIN_PAGE_SCREENSHOT") {
-        std::fs::write(path, c.screenshot().await.unwrap()).unwrap();
-    }
-
     // Copy the link: what lands on the clipboard is the record's link, and fetching it from
     // the public listener shows the new policy.
-    c.issue_cmd(SetPermission("clipboard-read")).await.unwrap();
-    c.issue_cmd(SetPermission("clipboard-write")).await.unwrap();
+    allow_clipboard(&c).await;
     let copied = copy(&c, "#copy-link").await;
     let record: Value = s
         .admin_json(reqwest::Method::GET, "/assets/promo/banner.png")
@@ -519,8 +623,7 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
     .await;
 
     // The `link` JSON, ready to paste into a message.
-    let copied = copy(&c, "#copy-link-json").await;
-    let pasted: Value = serde_json::from_str(&copied).expect("the copied link JSON parses");
+    let pasted = copy_json(&c, "#copy-link-json").await;
     assert_eq!(pasted, record["message"]);
 
     // A media ID from the (fake) Cloud API.
@@ -561,15 +664,36 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
         "the page shows the ID the record now holds"
     );
     // And the `id` message JSON for it.
-    let copied = copy(&c, "#copy-id-json").await;
-    let pasted: Value = serde_json::from_str(&copied).expect("the id JSON parses");
+    let pasted = copy_json(&c, "#copy-id-json").await;
     assert_eq!(pasted, record["message_by_id"]);
 
     // An override on the asset wins over the folder, and removing it gives the folder back.
-    fill(&c, "#override-policy", "max-age=60").await;
+    choose(&c, "#override-policy-choice", "max-age=3600").await;
+    click(&c, "#override-save").await;
+    until_text(&c, "#detail-policy", "max-age=3600").await;
+    until_text(&c, "#override-words", "re-use for 1 hour").await;
+    // "custom…" starts from the current directive, all selected: what is typed replaces it.
+    choose(&c, "#override-policy-choice", "custom").await;
+    let custom = until(
+        &c,
+        "the custom field, focused, its text selected",
+        "const f = document.getElementById('override-policy'); \
+         return document.activeElement === f && f.selectionStart === 0 \
+           && f.selectionEnd === f.value.length ? f.value : null",
+    )
+    .await;
+    assert_eq!(custom, json!("max-age=3600"));
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys("max-age=60")
+        .await
+        .unwrap();
+    until_text(&c, "#override-policy-raw", "max-age=60").await;
     click(&c, "#override-save").await;
     until_text(&c, "#detail-policy", "max-age=60").await;
     until_text(&c, "#detail-policy-source", "asset").await;
+    until_text(&c, "#override-words", "re-use for 1 minute").await;
     assert_eq!(
         s.get(&s.media("promo/banner.png")).await.headers()["cache-control"],
         "max-age=60"
@@ -579,12 +703,7 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
 
     // Delete asks first; Cancel keeps the asset, Delete removes it.
     click(&c, "#delete-asset").await;
-    until(
-        &c,
-        "the delete confirmation",
-        "return document.querySelector('#confirm-delete').open",
-    )
-    .await;
+    until_open(&c, "confirm-delete").await;
     click(&c, "#confirm-delete-no").await;
     assert_eq!(
         s.get(&s.media("promo/banner.png")).await.status(),
@@ -689,23 +808,7 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
 
     // Nothing went wrong in the page itself: no script errors, no CSP violations. (The
     // deliberate 400, 401 and 415 above are logged by Chromium as failed loads; only those.)
-    let log = c.issue_cmd(BrowserLog).await.unwrap();
-    let severe: Vec<&Value> = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["level"] == "SEVERE")
-        .filter(|e| {
-            let m = e["message"].as_str().unwrap_or("");
-            !["status of 400", "status of 401", "status of 415"]
-                .iter()
-                .any(|expected| m.contains(expected))
-        })
-        .collect();
-    assert!(
-        severe.is_empty(),
-        "the browser console shows errors: {severe:#?}"
-    );
+    assert_quiet_console(&c, &["status of 400", "status of 401", "status of 415"]).await;
     c.close().await.unwrap();
 }
 
@@ -714,10 +817,7 @@ async fn sign_in_upload_set_a_folder_policy_copy_the_link_and_see_the_headers_ch
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_voice_note_offers_its_json_and_shows_its_warning() {
     install_chromium();
-    let s = TestServer::start_with(Storage::new(common::Backend::Local).await, |c| {
-        c.server.admin_bind = media_origin::config::AdminBind::Addr("127.0.0.1:0".parse().unwrap());
-    })
-    .await;
+    let s = start_server(None).await;
     let voice = s
         .upload(
             "voice/long.ogg",
@@ -736,8 +836,7 @@ async fn a_voice_note_offers_its_json_and_shows_its_warning() {
     c.goto(&format!("http://{}/admin", s.admin_addr))
         .await
         .unwrap();
-    c.issue_cmd(SetPermission("clipboard-read")).await.unwrap();
-    c.issue_cmd(SetPermission("clipboard-write")).await.unwrap();
+    allow_clipboard(&c).await;
     fill(&c, "#token", TOKEN).await;
     click(&c, "#sign-in").await;
     fill(&c, "#go-folder", "voice").await;
@@ -753,8 +852,51 @@ async fn a_voice_note_offers_its_json_and_shows_its_warning() {
     )
     .await;
     until_text(&c, "#detail-warnings li", &warning).await;
-    let copied = copy(&c, "#copy-voice-json").await;
-    let pasted: Value = serde_json::from_str(&copied).expect("the voice-note JSON parses");
+    // This server has no WhatsApp settings: "Get media ID" is disabled, and says why, before
+    // anyone clicks; so is the listing's bulk "Get media IDs".
+    let reason = nonempty_text(&c, "#media-id-unavailable").await;
+    assert_eq!(
+        reason,
+        "Media IDs are not available: this server is not connected to WhatsApp yet (WhatsApp \
+         uploads are not configured: set the WHATSAPP_ACCESS_TOKEN environment variable). Ask \
+         whoever runs it to set that up; the link works without a media ID."
+    );
+    let disabled = c
+        .execute(
+            "return ['media-id-get', 'media-id-refresh'].map(id => { \
+               const b = document.getElementById(id); return [b.disabled, b.title]; })",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(disabled, json!([[true, reason], [true, reason]]));
+    click(&c, "[data-testid=pick][data-path=\"voice/long.ogg\"]").await;
+    until_text(&c, "#bulk-count", "1 asset selected").await;
+    until_text(&c, "#bulk-media-note", &reason).await;
+    let bulk = c
+        .execute(
+            "const b = document.getElementById('bulk-media'); return [b.disabled, b.title]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(bulk, json!([true, reason]));
+    // An audio file is no template header: its button says why it is off.
+    let header = c
+        .execute(
+            "const b = document.getElementById('copy-template-header'); return [b.disabled, b.title]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        header,
+        json!([
+            true,
+            "A template header is an image, a video or a document, not audio"
+        ])
+    );
+    let pasted = copy_json(&c, "#copy-voice-json").await;
     assert_eq!(pasted, voice["message_voice"]);
     assert_eq!(
         pasted,
@@ -771,5 +913,459 @@ async fn a_voice_note_offers_its_json_and_shows_its_warning() {
          && w.offsetParent === null && w.children.length === 0",
     )
     .await;
+
+    // The server stops taking the token (changed, or a restart with a new one): the next call
+    // gets the API's 401, and the page says what happened in words, back at sign-in. (The
+    // 401 is the server's own, for a token it does not take, sent in place of the page's.)
+    c.execute(
+        "const wrong = 'Bearer no-longer-the-token'; window.pageFetch = window.fetch; \
+         window.fetch = (url, init) => window.pageFetch(url, \
+           {...init, headers: {...init.headers, Authorization: wrong}});",
+        vec![],
+    )
+    .await
+    .unwrap();
+    click(&c, "#fetch-log-reload").await;
+    until_text(
+        &c,
+        "#sign-in-error",
+        "You were signed out: the server no longer accepts the token this page was using (it \
+         was changed, or the server started again with a new one). Sign in with the current \
+         admin token.",
+    )
+    .await;
+    c.close().await.unwrap();
+}
+
+/// The sort order the listing shows, as asset paths.
+async fn listed(c: &Client) -> Vec<String> {
+    let rows = c
+        .execute(
+            "return [...document.querySelectorAll('[data-testid=asset-row]')] \
+               .filter(r => r.offsetParent !== null).map(r => r.dataset.path)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(rows).unwrap()
+}
+
+/// What a marketer does in a folder: sees thumbnails, plain-words policies and media-ID states,
+/// filters and sorts, ticks several assets to get their media IDs, set their policy or delete
+/// them; is asked before a dropped file replaces one; copies a template header; and finds the
+/// page usable at phone width. A folder emptied elsewhere is not listed. One screenshot of each
+/// main view is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marketer_works_through_a_folder() {
+    install_chromium();
+    let graph = GraphServer::start_default().await;
+    let s = start_server(Some(&graph)).await;
+    let long = "spring/a-very-long-campaign-banner-name-without-any-spaces-for-the-2026-spring-sale-final-v3.png";
+    let clip_bytes = fixtures::mp4(300_000, 7);
+    s.upload("spring/banner.png", "image/png", PNG_1X1.to_vec())
+        .await;
+    s.upload(long, "image/png", PNG_1X1.to_vec()).await;
+    s.upload("spring/clip.mp4", "video/mp4", clip_bytes.clone())
+        .await;
+    s.upload(
+        "spring/terms.pdf",
+        "application/pdf",
+        fixtures::pdf(20_000, 3),
+    )
+    .await;
+    s.upload("summer/old.png", "image/png", PNG_1X1.to_vec())
+        .await;
+
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+    c.goto(&format!("http://{}/", s.admin_addr)).await.unwrap();
+    // The admin listener's root leads to the page.
+    until(
+        &c,
+        "the page at /admin",
+        "return location.pathname === '/admin' && !!document.getElementById('token')",
+    )
+    .await;
+    allow_clipboard(&c).await;
+    fill(&c, "#token", TOKEN).await;
+    click(&c, "#sign-in").await;
+    until_text(&c, "#current-folder", "/").await;
+
+    // Before an asset is chosen, the right side says what to do.
+    until(
+        &c,
+        "the empty state beside the listing",
+        "const e = document.getElementById('detail-empty'); \
+         return e.offsetParent !== null && document.getElementById('asset-detail').hidden",
+    )
+    .await;
+    let empty = nonempty_text(&c, "#detail-empty").await;
+    assert!(empty.contains("Choose an asset"), "{empty}");
+    // A folder emptied by a delete elsewhere is not listed once the page reads the folder again.
+    until(
+        &c,
+        "both folders",
+        "return document.querySelectorAll('[data-testid=folder]').length === 2",
+    )
+    .await;
+    let r = s
+        .admin(reqwest::Method::DELETE, "/assets/summer/old.png")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    fill(&c, "#go-folder", "/").await;
+    click(&c, "#go-folder-btn").await;
+    until(
+        &c,
+        "spring alone to be listed",
+        "const f = [...document.querySelectorAll('[data-testid=folder]')].map(b => b.dataset.folder); \
+         return f.length === 1 && f[0] === 'spring'",
+    )
+    .await;
+    keep_screenshot(&c, "empty-state").await;
+
+    // The listing: a thumbnail per image, policies in words, media-ID state.
+    click(&c, "[data-testid=folder][data-folder=\"spring\"]").await;
+    until_text(&c, "#current-folder", "spring").await;
+    until(
+        &c,
+        "the image thumbnails to load",
+        "const t = [...document.querySelectorAll('[data-testid=thumb]')]; \
+         return t.length === 2 && t.every(i => i.complete && i.naturalWidth === 1)",
+    )
+    .await;
+    let banner_row = "[data-testid=asset-row][data-path=\"spring/banner.png\"]";
+    until_text(
+        &c,
+        &format!("{banner_row} [data-testid=row-policy] .policy-words"),
+        "re-use for 1 day",
+    )
+    .await;
+    until_text(
+        &c,
+        &format!("{banner_row} [data-testid=row-policy] code"),
+        "max-age=86400",
+    )
+    .await;
+    until_text(
+        &c,
+        &format!("{banner_row} [data-testid=media-state]"),
+        "none",
+    )
+    .await;
+
+    // Filter and sort.
+    assert_eq!(
+        listed(&c).await,
+        [
+            long,
+            "spring/banner.png",
+            "spring/clip.mp4",
+            "spring/terms.pdf"
+        ]
+    );
+    fill(&c, "#list-filter", "BAN").await;
+    until(
+        &c,
+        "the filter to leave two rows",
+        "return [...document.querySelectorAll('[data-testid=asset-row]')].length === 2",
+    )
+    .await;
+    assert_eq!(listed(&c).await, [long, "spring/banner.png"]);
+    fill(&c, "#list-filter", "zzz").await;
+    until_text(&c, "#list-no-match", "No asset name here contains \"zzz\".").await;
+    fill(&c, "#list-filter", "").await;
+    c.execute(
+        "document.getElementById('list-filter').dispatchEvent(new Event('input'))",
+        vec![],
+    )
+    .await
+    .unwrap();
+    choose(&c, "#list-sort", "size-desc").await;
+    let by_size = listed(&c).await;
+    assert_eq!(by_size[..2], ["spring/clip.mp4", "spring/terms.pdf"]);
+    choose(&c, "#list-sort", "name-desc").await;
+    assert_eq!(
+        listed(&c).await,
+        [
+            "spring/terms.pdf",
+            "spring/clip.mp4",
+            "spring/banner.png",
+            long
+        ]
+    );
+    choose(&c, "#list-sort", "name").await;
+
+    // Tick two: media IDs for both at once, then a policy for both.
+    click(&c, "[data-testid=pick][data-path=\"spring/banner.png\"]").await;
+    click(&c, "[data-testid=pick][data-path=\"spring/clip.mp4\"]").await;
+    until_text(&c, "#bulk-count", "2 assets selected").await;
+    // A ticked asset the filter hides is still ticked, and the count says so.
+    fill(&c, "#list-filter", "clip").await;
+    until_text(
+        &c,
+        "#bulk-count",
+        "2 assets selected (1 hidden by the filter)",
+    )
+    .await;
+    fill(&c, "#list-filter", "").await;
+    c.execute(
+        "document.getElementById('list-filter').dispatchEvent(new Event('input'))",
+        vec![],
+    )
+    .await
+    .unwrap();
+    until_text(&c, "#bulk-count", "2 assets selected").await;
+    click(&c, "#bulk-media").await;
+    until_text(&c, "#bulk-status", "Media IDs: 2 of 2 done.").await;
+    assert_eq!(graph.uploads().len(), 2);
+    for path in ["spring/banner.png", "spring/clip.mp4"] {
+        let state = nonempty_text(
+            &c,
+            &format!("[data-testid=asset-row][data-path=\"{path}\"] [data-testid=media-state][data-state=valid]"),
+        )
+        .await;
+        assert!(state.starts_with("valid until "), "{path}: {state}");
+    }
+    until_text(
+        &c,
+        "[data-testid=asset-row][data-path=\"spring/terms.pdf\"] [data-testid=media-state]",
+        "none",
+    )
+    .await;
+    choose(&c, "#bulk-policy-choice", "no-store").await;
+    until_text(&c, "#bulk-policy-raw", "no-store").await;
+    click(&c, "#bulk-policy-save").await;
+    until_text(
+        &c,
+        "#bulk-status",
+        "Cache policy never cache (no-store): 2 of 2 done.",
+    )
+    .await;
+    until_text(
+        &c,
+        &format!("{banner_row} [data-testid=row-policy] .policy-words"),
+        "never cache",
+    )
+    .await;
+    for path in ["spring/banner.png", "spring/clip.mp4"] {
+        let r = s.get(&s.media(path)).await;
+        assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
+    }
+    assert_eq!(
+        s.get(&s.media("spring/terms.pdf")).await.headers()["cache-control"],
+        "max-age=86400"
+    );
+    keep_screenshot(&c, "listing").await;
+
+    // Dropping a file whose name is taken asks first and says what replacing does; keeping
+    // uploads nothing.
+    let new_bytes = fixtures::png(600, 5);
+    drop_file(&c, "banner.png", &new_bytes).await;
+    until_open(&c, "confirm-replace").await;
+    until_text(
+        &c,
+        "#confirm-replace-title",
+        "spring already has a file named banner.png. Replace it?",
+    )
+    .await;
+    let said = nonempty_text(&c, "#confirm-replace").await;
+    let said = said.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        said.contains("links already sent serve the new file")
+            && said.contains("makes Meta fetch the new file at once"),
+        "{said}"
+    );
+    click(&c, "#confirm-replace-no").await;
+    until_text(
+        &c,
+        "[data-testid=upload][data-state=kept] [data-testid=upload-status]",
+        "not uploaded: the existing file was kept",
+    )
+    .await;
+    let r = s.get(&s.media("spring/banner.png")).await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), PNG_1X1);
+    drop_file(&c, "banner.png", &new_bytes).await;
+    until_open(&c, "confirm-replace").await;
+    click(&c, "#confirm-replace-yes").await;
+    until_text(
+        &c,
+        "[data-testid=upload][data-state=done] [data-testid=upload-status]",
+        "done",
+    )
+    .await;
+    let r = s.get(&s.media("spring/banner.png")).await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), new_bytes.as_slice());
+    // A new name goes at once, without a question.
+    drop_file(&c, "fresh.png", PNG_1X1).await;
+    until_text(
+        &c,
+        "[data-testid=upload][data-name=\"fresh.png\"] [data-testid=upload-status]",
+        "done",
+    )
+    .await;
+    assert_eq!(
+        c.execute(
+            "return document.getElementById('confirm-replace').open",
+            vec![]
+        )
+        .await
+        .unwrap(),
+        json!(false)
+    );
+
+    // (The replacing upload's row took the place of the kept one: one row per path.)
+    // Upload results belong to their folder: elsewhere they are not shown, only counted.
+    click(&c, "[data-testid=crumb][data-folder=\"\"]").await;
+    until_text(&c, "#current-folder", "/").await;
+    until(
+        &c,
+        "spring's upload rows to be hidden at the root",
+        "return [...document.querySelectorAll('[data-testid=upload]')].every(r => r.offsetParent === null)",
+    )
+    .await;
+    until_text(
+        &c,
+        "#uploads-elsewhere",
+        "2 uploads made in other folders are listed there.",
+    )
+    .await;
+    click(&c, "[data-testid=folder][data-folder=\"spring\"]").await;
+    until(
+        &c,
+        "spring's upload rows back",
+        "const rows = [...document.querySelectorAll('[data-testid=upload]')]; \
+         return rows.length === 2 && rows.every(r => r.offsetParent !== null)",
+    )
+    .await;
+
+    // Copy as template header, by link and by ID: the record's own entries.
+    click(&c, banner_row).await;
+    until_text(&c, "#detail-path", "spring/banner.png").await;
+    until_enabled(&c, "copy-template-header", true).await;
+    let record: Value = s
+        .admin_json(reqwest::Method::GET, "/assets/spring/banner.png")
+        .await;
+    let pasted = copy_json(&c, "#copy-template-header").await;
+    assert_eq!(
+        pasted,
+        json!({"type": "header", "parameters": [{"type": "image", "image": {"link": record["link"]}}]})
+    );
+    assert_eq!(pasted, record["template_header"]);
+    // New bytes dropped the media ID: the id form waits for a new one.
+    until_enabled(&c, "copy-template-header-id", false).await;
+    until_text(
+        &c,
+        &format!("{banner_row} [data-testid=media-state]"),
+        "none",
+    )
+    .await;
+    click(&c, "#media-id-get").await;
+    until_enabled(&c, "copy-template-header-id", true).await;
+    let record: Value = s
+        .admin_json(reqwest::Method::GET, "/assets/spring/banner.png")
+        .await;
+    let pasted = copy_json(&c, "#copy-template-header-id").await;
+    assert_eq!(
+        pasted,
+        json!({"type": "header", "parameters": [{"type": "image", "image": {"id": record["message_by_id"]["image"]["id"]}}]})
+    );
+    assert_eq!(pasted, record["template_header_by_id"]);
+    keep_screenshot(&c, "asset").await;
+
+    // Expired: past Meta's 30 days the listing says so.
+    s.clock.advance(31 * 86_400);
+    fill(&c, "#go-folder", "spring").await;
+    click(&c, "#go-folder-btn").await;
+    until_text(
+        &c,
+        "[data-testid=asset-row][data-path=\"spring/clip.mp4\"] [data-testid=media-state]",
+        "expired",
+    )
+    .await;
+
+    // Tick two and delete them behind one confirmation that names them.
+    // (Going to another folder and back cleared the ticks: the bar is gone.)
+    until(
+        &c,
+        "no ticks left",
+        "return document.getElementById('bulk-bar').hidden",
+    )
+    .await;
+    click(&c, "[data-testid=pick][data-path=\"spring/clip.mp4\"]").await;
+    click(&c, "[data-testid=pick][data-path=\"spring/terms.pdf\"]").await;
+    until_text(&c, "#bulk-count", "2 assets selected").await;
+    click(&c, "#bulk-delete").await;
+    until_text(&c, "#confirm-delete-text", "Delete these 2 assets?").await;
+    let named = c
+        .execute(
+            "return [...document.querySelectorAll('#confirm-delete-list li')].map(l => l.textContent)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(named, json!(["spring/clip.mp4", "spring/terms.pdf"]));
+    click(&c, "#confirm-delete-yes").await;
+    until_text(&c, "#bulk-status", "Deleted: 2 of 2 done.").await;
+    until(
+        &c,
+        "the deleted rows to go",
+        "return !document.querySelector('[data-testid=asset-row][data-path=\"spring/clip.mp4\"]') \
+         && !document.querySelector('[data-testid=asset-row][data-path=\"spring/terms.pdf\"]')",
+    )
+    .await;
+    for path in ["spring/clip.mp4", "spring/terms.pdf"] {
+        assert_eq!(
+            s.get(&s.media(path)).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        s.get(&s.media("spring/banner.png")).await.status(),
+        StatusCode::OK
+    );
+
+    // Phone width: nothing wider than the screen; the long name wraps inside its cell.
+    c.set_window_size(390, 844).await.unwrap();
+    click(
+        &c,
+        &format!("[data-testid=asset-row][data-path=\"{long}\"]"),
+    )
+    .await;
+    until_text(&c, "#detail-path", long).await;
+    until(
+        &c,
+        "the window to be phone-sized",
+        "return document.documentElement.clientWidth < 500",
+    )
+    .await;
+    // What sticks out past the right edge, if anything, and how the long name lies.
+    let fit = c
+        .execute(
+            &format!(
+                "const w = document.documentElement.clientWidth; \
+                 const wide = [...document.querySelectorAll('body *')] \
+                   .filter(e => e.offsetParent !== null && e.getBoundingClientRect().right > w + 0.5) \
+                   .map(e => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className); \
+                 const name = document.querySelector('[data-testid=asset-row][data-path=\"{long}\"] td.name button'); \
+                 return {{scroll: document.documentElement.scrollWidth <= w, wide, \
+                   name_fits: name.getBoundingClientRect().right <= w, \
+                   name_wraps: name.getBoundingClientRect().height > 30}}"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fit,
+        json!({"scroll": true, "wide": [], "name_fits": true, "name_wraps": true}),
+        "at phone width"
+    );
+    keep_screenshot(&c, "phone").await;
+
+    assert_quiet_console(&c, &[]).await;
     c.close().await.unwrap();
 }

@@ -243,7 +243,13 @@ async fn every_hook_of_the_browser_test_is_served() {
         ("go-folder-btn", "<button", &[]),
         ("file-input", "<input", &["type=\"file\"", "multiple"]),
         ("drop-zone", "<", &[]),
-        ("upload-cache", "<input", &[]),
+        (
+            "upload-cache-choice",
+            "<select",
+            &["data-picker=\"upload-cache\""],
+        ),
+        ("upload-cache", "<input", &["hidden"]),
+        ("uploads-elsewhere", "<p", &["hidden"]),
         ("asset-detail", "<", &[]),
         ("detail-path", "<", &[]),
         ("detail-kind", "<", &[]),
@@ -253,16 +259,39 @@ async fn every_hook_of_the_browser_test_is_served() {
         ("detail-policy-source", "<", &[]),
         ("served-headers", "<table", &[]),
         ("fetch-log", "<", &[]),
-        ("folder-policy", "<input", &["list=\"policy-suggestions\""]),
+        (
+            "folder-policy-choice",
+            "<select",
+            &["data-picker=\"folder-policy\""],
+        ),
+        ("folder-policy", "<input", &["hidden"]),
+        ("folder-policy-raw", "<code", &[]),
         ("folder-policy-save", "<button", &[]),
         ("folder-policy-remove", "<button", &[]),
         ("folder-policy-error", "<", &[]),
         ("folder-policy-current", "<", &[]),
         (
-            "override-policy",
-            "<input",
-            &["list=\"policy-suggestions\""],
+            "override-policy-choice",
+            "<select",
+            &["data-picker=\"override-policy\""],
         ),
+        ("override-policy", "<input", &["hidden"]),
+        ("list-filter", "<input", &["type=\"search\""]),
+        ("list-sort", "<select", &[]),
+        ("select-all", "<input", &["type=\"checkbox\""]),
+        ("bulk-bar", "<div", &["hidden"]),
+        ("bulk-delete", "<button", &[]),
+        ("bulk-media", "<button", &[]),
+        ("bulk-policy-choice", "<select", &[]),
+        ("bulk-policy-save", "<button", &[]),
+        ("bulk-status", "<", &[]),
+        ("detail-empty", "<section", &[]),
+        ("copy-template-header", "<button", &[]),
+        ("copy-template-header-id", "<button", &[]),
+        ("media-id-unavailable", "<p", &["hidden"]),
+        ("confirm-replace", "<dialog", &[]),
+        ("confirm-replace-yes", "<button", &[]),
+        ("confirm-replace-no", "<button", &[]),
         ("override-save", "<button", &[]),
         ("override-remove", "<button", &[]),
         ("override-error", "<", &[]),
@@ -278,7 +307,6 @@ async fn every_hook_of_the_browser_test_is_served() {
         ("confirm-delete", "<dialog", &[]),
         ("confirm-delete-yes", "<button", &[]),
         ("confirm-delete-no", "<button", &[]),
-        ("policy-suggestions", "<datalist", &[]),
     ];
     for (id, tag, attrs) in hooks {
         let found = tag_with_id(&html, id);
@@ -287,21 +315,27 @@ async fn every_hook_of_the_browser_test_is_served() {
             assert!(found.contains(attr), "#{id} lacks {attr}: {found}");
         }
     }
-    for policy in [
-        "max-age=86400",
-        "max-age=3600",
-        "no-cache",
-        "no-store",
-        "private",
+    // The pickers' choices, in plain words, each with the directive it sends.
+    for (policy, words) in [
+        ("max-age=3600", "re-use for 1 hour"),
+        ("max-age=86400", "re-use for 1 day"),
+        ("max-age=604800", "re-use for 7 days"),
+        ("max-age=2592000", "re-use for 30 days"),
+        ("no-cache", "always re-check when changed"),
+        ("no-store", "never cache"),
+        ("private", "personalised"),
     ] {
-        assert!(html.contains(&format!("<option value=\"{policy}\">")));
+        let preset = format!("['{policy}', '{words}']");
+        assert!(js.contains(&preset), "app.js lacks the preset {preset}");
     }
 
     // What the script creates: the preview, the rows and their data attributes, the texts.
     for created in [
         "id: 'preview'",
         "testid: 'folder', folder: full",
-        "testid: 'asset-row', path: record.path",
+        "testid: 'asset-row', path }",
+        "testid: 'pick', path }",
+        "testid: 'media-state', state: media.state }",
         "testid: 'upload', name: file.name",
         "testid: 'upload-status'",
         "header: h.name.toLowerCase()",
@@ -320,4 +354,41 @@ async fn every_hook_of_the_browser_test_is_served() {
         let id = &js[at + 3..at + 3 + js[at + 3..].find('\'').unwrap()];
         tag_with_id(&html, id);
     }
+}
+
+/// Whoever types the admin listener's address lands on the page: `/` answers 303 to `/admin`
+/// (on a listener of its own, and when one listener serves both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_listeners_root_leads_to_the_page() {
+    let no_redirects = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let separate = TestServer::start_with(Storage::new(common::Backend::Local).await, |c| {
+        c.server.admin_bind = AdminBind::Addr("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let shared = TestServer::start().await;
+    for (s, root) in [
+        (&separate, format!("http://{}/", separate.admin_addr)),
+        (&shared, shared.url("/")),
+    ] {
+        for method in [Method::GET, Method::HEAD] {
+            let r = no_redirects
+                .request(method.clone(), &root)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::SEE_OTHER, "{method} {root}");
+            assert_eq!(r.headers()[header::LOCATION], "/admin", "{method} {root}");
+        }
+        // Followed, it is the page.
+        let r = s.client.get(&root).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(get_header(&r, header::CONTENT_TYPE), HTML_TYPE);
+    }
+    // The public listener of a separate admin listener has no page, and no redirect to one.
+    let r = no_redirects.get(separate.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }

@@ -56,10 +56,37 @@ async fn check(args: &[&str]) -> Run {
         .output()
         .await
         .unwrap();
-    Run {
+    let run = Run {
         code: out.status.code().expect("exited"),
         stdout: String::from_utf8(out.stdout).unwrap(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    cites_only_the_readme(&run.stdout);
+    run
+}
+
+/// Every rule the report cites is a section of the README the user has, by its heading; no
+/// citation of a document that is not shipped.
+fn cites_only_the_readme(report: &str) {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let headings: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("## ").or_else(|| l.strip_prefix("### ")))
+        .collect();
+    assert!(!report.contains("WHATSAPP_MEDIA"), "{report}");
+    for (i, _) in report.match_indices('§') {
+        assert!(
+            report[..i].ends_with("RFC 9110 "),
+            "a § that is not RFC 9110's:\n{report}"
+        );
+    }
+    for cited in report.split("README: ").skip(1) {
+        let section = cited.split([')', ';', ',']).next().unwrap().trim();
+        assert!(
+            headings.contains(&section),
+            "the report cites README section {section:?}, which the README lacks:\n{report}"
+        );
     }
 }
 
@@ -102,7 +129,7 @@ async fn media_origin_answers_are_usable_and_cached_as_declared() {
     run.exits(0);
     run.line("ok    status: 200 OK");
     run.line("ok    redirects: none");
-    run.line("ok    content-type: image/jpeg: an exact type WhatsApp accepts (image, §3)");
+    run.line("ok    content-type: image/jpeg: an exact type WhatsApp accepts (image, README: What is accepted)");
     run.line("ok    bytes: the bytes are image/jpeg, as declared");
     run.line("ok    size: 40000 bytes, within the image limit of 5000000 bytes");
     run.line("ok    cache-control: max-age=86400: Meta caches it by URL for 86400 s");
@@ -454,9 +481,9 @@ async fn any_server_each_broken_rule_fails_with_its_check() {
         (
             "/cdn.jpg",
             "WARN  cache-control: public, max-age=604800, immutable: several directives; Meta \
-             documents a single one (max-age=N, no-cache, no-store or private; §2) and not how \
+             documents a single one (max-age=N, no-cache, no-store or private; README: What each policy makes Meta do) and not how \
              it reads a list, so this assumes it reads `max-age=604800`: Meta caches it by URL \
-             for 604800 s, then fetches it again (§2); a replaced asset needs a new URL to reach \
+             for 604800 s, then fetches it again (README: What each policy makes Meta do); a replaced asset needs a new URL to reach \
              customers sooner; to be sure, serve `Cache-Control: max-age=604800` alone"
                 .to_owned(),
             format!("VERDICT: Meta can use this image; it will cache it for 604800 s{assumed}"),
@@ -471,7 +498,7 @@ async fn any_server_each_broken_rule_fails_with_its_check() {
         (
             "/etag-only.jpg",
             "WARN  cache-control: missing: with only an ETag Meta caches it by its own \
-             undisclosed logic (§2), so how long it keeps a copy cannot be known; declare one of \
+             undisclosed logic (README: What each policy makes Meta do), so how long it keeps a copy cannot be known; declare one of \
              `max-age=N`, `no-cache` (with Last-Modified), `no-store`, `private` to decide it"
                 .to_owned(),
             "VERDICT: Meta can use this image; with only an ETag it caches it by its own \

@@ -101,3 +101,79 @@ fn serve_refuses_a_bad_config_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let shown = String::from_utf8(out.stdout).unwrap();
+    let head = Command::new("git")
+        .args([
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "rev-parse",
+            "--short=12",
+            "HEAD",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_owned());
+    let commit = head.unwrap_or_else(|| "unknown (built outside a git checkout)".to_owned());
+    assert_eq!(
+        shown,
+        format!(
+            "media-origin {} (commit {commit})\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}
+
+/// What a start-up's environment gets wrong is said at start, by name: a `MEDIA_ORIGIN_`
+/// variable with single underscores (which sets nothing), a `RUST_LOG` that is not a filter
+/// (which used to silence every line), an `http://` public base URL.
+#[test]
+fn start_warns_about_variables_that_set_nothing_a_bad_rust_log_and_an_http_base_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, logs) = common::spawn_binary_logged(
+        Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["serve", "--storage", "data", "--bind", "127.0.0.1:0"])
+            .env_remove("MEDIA_ORIGIN_ADMIN_TOKEN")
+            .env("MEDIA_ORIGIN_SERVER_BIND", "0.0.0.0:9999")
+            .env("MEDIA_ORIGIN_ADMIN_TOKEN_FILE", "/tmp/x")
+            .env(
+                "MEDIA_ORIGIN__SERVER__PUBLIC_BASE_URL",
+                "http://media.example.com",
+            )
+            .env("RUST_LOG", "inof"),
+    );
+    // The server still logs at the default level (it logged its address) and serves.
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let lines = logs.lock().unwrap().clone();
+    let warned = |text: &str| {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(" WARN ") && l.contains(text)),
+            "no WARN line with {text:?} in:\n{}",
+            lines.join("\n")
+        );
+    };
+    warned(
+        "MEDIA_ORIGIN_SERVER_BIND sets nothing: settings take double underscores; \
+         MEDIA_ORIGIN__SERVER__BIND sets server.bind",
+    );
+    warned(
+        "MEDIA_ORIGIN_ADMIN_TOKEN_FILE sets nothing: settings take double underscores; \
+         MEDIA_ORIGIN__ADMIN__TOKEN_FILE sets admin.token_file",
+    );
+    warned("RUST_LOG=\"inof\" is not a log filter");
+    warned("logging with the default, info,tower_http=warn,object_store=warn");
+    warned(
+        "server.public_base_url \"http://media.example.com\" is http://: Meta fetches media \
+         over HTTPS",
+    );
+    sigterm(&child);
+    assert!(wait(&mut child).success());
+}

@@ -481,8 +481,7 @@ async fn the_log_names_unreadable_records_and_nothing_panics(backend: Backend) {
     }
     assert_eq!(
         logs.iter()
-            .filter(|l| l.contains("garbage collection done")
-                && l.contains("unreadable_records: 2"))
+            .filter(|l| l.contains("garbage collection done") && l.contains("unreadable_records=2"))
             .count(),
         1,
         "{logs:#?}"

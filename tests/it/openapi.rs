@@ -1277,6 +1277,11 @@ async fn real_answers_match_the_documented_schemas() {
     assert_code("invalid_json", &e);
 
     // Media IDs, against the fake Graph API.
+    let status_path = "/api/whatsapp";
+    let (status, got) = api.get(status_path, status_path).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["configured"], true, "{got}");
+    assert_eq!(got["default_phone_number_id"], PHONE_NUMBER_ID, "{got}");
     let media = "/api/whatsapp/media";
     let (status, got) = api
         .json(
@@ -1321,6 +1326,12 @@ async fn real_answers_match_the_documented_schemas() {
     let (status, e) = api.json(Method::POST, media, media, body, true).await;
     assert_eq!(status, 400);
     assert_code("unknown_phone_number", &e);
+    let (status, got) = api.get("/api/whatsapp", "/api/whatsapp").await;
+    assert_eq!(status, 200);
+    assert_eq!(got["configured"], true, "{got}");
+    assert_eq!(got["default_phone_number_id"], PHONE_NUMBER_ID, "{got}");
+    assert_eq!(got["phone_number_ids"][0], PHONE_NUMBER_ID, "{got}");
+    assert_eq!(got["missing"], Value::Null, "{got}");
     let (status, e) = api
         .json(
             Method::POST,
@@ -1441,6 +1452,18 @@ async fn answers_without_whatsapp_or_signing_match_too() {
         "{rec}"
     );
     assert_eq!(rec["whatsapp_error"]["status"], 501, "{rec}");
+    let (status, got) = api.get("/api/whatsapp", "/api/whatsapp").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        got,
+        json!({
+            "configured": false,
+            "phone_number_ids": [],
+            "default_phone_number_id": null,
+            "missing": "WhatsApp uploads are not configured: set the \
+                               WHATSAPP_ACCESS_TOKEN environment variable",
+        })
+    );
     let media = "/api/whatsapp/media";
     let (status, e) = api
         .json(Method::POST, media, media, json!({"path": "a.jpg"}), true)

@@ -233,7 +233,7 @@ fn assert_no_secret(lines: &[String]) {
 fn public_get_logged(lines: &[String], path: &str) -> bool {
     lines
         .iter()
-        .any(|l| l.contains(" DEBUG ") && l.contains(&format!("path=\"/media/{path}\" ")))
+        .any(|l| l.contains(" DEBUG ") && l.contains(&format!("path=/media/{path} ")))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -490,9 +490,9 @@ fn json_logs_are_one_object_per_line_with_the_request_id() {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && v["fields"]["message"] == "serving"
+                && v["message"] == "serving"
             {
-                let _ = tx.send(v["fields"]["addr"].as_str().unwrap().to_owned());
+                let _ = tx.send(v["addr"].as_str().unwrap().to_owned());
             }
             kept.lock().unwrap().push(line);
         }
@@ -517,7 +517,7 @@ fn json_logs_are_one_object_per_line_with_the_request_id() {
     for _ in 0..50 {
         found = lines.lock().unwrap().iter().find_map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            (v["fields"]["request_id"] == "json-log-test-1").then_some(v)
+            (v["request_id"] == "json-log-test-1").then_some(v)
         });
         if found.is_some() {
             break;
@@ -528,10 +528,10 @@ fn json_logs_are_one_object_per_line_with_the_request_id() {
     let _ = child.wait();
     let v = found.unwrap_or_else(|| panic!("no request line in {:?}", lines.lock().unwrap()));
     assert_eq!(v["level"], "INFO");
-    assert_eq!(v["fields"]["message"], "request");
-    assert_eq!(v["fields"]["method"], "GET");
-    assert_eq!(v["fields"]["path"], "/api/policies");
-    assert_eq!(v["fields"]["status"], 200);
+    assert_eq!(v["message"], "request");
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["path"], "/api/policies");
+    assert_eq!(v["status"], 200);
     assert!(v["timestamp"].is_string());
     // Every line is JSON.
     for line in lines.lock().unwrap().iter() {

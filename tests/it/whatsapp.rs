@@ -705,3 +705,121 @@ async fn errors_meta_marks_transient_are_retried_and_its_words_for_people_are_sh
     assert_eq!(g.upload_attempts(), before + 3);
     assert_eq!(got["error"]["meta"]["is_transient"], true, "{got}");
 }
+
+/// Every asset record carries the `components` entry that makes it a template's media header,
+/// beside `message`, by link at once and by ID once there is a valid one; audio and stickers,
+/// which a template header cannot be, have none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_carry_the_template_header_by_link_and_by_id() {
+    let g = graph().await;
+    let s = start(Backend::Local, &g, |_| {}).await;
+    let header = |kind: &str, media: Value| json!({"type": "header", "parameters": [{"type": kind, kind: media}]});
+    let image = s
+        .upload("promo/banner.jpg", "image/jpeg", fixtures::jpeg(5000, 1))
+        .await;
+    assert_eq!(
+        image["template_header"],
+        header("image", json!({"link": image["link"]}))
+    );
+    assert_eq!(image["template_header"]["parameters"][0], image["message"]);
+    assert_eq!(image["template_header_by_id"], Value::Null);
+    let video = s
+        .upload("promo/clip.mp4", "video/mp4", fixtures::mp4(50_000, 2))
+        .await;
+    assert_eq!(
+        video["template_header"],
+        header("video", json!({"link": video["link"]}))
+    );
+    let doc = s
+        .upload(
+            "docs/terms.pdf",
+            "application/pdf",
+            fixtures::pdf(20_000, 3),
+        )
+        .await;
+    assert_eq!(
+        doc["template_header"],
+        header(
+            "document",
+            json!({"link": doc["link"], "filename": "terms.pdf"})
+        )
+    );
+    let audio = s
+        .upload("promo/jingle.m4a", "audio/mp4", fixtures::m4a(20_000, 4))
+        .await;
+    assert_eq!(audio["kind"], "audio");
+    assert_eq!(audio["template_header"], Value::Null, "{audio}");
+    let sticker = s
+        .upload("promo/hi.webp", "image/webp", fixtures::webp(2000, 5))
+        .await;
+    assert_eq!(sticker["kind"], "sticker");
+    assert_eq!(sticker["template_header"], Value::Null, "{sticker}");
+    assert_eq!(sticker["template_header_by_id"], Value::Null);
+
+    // By ID: once the asset has a valid media ID, in the same shape.
+    for (path, kind) in [
+        ("promo/banner.jpg", "image"),
+        ("docs/terms.pdf", "document"),
+    ] {
+        let (status, got) = media(&s, json!({"path": path})).await;
+        assert_eq!(status, StatusCode::OK, "{got}");
+        let record = s.admin_json(Method::GET, &format!("/assets/{path}")).await;
+        let mut by_id = json!({"id": got["media_id"]});
+        if kind == "document" {
+            by_id["filename"] = json!("terms.pdf");
+        }
+        assert_eq!(record["template_header_by_id"], header(kind, by_id));
+        assert_eq!(
+            record["template_header_by_id"]["parameters"][0],
+            record["message_by_id"]
+        );
+        // The link form stays as it was.
+        assert_eq!(
+            record["template_header"]["parameters"][0],
+            record["message"]
+        );
+    }
+}
+
+/// `GET /api/whatsapp` says whether media IDs can be had and, if not, what to set: what the
+/// admin page disables "Get media ID" with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_status_says_whether_media_ids_can_be_had() {
+    let g = graph().await;
+    let s = start(Backend::Local, &g, |_| {}).await;
+    assert_eq!(
+        s.admin_json(Method::GET, "/whatsapp").await,
+        json!({
+            "configured": true,
+            "missing": null,
+            "phone_number_ids": [PHONE, OTHER_PHONE],
+            "default_phone_number_id": PHONE,
+        })
+    );
+    let bare = TestServer::start().await;
+    let status = bare.admin_json(Method::GET, "/whatsapp").await;
+    assert_eq!(status["configured"], false);
+    assert_eq!(
+        status["missing"],
+        "WhatsApp uploads are not configured: set the WHATSAPP_ACCESS_TOKEN environment variable"
+    );
+    assert_eq!(status["phone_number_ids"], json!([]));
+    assert_eq!(status["default_phone_number_id"], Value::Null);
+    // The same words as the 501 a media ID request gets there.
+    bare.upload("a.png", "image/png", fixtures::png(10_000, 4))
+        .await;
+    let (code, got) = media(&bare, json!({"path": "a.png"})).await;
+    assert_eq!(code, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(got["error"]["message"], status["missing"]);
+    // Nothing was asked of the Graph API to answer.
+    assert_eq!(g.upload_attempts(), 0);
+    assert!(g.requests().is_empty(), "{:?}", g.requests());
+    // The token is needed, as for every /api route.
+    let r = s
+        .client
+        .get(format!("http://{}/api/whatsapp", s.admin_addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}

@@ -167,6 +167,12 @@ async fn upload_prints_link_media_id_and_the_json_to_paste() {
         g.uploads()[2].media_id.as_str()
     );
     assert_eq!(line["asset"]["whatsapp"][PHONE]["media_id"], id);
+    // The record is printed once, as it is after the upload: with the new number's ID in it.
+    assert!(line["whatsapp"].get("asset").is_none(), "{line}");
+    assert_eq!(
+        line["asset"]["whatsapp"][OTHER_PHONE]["media_id"],
+        line["whatsapp"]["media_id"]
+    );
     // Same bytes, same number: reused, nothing more reaches Meta.
     let out = upload(
         dir.path(),
@@ -186,6 +192,13 @@ async fn upload_prints_link_media_id_and_the_json_to_paste() {
     let line: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(line["whatsapp"]["reused"], true);
     assert_eq!(line["whatsapp"]["media_id"], id);
+    // The asset's `message_by_id` is the current one, not the null of before the media ID.
+    assert_eq!(
+        line["asset"]["message_by_id"],
+        json!({"type": "image", "image": {"id": id}}),
+        "{line}"
+    );
+    assert!(line["whatsapp"].get("asset").is_none(), "{line}");
     assert_eq!(g.upload_attempts(), 3);
 }
 
@@ -356,6 +369,69 @@ async fn upload_refuses_before_sending_anything() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("the admin token was refused"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A phone number the server does not have: refused before any file goes up.
+    let out = upload(
+        dir.path(),
+        &[
+            &[
+                "ok.jpg",
+                "--to",
+                "promo",
+                "--whatsapp",
+                "--phone-number-id",
+                "999",
+            ][..],
+            &connect[..],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!(
+            "nothing was uploaded: --phone-number-id 999: the server has no such phone \
+             number; it has {PHONE}, {OTHER_PHONE}"
+        )),
+        "{}",
+        stderr(&out)
+    );
+
+    // PNG bytes named x.jpg: the CLI gives the answer `curl -F file=@x.jpg` gets (curl, like a
+    // browser, declares the type the name suggests), and stores nothing either.
+    let png = fixtures::png(3_000, 4);
+    std::fs::write(dir.path().join("x.jpg"), &png).unwrap();
+    let out = upload(
+        dir.path(),
+        &[&["x.jpg", "--to", "promo"][..], &connect[..]].concat(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let form = reqwest::multipart::Form::new()
+        .text("folder", "promo")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(png)
+                .file_name("x.jpg")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        );
+    let r = s.post_form(form).await;
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    let (code, message) = (
+        body["error"]["code"].as_str().unwrap(),
+        body["error"]["message"].as_str().unwrap(),
+    );
+    assert_eq!(code, "content_type_mismatch");
+    assert_eq!(message, "declared image/jpeg but the bytes are image/png");
+    assert!(
+        stderr(&out).contains(&format!(
+            "x.jpg: {message} ({code})\n    fix: rename it to x.png"
+        )),
         "{}",
         stderr(&out)
     );
@@ -589,4 +665,80 @@ async fn access_token_never_appears_in_the_server_log() {
         assert!(!logs.contains(secret), "{secret} appears in the log");
     }
     g.stop().await;
+}
+
+/// `--server` and `MEDIA_ORIGIN_URL` take the admin base URL with or without `/api` (the
+/// README's `API` variable holds the latter); a server that cannot be reached is reported with
+/// what to do; `--whatsapp` against a server without WhatsApp is refused before any upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upload_finds_the_api_with_or_without_api_and_says_what_to_do_when_it_cannot() {
+    let s = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.pdf"), fixtures::pdf(2_000, 1)).unwrap();
+    for server in [format!("{}/api", s.base), format!("{}/api/", s.base)] {
+        let out = upload(
+            dir.path(),
+            &[
+                "a.pdf", "--to", "docs", "--server", &server, "--token", TOKEN,
+            ],
+        )
+        .await;
+        assert!(out.status.success(), "{server}: {}", stderr(&out));
+        assert!(stdout(&out).starts_with("docs/a.pdf  (application/pdf, 2000 bytes)"));
+    }
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir.path())
+        .args(["upload", "a.pdf", "--to", "env", "--token", TOKEN])
+        .env("MEDIA_ORIGIN_URL", format!("{}/api", s.base));
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(s.get(&s.media("env/a.pdf")).await.status(), 200);
+
+    // Nobody listens there: the message says to start the server or pass --server.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = upload(
+        dir.path(),
+        &[
+            "a.pdf",
+            "--to",
+            "docs",
+            "--server",
+            &format!("http://{closed}"),
+            "--token",
+            TOKEN,
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("the server could not be reached"), "{err}");
+    assert!(
+        err.contains(
+            "fix: start it (media-origin serve), or pass --server URL (or set MEDIA_ORIGIN_URL)"
+        ),
+        "{err}"
+    );
+
+    // No WhatsApp on that server: --whatsapp is refused before the file goes up.
+    let connect = ["--server", s.base.as_str(), "--token", TOKEN];
+    let out = upload(
+        dir.path(),
+        &[&["a.pdf", "--to", "wa", "--whatsapp"][..], &connect[..]].concat(),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "nothing was uploaded: --whatsapp: the server cannot get media IDs: WhatsApp \
+             uploads are not configured: set the WHATSAPP_ACCESS_TOKEN environment variable"
+        ),
+        "{err}"
+    );
+    assert_eq!(s.get(&s.media("wa/a.pdf")).await.status(), 404);
 }

@@ -25,7 +25,7 @@ pub(super) fn caching_checks(
                 Level::Fail,
                 format!(
                     "missing: with none of Cache-Control, Last-Modified and ETag Meta does not \
-                     cache it at all (§2); {DECLARE}"
+                     cache it at all (README: What each policy makes Meta do); {DECLARE}"
                 ),
             ));
             Caching::Undeclared("there is no Cache-Control, so Meta does not cache it".into())
@@ -37,7 +37,7 @@ pub(super) fn caching_checks(
                 Level::Warn,
                 format!(
                     "missing: with only an ETag Meta caches it by its own undisclosed logic \
-                     (§2), so how long it keeps a copy cannot be known; {DECLARE} to decide it"
+                     (README: What each policy makes Meta do), so how long it keeps a copy cannot be known; {DECLARE} to decide it"
                 ),
             ));
             Caching::Undisclosed
@@ -48,7 +48,7 @@ pub(super) fn caching_checks(
                 Level::Fail,
                 format!(
                     "missing: Last-Modified without Cache-Control is not a case Meta documents \
-                     (§2 pairs it with no-cache), so expect no caching; {DECLARE}"
+                     (Meta pairs it with no-cache; README: What each policy makes Meta do), so expect no caching; {DECLARE}"
                 ),
             ));
             Caching::Undeclared(
@@ -77,7 +77,7 @@ pub(super) fn caching_checks(
                 Level::Warn,
                 format!(
                     "{value}: several directives; Meta documents a single one (max-age=N, \
-                     no-cache, no-store or private; §2) and not how it reads a list, so this \
+                     no-cache, no-store or private; README: What each policy makes Meta do) and not how it reads a list, so this \
                      assumes it reads `{p}`: {what}; to be sure, serve `Cache-Control: {p}` alone"
                 ),
             ));
@@ -99,7 +99,7 @@ pub(super) fn caching_checks(
                 Level::Fail,
                 format!(
                     "{value}: {shape}; Meta documents exactly four forms (max-age=N, no-cache, \
-                     no-store, private; §2) and how it treats anything else is undocumented: \
+                     no-store, private; README: What each policy makes Meta do) and how it treats anything else is undocumented: \
                      it may not cache it as intended; {advice}"
                 ),
             ));
@@ -118,14 +118,14 @@ pub(super) fn caching_checks(
             check(
                 "last-modified",
                 Level::Fail,
-                "missing: no-cache requires Last-Modified (§2); without it Meta cannot tell \
+                "missing: no-cache requires Last-Modified (README: What each policy makes Meta do); without it Meta cannot tell \
                  when to refresh its copy",
             )
         }
         None => check(
             "last-modified",
             Level::Ok,
-            "absent (Meta uses it only with no-cache, §2)",
+            "absent (Meta uses it only with no-cache, README: What each policy makes Meta do)",
         ),
         Some(v) => match (httpdate::parse_http_date(v), no_cache) {
             (Err(_), true) => check(
@@ -133,21 +133,21 @@ pub(super) fn caching_checks(
                 Level::Warn,
                 format!(
                     "{v}: not an HTTP date (RFC 9110 §5.6.7); Meta compares it to refresh its \
-                     copy (§2), so it must still change on every content change"
+                     copy (README: What each policy makes Meta do), so it must still change on every content change"
                 ),
             ),
             (Ok(_), true) => check(
                 "last-modified",
                 Level::Ok,
                 format!(
-                    "{v}: Meta replaces its copy when this changes (§2); it must change on every \
+                    "{v}: Meta replaces its copy when this changes (README: What each policy makes Meta do); it must change on every \
                      content change"
                 ),
             ),
             (_, false) => check(
                 "last-modified",
                 Level::Ok,
-                format!("{v} (Meta uses it only with no-cache, §2)"),
+                format!("{v} (Meta uses it only with no-cache, README: What each policy makes Meta do)"),
             ),
         },
     });
@@ -158,21 +158,21 @@ pub(super) fn caching_checks(
             Level::Warn,
             format!(
                 "{v}: used: with no Cache-Control and no Last-Modified Meta caches by its own \
-                 undisclosed logic (§2)"
+                 undisclosed logic (README: What each policy makes Meta do)"
             ),
         ),
         Some(v) => check(
             "etag",
             Level::Ok,
             format!(
-                "{v}: ignored by Meta, since Cache-Control or Last-Modified is present (§2); it \
+                "{v}: ignored by Meta, since Cache-Control or Last-Modified is present (README: What each policy makes Meta do); it \
                  still serves browsers and CDNs"
             ),
         ),
         None => check(
             "etag",
             Level::Ok,
-            "absent (Meta ignores it when Cache-Control or Last-Modified is present, §2)",
+            "absent (Meta ignores it when Cache-Control or Last-Modified is present, README: What each policy makes Meta do)",
         ),
     });
     (checks, caching)
@@ -183,22 +183,22 @@ pub(super) fn caching_checks(
 fn declared_caching(p: CachePolicy) -> (String, Caching) {
     match p {
         CachePolicy::MaxAge(0) => (
-            "Meta may not reuse it; every send fetches it again (§2)".to_owned(),
+            "Meta may not reuse it; every send fetches it again (README: What each policy makes Meta do)".to_owned(),
             Caching::For(0),
         ),
         CachePolicy::MaxAge(n) => (
             format!(
-                "Meta caches it by URL for {n} s, then fetches it again (§2); a replaced asset \
+                "Meta caches it by URL for {n} s, then fetches it again (README: What each policy makes Meta do); a replaced asset \
                  needs a new URL to reach customers sooner"
             ),
             Caching::For(n),
         ),
         CachePolicy::NoCache => (
-            "Meta may cache it and replaces its copy when Last-Modified changes (§2)".to_owned(),
+            "Meta may cache it and replaces its copy when Last-Modified changes (README: What each policy makes Meta do)".to_owned(),
             Caching::UntilLastModifiedChanges,
         ),
         CachePolicy::NoStore | CachePolicy::Private => (
-            "Meta does not cache it; every send fetches it again (§2)".to_owned(),
+            "Meta does not cache it; every send fetches it again (README: What each policy makes Meta do)".to_owned(),
             Caching::NotCached(p),
         ),
     }
@@ -291,9 +291,9 @@ mod tests {
         assert_eq!(
             checks[0].message,
             "public, max-age=604800, immutable: several directives; Meta documents a single one \
-             (max-age=N, no-cache, no-store or private; §2) and not how it reads a list, so this \
+             (max-age=N, no-cache, no-store or private; README: What each policy makes Meta do) and not how it reads a list, so this \
              assumes it reads `max-age=604800`: Meta caches it by URL for 604800 s, then fetches \
-             it again (§2); a replaced asset needs a new URL to reach customers sooner; to be \
+             it again (README: What each policy makes Meta do); a replaced asset needs a new URL to reach customers sooner; to be \
              sure, serve `Cache-Control: max-age=604800` alone"
         );
     }
@@ -341,7 +341,7 @@ mod tests {
         assert_eq!(checks[1].level, Ok);
         assert_eq!(
             checks[1].message,
-            "yesterday (Meta uses it only with no-cache, §2)"
+            "yesterday (Meta uses it only with no-cache, README: What each policy makes Meta do)"
         );
         // An ETag beside Last-Modified is ignored even when Cache-Control is missing.
         let (checks, caching) = caching_checks(None, Some(LM), Some("\"e\""));

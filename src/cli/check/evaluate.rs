@@ -44,7 +44,7 @@ pub fn evaluate(fetched: &Fetched) -> Report {
                 "fetch",
                 Level::Fail,
                 format!(
-                    "{e}{}: if Meta cannot fetch the link either, the send fails with 131053 (§1)",
+                    "{e}{}: if Meta cannot fetch the link either, the send fails with 131053 (README: What Meta needs from a link)",
                     via(&fetched.hops)
                 ),
             ));
@@ -115,8 +115,8 @@ fn private_address(url: &Url) -> Option<String> {
     };
     private.then(|| {
         format!(
-            "{host} is not a public address: Meta's fetcher cannot reach it (§1: the server \
-             must be publicly reachable); this check only shows what Meta would get"
+            "{host} is not a public address: Meta's fetcher cannot reach it (the server must be \
+             publicly reachable; README: What Meta needs from a link); this check only shows what Meta would get"
         )
     })
 }
@@ -132,22 +132,30 @@ fn status_check(status: u16) -> Check {
         206 => check(
             "status",
             Level::Fail,
-            format!("{shown} to a request without Range: Meta needs the whole asset with 200 (§2)"),
+            format!(
+                "{shown} to a request without Range: Meta needs the whole asset with 200 (README: What Meta needs from a link)"
+            ),
         ),
         304 => check(
             "status",
             Level::Fail,
-            format!("{shown} to an unconditional GET: Meta needs 200 with the body (§2)"),
+            format!(
+                "{shown} to an unconditional GET: Meta needs 200 with the body (README: What Meta needs from a link)"
+            ),
         ),
         300..=399 => check(
             "status",
             Level::Fail,
-            format!("{shown}: Meta's fetch proxy does not follow redirects (§2)"),
+            format!(
+                "{shown}: Meta's fetch proxy does not follow redirects (README: What Meta needs from a link)"
+            ),
         ),
         _ => check(
             "status",
             Level::Fail,
-            format!("{shown}: Meta fails the send (error 131053, §1); it needs 200 (§2)"),
+            format!(
+                "{shown}: Meta fails the send (error 131053); it needs 200 (README: What Meta needs from a link)"
+            ),
         ),
     }
 }
@@ -157,7 +165,7 @@ fn redirect_check(hops: &[Hop], landed: Option<&Url>) -> Check {
         return check(
             "redirects",
             Level::Ok,
-            "none (Meta's fetch proxy does not follow redirects, §2)",
+            "none (Meta's fetch proxy does not follow redirects, README: What Meta needs from a link)",
         );
     }
     let chain: Vec<String> = hops
@@ -173,7 +181,7 @@ fn redirect_check(hops: &[Hop], landed: Option<&Url>) -> Check {
         Level::Fail,
         format!(
             "{}: Meta's fetch proxy does not follow redirects (a 302 ends as \"Unsupported mime \
-             type text/html\", §2){advice}",
+             type text/html\", README: What Meta needs from a link){advice}",
             chain.join(", then ")
         ),
     )
@@ -191,7 +199,7 @@ fn speed_check(answer: &Answer) -> Check {
             Level::Warn,
             format!(
                 "{timing}: Meta's fetch timeout is undocumented (reportedly a few seconds) and \
-                 slow origins have been reported to cause 131053 (§2)"
+                 slow origins have been reported to cause 131053 (README: What Meta needs from a link)"
             ),
         )
     } else {
@@ -276,9 +284,12 @@ mod tests {
             (399, "399: Meta's fetch proxy does not follow redirects"),
             (
                 204,
-                "204 No Content: Meta fails the send (error 131053, §1)",
+                "204 No Content: Meta fails the send (error 131053); it needs 200 (README: What Meta needs from a link)",
             ),
-            (404, "404 Not Found: Meta fails the send (error 131053, §1)"),
+            (
+                404,
+                "404 Not Found: Meta fails the send (error 131053); it needs 200 (README: What Meta needs from a link)",
+            ),
             (503, "503 Service Unavailable: Meta fails the send"),
         ] {
             let (level, message) = status(code);
@@ -322,7 +333,11 @@ mod tests {
         // Nowhere usable to link to: no advice.
         let c = redirect_check(&hops[..1], None);
         assert_eq!(c.level, Level::Fail);
-        assert!(c.message.ends_with("§2)"), "{}", c.message);
+        assert!(
+            c.message.ends_with("README: What Meta needs from a link)"),
+            "{}",
+            c.message
+        );
     }
 
     fn answer(status: u16, total_ms: u64) -> Answer {

@@ -80,7 +80,7 @@ impl<'a> Media<'a> {
                 "content-type",
                 Level::Fail,
                 format!(
-                    "missing: Meta needs the exact media type (§2){}",
+                    "missing: Meta needs the exact media type (README: What Meta needs from a link){}",
                     self.advice()
                 ),
             );
@@ -94,7 +94,9 @@ impl<'a> Media<'a> {
                 check(
                     "content-type",
                     Level::Ok,
-                    format!("{declared}: the exact type for Opus audio (§2, §3)"),
+                    format!(
+                        "{declared}: the exact type for Opus audio (README: What Meta needs from a link; README: What is accepted)"
+                    ),
                 )
             } else {
                 check(
@@ -102,7 +104,7 @@ impl<'a> Media<'a> {
                     Level::Warn,
                     format!(
                         "{declared}: WhatsApp takes Ogg only as Opus, which must be served as \
-                         `{}` (§2)",
+                         `{}` (README: What Meta needs from a link)",
                         media_kind::OGG_OPUS
                     ),
                 )
@@ -112,20 +114,22 @@ impl<'a> Media<'a> {
             return check(
                 "content-type",
                 Level::Ok,
-                format!("{declared}: an exact type WhatsApp accepts ({kind}, §3)"),
+                format!(
+                    "{declared}: an exact type WhatsApp accepts ({kind}, README: What is accepted)"
+                ),
             );
         }
         let message = match media_kind::declared_limit(Some(declared)) {
             Ok(Some(_)) => format!(
-                "{declared} is not the exact media type Meta requires (§2: the Content-Type \
-                 header must be the exact type){}",
+                "{declared} is not the exact media type Meta requires (the Content-Type header \
+                 must be the exact type; README: What Meta needs from a link){}",
                 self.advice()
             ),
             Ok(None) => format!(
-                "{declared} is not a media type: Meta requires the exact type (§2){}",
+                "{declared} is not a media type: Meta requires the exact type (README: What Meta needs from a link){}",
                 self.advice()
             ),
-            Err(e) => format!("{e} (§3){}", self.advice()),
+            Err(e) => format!("{e} (README: What is accepted){}", self.advice()),
         };
         check("content-type", Level::Fail, message)
     }
@@ -138,7 +142,7 @@ impl<'a> Media<'a> {
                     "bytes",
                     Level::Fail,
                     format!(
-                        "{e}: Meta inspects the bytes and refuses them (§2, §3){}",
+                        "{e}: Meta inspects the bytes and refuses them (README: What Meta needs from a link; README: What is accepted){}",
                         fix_text(e)
                     ),
                 );
@@ -160,7 +164,7 @@ impl<'a> Media<'a> {
                     "bytes",
                     Level::Fail,
                     format!(
-                        "declared {essence} but the bytes are {}: Meta inspects the bytes (§2)",
+                        "declared {essence} but the bytes are {}: Meta inspects the bytes (README: What Meta needs from a link)",
                         sniffed.content_type
                     ),
                 ),
@@ -179,7 +183,7 @@ impl<'a> Media<'a> {
                 "bytes",
                 Level::Ok,
                 format!(
-                    "the bytes are {}, as declared (Meta inspects the bytes, §2){inside}",
+                    "the bytes are {}, as declared (Meta inspects the bytes, README: What Meta needs from a link){inside}",
                     m.content_type
                 ),
             ),
@@ -194,14 +198,17 @@ impl<'a> Media<'a> {
                 Level::Fail,
                 format!(
                     "declared {declared} but the bytes are {detected}: Meta inspects the bytes \
-                     and refuses a mismatch (§2){}",
+                     and refuses a mismatch (README: What Meta needs from a link){}",
                     fix_text(e)
                 ),
             ),
             Err(e) => check(
                 "bytes",
                 Level::Fail,
-                format!("{e} (§2, §3){}", fix_text(&e)),
+                format!(
+                    "{e} (README: What Meta needs from a link; README: What is accepted){}",
+                    fix_text(&e)
+                ),
             ),
         }
     }
@@ -214,7 +221,7 @@ impl<'a> Media<'a> {
                 Level::Fail,
                 format!(
                     "more than {MAX_UPLOAD_SIZE} bytes (stopped reading): larger than WhatsApp \
-                     accepts for any kind (§3)"
+                     accepts for any kind (README: What is accepted)"
                 ),
             );
         }
@@ -251,7 +258,7 @@ impl<'a> Media<'a> {
                     Level::Fail,
                     format!(
                         "{kind} too large: {size} bytes exceeds WhatsApp's limit of {limit} \
-                         bytes (§3); {sha}"
+                         bytes (README: What is accepted); {sha}"
                     ),
                 );
             }
@@ -262,7 +269,7 @@ impl<'a> Media<'a> {
                         "size",
                         Level::Fail,
                         format!(
-                            "{} bytes exceeds WhatsApp's limit of {limit} bytes for {} (§3); {sha}",
+                            "{} bytes exceeds WhatsApp's limit of {limit} bytes for {} (README: What is accepted); {sha}",
                             body.size,
                             self.essence.as_deref().unwrap_or_default()
                         ),
@@ -285,7 +292,7 @@ impl<'a> Media<'a> {
                 "size",
                 Level::Ok,
                 format!(
-                    "{} bytes{chunked}, within the {kind} limit of {limit} (§3); {sha}",
+                    "{} bytes{chunked}, within the {kind} limit of {limit} (README: What is accepted); {sha}",
                     body.size
                 ),
             ),

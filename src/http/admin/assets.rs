@@ -58,6 +58,34 @@ pub(super) async fn put_asset(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let answer = put_asset_body(state, &path, query, headers, body).await;
+    if let Err(e) = &answer {
+        log_refused(Some(path.as_str()), e);
+    }
+    answer
+}
+
+/// An upload that was refused, with its reason, in the server's log: the client saw the
+/// answer, the operator sees it here (with the request's ID from the span). A client's fault
+/// is INFO, the server's (storage, say) WARN.
+fn log_refused(path: Option<&str>, e: &ApiError) {
+    let (status, code, reason) = (e.status.as_u16(), e.code, e.message.as_str());
+    // A form refused before it named its asset has no path to log, rather than an empty one.
+    let path = path.map(tracing::field::display);
+    if e.status.is_server_error() {
+        tracing::warn!(path, status, %code, %reason, "upload failed");
+    } else {
+        tracing::info!(path, status, %code, %reason, "upload refused");
+    }
+}
+
+async fn put_asset_body(
+    state: AppState,
+    path: &AssetPath,
+    query: PutQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let cache = query.cache.as_deref().map(str::parse).transpose()?;
     let declared = headers
         .get(header::CONTENT_TYPE)
@@ -82,7 +110,7 @@ pub(super) async fn put_asset(
         filename: Some(path.file_name()),
     };
     let staged = state.store.stage(body.into_data_stream(), hints).await?;
-    commit(&state, &path, staged, cache, None, query.whatsapp).await
+    commit(&state, path, staged, cache, None, query.whatsapp).await
 }
 
 /// `POST /api/assets` with `multipart/form-data`: see [`form`]. The file is streamed into the
@@ -90,6 +118,20 @@ pub(super) async fn put_asset(
 pub(super) async fn upload_form(
     State(state): State<AppState>,
     form: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let mut named = None;
+    let answer = upload_form_body(&state, form, &mut named).await;
+    if let Err(e) = &answer {
+        log_refused(named.as_ref().map(AssetPath::as_str), e);
+    }
+    answer
+}
+
+/// [`upload_form`]; `named` is the asset path once the form has given one.
+async fn upload_form_body(
+    state: &AppState,
+    form: Result<Multipart, MultipartRejection>,
+    named: &mut Option<AssetPath>,
 ) -> Result<Response, ApiError> {
     let mut form = form::Reader::new(form)?;
     let mut staged = None;
@@ -110,9 +152,10 @@ pub(super) async fn upload_form(
     .await;
     match (read.and_then(|()| form.decide()), staged) {
         (Ok(upload), Some(s)) => {
+            *named = Some(upload.path.clone());
             let filename = upload.filename.as_deref();
             commit(
-                &state,
+                state,
                 &upload.path,
                 s,
                 upload.cache,

@@ -101,6 +101,11 @@ fn registered() -> (Router<AppState>, Table) {
         )
         .route(Method::POST, "/sign", sized(Json, access::sign_link))
         .route(
+            Method::GET,
+            "/whatsapp",
+            sized(Json, whatsapp::whatsapp_status),
+        )
+        .route(
             Method::POST,
             "/whatsapp/media",
             sized(Json, whatsapp::whatsapp_media),

@@ -94,7 +94,7 @@ pub(super) async fn put_policy(
     )
     .await?;
     let existed = state.store.set_folder_policy(&folder, Some(policy)).await?;
-    tracing::info!(%folder, policy = ?Some(policy), "folder policy set");
+    tracing::info!(%folder, %policy, "folder policy set");
     let policies = state.store.policies().await;
     let rule = policies.rules().into_iter().find(|r| r.folder == folder);
     let status = if existed {

@@ -43,6 +43,12 @@ pub struct AssetView {
     message_voice: Option<Value>,
     /// `message_by_id` as a voice note, when both of those are there.
     message_voice_by_id: Option<Value>,
+    /// The `components` entry that puts the asset in a template's media header (`{"type":
+    /// "header", "parameters": [{"type": KIND, KIND: {"link": ...}}]}`), for the kinds a
+    /// template header takes (image, video, document); None for audio and stickers.
+    template_header: Option<Value>,
+    /// `template_header` by media ID, while the default phone number's ID is valid.
+    template_header_by_id: Option<Value>,
     /// What will not go as one would expect when the asset is sent, one sentence each (the
     /// asset is still stored and served): a voice note over 512 KB shows no play icon.
     warnings: Vec<String>,
@@ -116,6 +122,7 @@ pub fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetVie
         .map(|m| m.media_id.as_str());
     let message_by_id = valid_id.map(|id| message(r, json!({"id": id})));
     let message_voice = voice_message(r, json!({"link": link}));
+    let template_header_by_id = valid_id.and_then(|id| template_header(r, json!({"id": id})));
     let message_voice_by_id = valid_id.and_then(|id| voice_message(r, json!({"id": id})));
     let mut warnings = Vec::new();
     if message_voice.is_some() && r.size > VOICE_NOTE_PLAY_ICON_MAX_SIZE {
@@ -149,6 +156,8 @@ pub fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetVie
         message_by_id,
         message_voice,
         message_voice_by_id,
+        template_header: template_header(r, json!({"link": link})),
+        template_header_by_id,
         warnings,
         whatsapp,
         link,
@@ -187,6 +196,18 @@ pub fn message(r: &AssetRecord, mut media: Value) -> Value {
     }
     let kind_name = kind.map_or("document", Kind::as_str);
     json!({"type": kind_name, kind_name: media})
+}
+
+/// The entry of a template message's `components` that makes the asset its media header
+/// (WHATSAPP_MEDIA.md §3), `media` being `{"link": ...}` or `{"id": ...}`. A template header
+/// is text, an image, a video or a document (Meta's "Template components" reference, media
+/// header formats), so audio and stickers have none; a document's file name goes with it, as
+/// in its message.
+pub fn template_header(r: &AssetRecord, media: Value) -> Option<Value> {
+    matches!(r.kind()?, Kind::Image | Kind::Video | Kind::Document).then(|| {
+        let parameter = message(r, media);
+        json!({"type": "header", "parameters": [parameter]})
+    })
 }
 
 /// The voice-note form of an asset's message (`{"type": "audio", "audio": {MEDIA, "voice":

@@ -13,6 +13,22 @@ use crate::asset::AssetPath;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
+/// `GET /api/whatsapp`: whether media IDs can be had here and, if not, what to set, so a
+/// client (the admin page) can say so before anyone clicks, instead of after a 501.
+pub(super) async fn whatsapp_status(State(state): State<AppState>) -> Response {
+    let wa = &state.whatsapp;
+    let missing = wa
+        .missing()
+        .map(|what| format!("WhatsApp uploads are not configured: {what}"));
+    Json(json!({
+        "configured": missing.is_none(),
+        "missing": missing,
+        "phone_number_ids": wa.phones(),
+        "default_phone_number_id": wa.default_phone(),
+    }))
+    .into_response()
+}
+
 /// The body of `POST /api/whatsapp/media`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

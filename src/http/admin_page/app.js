@@ -30,9 +30,16 @@ const state = {
   record: null,
   /** Assets whose "Get media ID" or "Refresh" is on its way. */
   mediaBusy: new Set(),
-  /** GET /api/policies and GET /api/access, as last answered. */
+  /** GET /api/policies, GET /api/access and GET /api/whatsapp, as last answered. */
   policies: null,
   access: null,
+  whatsapp: null,
+  /** The folder's listing as last answered ({folders, records, truncated}), for filter and sort. */
+  listing: null,
+  /** Paths ticked in the listing, for the bulk actions (only those of the folder shown). */
+  checked: new Set(),
+  /** A bulk action is under way: the bulk buttons wait. */
+  bulkBusy: false,
   /** Counters that let a late answer for an earlier view be dropped. */
   listGeneration: 0,
   /** The folder the latest navigation asked for: a reload follows it, not the one it leaves. */
@@ -120,6 +127,35 @@ function withLocalTime(httpDate) {
   return Number.isNaN(date.getTime()) ? httpDate : `${httpDate} (${date.toLocaleString()})`;
 }
 
+/**
+ * The cache policies in plain words, as the pickers offer them. The API keeps its exact
+ * `Cache-Control` syntax; the page translates, and shows the raw directive small beside.
+ */
+const POLICY_PRESETS = [
+  ['max-age=3600', 're-use for 1 hour'],
+  ['max-age=86400', 're-use for 1 day'],
+  ['max-age=604800', 're-use for 7 days'],
+  ['max-age=2592000', 're-use for 30 days'],
+  ['no-cache', 'always re-check when changed'],
+  ['no-store', 'never cache'],
+  ['private', 'personalised'],
+];
+
+/** A policy in plain words: a preset's, "re-use for N <unit>" for other ages, else as is. */
+function policyWords(policy) {
+  const preset = POLICY_PRESETS.find(([value]) => value === policy);
+  if (preset) return preset[1];
+  const maxAge = /^max-age=(\d+)$/.exec(policy || '');
+  if (maxAge) return `re-use for ${humanDuration(Number(maxAge[1]))}`;
+  return policy || '';
+}
+
+/** A policy in words with its directive: "re-use for 1 day (max-age=86400)". */
+function policyWithRaw(policy) {
+  const words = policyWords(policy);
+  return words === policy ? policy : `${words} (${policy})`;
+}
+
 /** What Meta's media fetcher does with each policy (WHATSAPP_MEDIA.md §2). */
 function policyMeaning(policy) {
   const maxAge = /^max-age=(\d+)$/.exec(policy || '');
@@ -153,6 +189,62 @@ function explainSource(source, rules) {
     return `the folder rule for ${folder}${rule ? `, ${ruleOrigin(rule.source)}` : ''}`;
   }
   return '';
+}
+
+// ---- the policy pickers ------------------------------------------------------------------
+// A picker is a <select id="NAME-choice" data-picker="NAME"> of the presets (and "custom…"),
+// the text field NAME for a custom directive, shown only for "custom…", and NAME-raw showing
+// the directive that will be sent.
+
+function setUpPicker(select) {
+  const name = select.dataset.picker;
+  const custom = $(name);
+  const options = [];
+  if (select.dataset.empty !== undefined) {
+    options.push(el('option', { value: '', textContent: select.dataset.empty }));
+  }
+  for (const [value, words] of POLICY_PRESETS) options.push(el('option', { value, textContent: words }));
+  options.push(el('option', { value: 'custom', textContent: 'custom…' }));
+  select.replaceChildren(...options);
+  select.dataset.last = select.value;
+  select.addEventListener('change', () => {
+    const custom = select.value === 'custom';
+    $(name).hidden = !custom;
+    if (custom) {
+      // Starts from the directive chosen before, all selected: typing replaces it, never
+      // appends to it.
+      if (!$(name).value) $(name).value = select.dataset.last || '';
+      $(name).focus();
+      $(name).select();
+    } else {
+      select.dataset.last = select.value;
+    }
+    showPickerRaw(name);
+  });
+  custom.addEventListener('input', () => showPickerRaw(name));
+  showPickerRaw(name);
+}
+
+/** The directive a picker holds: a preset's, the custom field's (trimmed), or "" for none. */
+function pickerValue(name) {
+  const select = $(`${name}-choice`);
+  return select.value === 'custom' ? $(name).value.trim() : select.value;
+}
+
+/** Show `value` in a picker: its preset when it is one, else "custom…" with exactly `value`. */
+function setPicker(name, value) {
+  const select = $(`${name}-choice`);
+  const wanted = value ?? '';
+  const known = wanted !== 'custom' && [...select.options].some((o) => o.value === wanted);
+  select.value = known ? wanted : 'custom';
+  select.dataset.last = wanted;
+  $(name).hidden = known;
+  $(name).value = known ? '' : wanted;
+  showPickerRaw(name);
+}
+
+function showPickerRaw(name) {
+  $(`${name}-raw`).textContent = pickerValue(name);
 }
 
 // ---- the API -----------------------------------------------------------------------------
@@ -263,6 +355,10 @@ function resetView() {
   state.record = null;
   state.policies = null;
   state.access = null;
+  state.whatsapp = null;
+  state.listing = null;
+  state.checked.clear();
+  state.bulkBusy = false;
   state.wantedFolder = null;
   state.mediaBusy.clear();
   state.listGeneration += 1;
@@ -273,8 +369,14 @@ function resetView() {
   updateDetailActions();
   $('folder-list').replaceChildren();
   $('asset-list').tBodies[0].replaceChildren();
+  $('list-filter').value = '';
+  $('bulk-status').textContent = '';
+  $('bulk-errors').replaceChildren();
+  $('bulk-errors').hidden = true;
+  updateBulkBar();
   for (const id of ERROR_IDS) $(id).textContent = '';
   closeDeleteDialog();
+  answerReplace(false);
 }
 
 /** The error lines of the views, emptied when the session ends. */
@@ -299,9 +401,18 @@ function sessionEnded(message, token, session) {
   const wasSignedIn = !$('app').hidden;
   sessionStorage.removeItem(TOKEN_KEY);
   resetView();
-  showSignIn(wasSignedIn ? `Signed out: ${message}` : message);
+  // The API's own words ("invalid bearer token") mean little to whoever runs a campaign:
+  // say what happened and what to do, in a sentence.
+  showSignIn(wasSignedIn ? TOKEN_NO_LONGER_ACCEPTED : WRONG_TOKEN);
   return true;
 }
+
+const WRONG_TOKEN =
+  'That is not the admin token this server expects. Paste it again exactly as you were given ' +
+  'it (nothing missing, no spaces around it), or ask whoever runs the server for the current one.';
+const TOKEN_NO_LONGER_ACCEPTED =
+  'You were signed out: the server no longer accepts the token this page was using (it was ' +
+  'changed, or the server started again with a new one). Sign in with the current admin token.';
 
 function signOut() {
   sessionStorage.removeItem(TOKEN_KEY);
@@ -364,10 +475,25 @@ async function signIn(token) {
  */
 async function loadSettings() {
   const generation = ++state.settingsGeneration;
-  const [policies, access] = await Promise.all([api('GET', '/policies'), api('GET', '/access')]);
+  const [policies, access, whatsapp] = await Promise.all([
+    api('GET', '/policies'),
+    api('GET', '/access'),
+    api('GET', '/whatsapp'),
+  ]);
   if (generation !== state.settingsGeneration) return;
   state.policies = policies;
   state.access = access;
+  state.whatsapp = whatsapp;
+  updateDetailActions();
+  updateBulkBar();
+}
+
+/** Why media IDs cannot be had here, in a sentence; "" when they can. */
+function mediaIdsUnavailable() {
+  const wa = state.whatsapp;
+  if (!wa || wa.configured) return '';
+  return 'Media IDs are not available: this server is not connected to WhatsApp yet ' +
+    `(${wa.missing}). Ask whoever runs it to set that up; the link works without a media ID.`;
 }
 
 // ---- where we are (kept in the URL's fragment, so a reload comes back) -------------------
@@ -431,9 +557,17 @@ async function openFolder(folder, errorTarget) {
   if (changed && state.selected && parentFolder(state.selected) !== folder) closeDetail();
   $('list-error').textContent = '';
   $('go-folder-error').textContent = '';
-  renderFolder(listing);
   if (changed) {
-    $('folder-policy').value = currentRule()?.cache_control ?? '';
+    state.checked.clear();
+    $('list-filter').value = '';
+    $('bulk-status').textContent = '';
+    $('bulk-errors').replaceChildren();
+    $('bulk-errors').hidden = true;
+  }
+  renderFolder(listing);
+  showUploadsOf(folder);
+  if (changed) {
+    setPicker('folder-policy', currentRule()?.cache_control ?? '');
     $('folder-policy-error').textContent = '';
     $('folder-signed-error').textContent = '';
   }
@@ -496,27 +630,150 @@ function renderFolder({ folders, records, truncated }) {
   });
   $('folder-list').replaceChildren(...folderItems);
 
-  const rows = assets.map((record) =>
-    el(
-      'tr',
-      {
-        className: record.path === state.selected ? 'selected' : '',
-        dataset: { testid: 'asset-row', path: record.path },
-        onclick: () => selectAsset(record.path),
-      },
-      el('td', {}, el('button', { type: 'button', className: 'link', textContent: baseName(record.path) })),
-      el('td', { textContent: record.kind || 'unknown' }),
-      el('td', { className: 'num', textContent: humanSize(record.size), title: `${record.size} bytes` }),
-      el('td', {}, el('code', { textContent: record.cache_control })),
-    ),
-  );
-  $('asset-list').tBodies[0].replaceChildren(...rows);
-  $('asset-list').hidden = rows.length === 0;
-  $('list-empty').hidden = rows.length !== 0;
+  state.listing = { folders, records: assets, truncated };
+  // Ticks stay on assets still listed only.
+  const listed = new Set(assets.map((r) => r.path));
+  for (const path of state.checked) if (!listed.has(path)) state.checked.delete(path);
+  renderAssets();
+}
+
+/** How the sort picker orders two records. */
+const SORTS = {
+  name: (a, b) => a.path.localeCompare(b.path),
+  'name-desc': (a, b) => b.path.localeCompare(a.path),
+  date: (a, b) => Date.parse(a.last_modified) - Date.parse(b.last_modified) || SORTS.name(a, b),
+  'date-desc': (a, b) => Date.parse(b.last_modified) - Date.parse(a.last_modified) || SORTS.name(a, b),
+  size: (a, b) => a.size - b.size || SORTS.name(a, b),
+  'size-desc': (a, b) => b.size - a.size || SORTS.name(a, b),
+};
+
+/** The records of the listing that the filter box lets through, in the chosen order. */
+function shownRecords() {
+  const records = (state.listing && state.listing.records) || [];
+  const filter = $('list-filter').value.trim().toLocaleLowerCase();
+  const shown = records.filter((r) => baseName(r.path).toLocaleLowerCase().includes(filter));
+  return shown.sort(SORTS[$('list-sort').value] || SORTS.name);
+}
+
+/** The asset rows, from the listing as last read, filtered and sorted as the tools say. */
+function renderAssets() {
+  const records = (state.listing && state.listing.records) || [];
+  const truncated = Boolean(state.listing && state.listing.truncated);
+  const shown = shownRecords();
+  $('asset-list').tBodies[0].replaceChildren(...shown.map(assetRow));
+  $('asset-list').hidden = shown.length === 0;
+  // Nothing to filter or sort in an empty folder.
+  $('list-tools').hidden = records.length === 0;
+  $('list-empty').hidden = records.length !== 0 || !state.listing;
+  const filter = $('list-filter').value.trim();
+  $('list-no-match').hidden = records.length === 0 || shown.length !== 0;
+  $('list-no-match').textContent = `No asset name here contains "${filter}".`;
   $('list-truncated').hidden = !truncated;
   $('list-truncated').textContent = truncated
     ? `Only the first ${PAGE_SIZE * MAX_PAGES} assets of this folder are shown.`
     : '';
+  updateBulkBar();
+}
+
+/** Short local date and time of an HTTP date ("" when there is none). */
+function shortDate(httpDate) {
+  const date = new Date(httpDate);
+  if (!httpDate || Number.isNaN(date.getTime())) return httpDate || '';
+  return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}
+
+/**
+ * The media ID of a record for the default phone number: none, valid until when, or expired
+ * (past its time, or made for bytes since replaced: either way a send by `id` would fail).
+ */
+function mediaIdState(r) {
+  const phone = state.whatsapp && state.whatsapp.default_phone_number_id;
+  const ids = r.whatsapp || {};
+  const media = phone ? ids[phone] : Object.values(ids)[0];
+  if (!media) return { state: 'none', text: 'none', title: 'No media ID yet' };
+  if (media.valid) {
+    return {
+      state: 'valid',
+      text: `valid until ${shortDate(media.expires_at)}`,
+      title: `${media.media_id}, valid until ${media.expires_at}`,
+    };
+  }
+  const replaced = Date.parse(media.expires_at) > Date.now();
+  return {
+    state: 'expired',
+    text: 'expired',
+    title: replaced
+      ? `${media.media_id} was made for bytes since replaced: get a new one`
+      : `${media.media_id} expired ${media.expires_at}: get a new one`,
+  };
+}
+
+/** A thumbnail of an image or sticker (its public link, drawn small), else the kind's tag. */
+function thumbnail(r) {
+  if (r.kind === 'image' || r.kind === 'sticker') {
+    return el('img', {
+      className: 'thumb',
+      src: r.link,
+      alt: '',
+      loading: 'lazy',
+      decoding: 'async',
+      width: 40,
+      height: 40,
+      dataset: { testid: 'thumb' },
+    });
+  }
+  const tags = { video: 'VID', audio: 'AUD', document: 'DOC' };
+  return el('span', { className: 'thumb kind-tag', textContent: tags[r.kind] || '?', title: r.kind || 'unknown' });
+}
+
+function assetRow(record) {
+  const path = record.path;
+  const media = mediaIdState(record);
+  return el(
+    'tr',
+    {
+      className: path === state.selected ? 'selected' : '',
+      dataset: { testid: 'asset-row', path },
+      onclick: () => selectAsset(path),
+    },
+    el(
+      'td',
+      { className: 'pick', onclick: (event) => event.stopPropagation() },
+      el('input', {
+        type: 'checkbox',
+        checked: state.checked.has(path),
+        dataset: { testid: 'pick', path },
+        attrs: { 'aria-label': `Select ${baseName(path)}` },
+        onchange: (event) => setChecked(path, event.target.checked),
+      }),
+    ),
+    el('td', { className: 'thumb-col' }, thumbnail(record)),
+    el(
+      'td',
+      { className: 'name' },
+      el('button', { type: 'button', className: 'link', textContent: baseName(path) }),
+      el('span', { className: 'kind', textContent: record.kind || 'unknown' }),
+    ),
+    el('td', { className: 'num', textContent: humanSize(record.size), title: `${record.size} bytes` }),
+    el('td', { className: 'date-col', textContent: shortDate(record.last_modified), title: record.last_modified }),
+    el(
+      'td',
+      {
+        className: 'policy',
+        dataset: { testid: 'row-policy' },
+        title: `from ${explainSource(record.policy_source, state.policies && state.policies.folders)}`,
+      },
+      el('span', { className: 'policy-words', textContent: policyWords(record.cache_control) }),
+      ' ',
+      el('code', { className: 'raw', textContent: record.cache_control }),
+    ),
+    el('td', {
+      className: `media-state ${media.state}`,
+      textContent: media.text,
+      title: media.title,
+      dataset: { testid: 'media-state', state: media.state },
+    }),
+  );
 }
 
 function renderBreadcrumb(folder) {
@@ -563,6 +820,7 @@ function renderFolderPolicy() {
   const rule = currentRule();
   const defaultPolicy = state.policies ? state.policies.default.cache_control : '';
   $('folder-policy-current').textContent = rule ? rule.cache_control : 'none';
+  $('folder-policy-words').textContent = rule ? policyWords(rule.cache_control) : '';
   let origin = '';
   if (rule) {
     origin = `(${ruleOrigin(rule.source)}`;
@@ -572,15 +830,18 @@ function renderFolderPolicy() {
   $('folder-policy-origin').textContent = origin;
   let inherited = '';
   if (root) {
-    inherited = `The root has no folder rule: assets without a rule or override get the default, ${defaultPolicy}.`;
+    inherited = 'The root has no folder rule: assets without a rule or override get the default, ' +
+      `${policyWithRaw(defaultPolicy)}.`;
   } else if (!rule) {
     const parent = inheritedRule(state.folder);
     inherited = parent
-      ? `Assets here get ${parent.cache_control} from the rule for ${parent.folder}.`
-      : `Assets here get the default, ${defaultPolicy}.`;
+      ? `Assets here get ${policyWithRaw(parent.cache_control)} from the rule for ${parent.folder}.`
+      : `Assets here get the default, ${policyWithRaw(defaultPolicy)}.`;
   }
   $('folder-policy-inherited').textContent = inherited;
-  for (const id of ['folder-policy', 'folder-policy-save', 'folder-policy-remove']) $(id).disabled = root;
+  for (const id of ['folder-policy', 'folder-policy-choice', 'folder-policy-save', 'folder-policy-remove']) {
+    $(id).disabled = root;
+  }
 
   const tbody = $('policy-list').tBodies[0];
   const rows = [
@@ -588,7 +849,7 @@ function renderFolderPolicy() {
       'tr',
       {},
       el('td', { textContent: '(default)' }),
-      el('td', {}, el('code', { textContent: defaultPolicy })),
+      el('td', {}, policyCell(defaultPolicy)),
       el('td', { textContent: 'config file' }),
     ),
   ];
@@ -608,7 +869,7 @@ function renderFolderPolicy() {
             onclick: () => openFolder(r.folder, $('list-error')),
           }),
         ),
-        el('td', {}, el('code', { textContent: r.cache_control })),
+        el('td', {}, policyCell(r.cache_control)),
         el('td', {
           textContent: ruleOrigin(r.source) + (r.shadows_config ? ` (shadows config ${r.shadows_config})` : ''),
         }),
@@ -617,6 +878,19 @@ function renderFolderPolicy() {
   }
   tbody.replaceChildren(...rows);
 }
+
+/** A policy in words, its directive small beside it. */
+function policyCell(policy) {
+  return el(
+    'span',
+    {},
+    el('span', { className: 'policy-words', textContent: policyWords(policy) }),
+    ' ',
+    el('code', { className: 'raw', textContent: policy }),
+  );
+}
+
+const CHOOSE_A_POLICY = 'Choose how long Meta may keep it first (or "custom…" and type a directive).';
 
 /**
  * Whether the folder views still show `folder` of `session`: an action's answer (its error or
@@ -631,15 +905,20 @@ async function saveFolderPolicy() {
   const session = state.session;
   const errorTarget = $('folder-policy-error');
   errorTarget.textContent = '';
-  const value = $('folder-policy').value.trim();
+  const value = pickerValue('folder-policy');
+  if (!value) {
+    errorTarget.textContent = CHOOSE_A_POLICY;
+    return;
+  }
   try {
     await api('PUT', `/policies/${encodePath(folder)}`, { cache_control: value });
   } catch (e) {
     if (showsFolder(folder, session)) showError(errorTarget, e);
     return;
   }
+  // The picker shows what was saved at once: after the reload it could undo a newer choice.
+  if (showsFolder(folder, session)) setPicker('folder-policy', value);
   await afterChange();
-  if (showsFolder(folder, session)) $('folder-policy').value = currentRule()?.cache_control ?? value;
 }
 
 async function removeFolderPolicy() {
@@ -653,8 +932,8 @@ async function removeFolderPolicy() {
     if (showsFolder(folder, session)) showError(errorTarget, e);
     return;
   }
+  if (showsFolder(folder, session)) setPicker('folder-policy', '');
   await afterChange();
-  if (showsFolder(folder, session)) $('folder-policy').value = currentRule()?.cache_control ?? '';
 }
 
 function renderFolderSigned() {
@@ -704,11 +983,106 @@ async function afterChange() {
 
 // ---- uploads ----------------------------------------------------------------------------
 
-function uploadFiles(fileList) {
+/**
+ * Upload the files into the folder shown. Names the listing already holds are replaced only
+ * once the person says so (the dialog says what replacing does); the others go at once.
+ */
+async function uploadFiles(fileList) {
   const files = Array.from(fileList || []);
+  if (files.length === 0) return;
   const folder = state.folder;
-  const cache = $('upload-cache').value.trim();
-  for (const file of files) startUpload(file, folder, cache);
+  const session = state.session;
+  const cache = pickerValue('upload-cache');
+  const listed = new Set(((state.listing && state.listing.records) || []).map((r) => r.path));
+  const existing = files.filter((file) => listed.has(joinPath(folder, file.name)));
+  // A listing cut short may not show every name: ask the server about the others.
+  if (state.listing && state.listing.truncated) {
+    const unlisted = files.filter((file) => !existing.includes(file));
+    const found = await Promise.all(unlisted.map((file) => assetExists(joinPath(folder, file.name))));
+    existing.push(...unlisted.filter((_, i) => found[i]));
+    if (session !== state.session) return;
+  }
+  const fresh = files.filter((file) => !existing.includes(file));
+  for (const file of fresh) startUpload(file, folder, cache);
+  if (existing.length === 0) return;
+  const replace = await askReplace(existing.map((file) => file.name), folder);
+  if (session !== state.session) return;
+  for (const file of existing) {
+    if (replace) startUpload(file, folder, cache);
+    else keptRow(file, folder);
+  }
+}
+
+/** Whether an asset is stored at `path` (false when the server cannot say: the upload will). */
+async function assetExists(path) {
+  try {
+    await api('GET', `/assets/${encodePath(path)}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function joinPath(folder, name) {
+  return folder === '' ? name : `${folder}/${name}`;
+}
+
+/** Resolves once the replace dialog is answered: true to replace. */
+let replaceAnswer = null;
+
+function askReplace(names, folder) {
+  answerReplace(false);
+  const dialog = $('confirm-replace');
+  $('confirm-replace-title').textContent = names.length === 1
+    ? `${folderLabel(folder)} already has a file named ${names[0]}. Replace it?`
+    : `${folderLabel(folder)} already has files with these ${names.length} names. Replace them?`;
+  $('confirm-replace-list').replaceChildren(...names.map((name) => el('li', { textContent: name })));
+  return new Promise((resolve) => {
+    replaceAnswer = resolve;
+    if (!dialog.open) dialog.showModal();
+    $('confirm-replace-no').focus();
+  });
+}
+
+function answerReplace(replace) {
+  const dialog = $('confirm-replace');
+  if (dialog.open) dialog.close();
+  const resolve = replaceAnswer;
+  replaceAnswer = null;
+  if (resolve) resolve(replace);
+}
+
+/** The row of a file not uploaded because the person kept the asset already there. */
+function keptRow(file, folder) {
+  const target = joinPath(folder, file.name);
+  const row = el(
+    'li',
+    { className: 'kept', dataset: { testid: 'upload', name: file.name, path: target, folder, state: 'kept' } },
+    el('span', { className: 'name', textContent: target }),
+    el('span', {
+      textContent: 'not uploaded: the existing file was kept',
+      dataset: { testid: 'upload-status' },
+    }),
+  );
+  $('uploads').prepend(row);
+  showUploadsOf(state.folder);
+}
+
+/**
+ * Upload rows belong to the folder they were made in: only the folder shown lists its own,
+ * and a line says how many other folders' rows there are.
+ */
+function showUploadsOf(folder) {
+  let elsewhere = 0;
+  for (const row of $('uploads').children) {
+    row.hidden = row.dataset.folder !== folder;
+    if (row.hidden) elsewhere += 1;
+  }
+  const note = $('uploads-elsewhere');
+  note.hidden = elsewhere === 0;
+  note.textContent = elsewhere === 1
+    ? '1 upload made in another folder is listed there.'
+    : `${elsewhere} uploads made in other folders are listed there.`;
 }
 
 /**
@@ -721,7 +1095,7 @@ function startUpload(file, folder, cache) {
   const token = state.token;
   const session = state.session;
   const list = $('uploads');
-  const target = folder === '' ? file.name : `${folder}/${file.name}`;
+  const target = joinPath(folder, file.name);
   for (const old of list.querySelectorAll('li[data-testid="upload"]')) {
     if (old.dataset.path === target && old.dataset.state !== 'uploading') old.remove();
   }
@@ -730,7 +1104,7 @@ function startUpload(file, folder, cache) {
   const row = el(
     'li',
     {
-      dataset: { testid: 'upload', name: file.name, path: target, state: 'uploading' },
+      dataset: { testid: 'upload', name: file.name, path: target, folder, state: 'uploading' },
       title: `${target} (${file.size} bytes)`,
     },
     el('span', { className: 'name', textContent: target }),
@@ -738,6 +1112,7 @@ function startUpload(file, folder, cache) {
     status,
   );
   list.prepend(row);
+  showUploadsOf(state.folder);
 
   const form = new FormData();
   form.append('folder', folder);
@@ -840,6 +1215,93 @@ function setUpDropZone() {
   });
 }
 
+// ---- ticked assets: bulk actions ---------------------------------------------------------
+
+function setChecked(path, on) {
+  if (on) state.checked.add(path);
+  else state.checked.delete(path);
+  updateBulkBar();
+}
+
+/** The bulk bar: shown while assets are ticked, its buttons waiting while one runs. */
+function updateBulkBar() {
+  const count = state.checked.size;
+  $('bulk-bar').hidden = count === 0 && !$('bulk-status').textContent;
+  // Nothing ticked but an outcome to tell: the bar shows only that.
+  $('bulk-bar').classList.toggle('idle', count === 0);
+  const shown = [...$('asset-list').tBodies[0].querySelectorAll('input[data-testid="pick"]')];
+  // Ticked assets the filter hides are still acted on: say so.
+  const hidden = count - shown.filter((box) => state.checked.has(box.dataset.path)).length;
+  $('bulk-count').textContent = (count === 1 ? '1 asset selected' : `${count} assets selected`) +
+    (hidden > 0 ? ` (${hidden} hidden by the filter)` : '');
+  const all = $('select-all');
+  all.checked = shown.length > 0 && shown.every((box) => box.checked);
+  all.indeterminate = !all.checked && shown.some((box) => box.checked);
+  const none = count === 0 || state.bulkBusy;
+  $('bulk-delete').disabled = none;
+  $('bulk-policy-save').disabled = none;
+  $('bulk-clear').disabled = state.bulkBusy;
+  const unavailable = mediaIdsUnavailable();
+  $('bulk-media').disabled = none || Boolean(unavailable);
+  $('bulk-media').title = unavailable;
+  $('bulk-media-note').hidden = !unavailable || count === 0;
+  $('bulk-media-note').textContent = unavailable;
+}
+
+/**
+ * Run `action` on each ticked asset in turn, then say how many went and what failed for each
+ * one that did not. The listing and the open asset are read again afterwards.
+ */
+async function runBulk(label, action) {
+  if (state.bulkBusy) return;
+  const paths = [...state.checked].sort();
+  if (paths.length === 0) return;
+  const session = state.session;
+  const folder = state.folder;
+  state.bulkBusy = true;
+  updateBulkBar();
+  $('bulk-errors').replaceChildren();
+  $('bulk-errors').hidden = true;
+  const failures = [];
+  let done = 0;
+  for (const path of paths) {
+    if (session !== state.session) return;
+    $('bulk-status').textContent = `${label}: ${done + failures.length + 1} of ${paths.length}…`;
+    try {
+      await action(path);
+      done += 1;
+    } catch (e) {
+      if (e instanceof ApiError && e.signedOut) return;
+      failures.push(el('li', { textContent: `${baseName(path)}: ${e.message}`, dataset: { path } }));
+    }
+  }
+  state.bulkBusy = false;
+  updateBulkBar();
+  if (!showsFolder(folder, session)) return;
+  $('bulk-status').textContent = `${label}: ${done} of ${paths.length} done` +
+    (failures.length ? `, ${failures.length} failed.` : '.');
+  $('bulk-errors').replaceChildren(...failures);
+  $('bulk-errors').hidden = failures.length === 0;
+  await afterChange();
+}
+
+function bulkDelete() {
+  const paths = [...state.checked].sort();
+  if (paths.length === 0 || state.bulkBusy) return;
+  openDeleteDialog(paths);
+}
+
+async function bulkPolicy() {
+  const value = pickerValue('bulk-policy');
+  await runBulk(value ? `Cache policy ${policyWithRaw(value)}` : 'Override removed', (path) =>
+    api('PATCH', `/assets/${encodePath(path)}`, { cache_control: value || null }));
+}
+
+async function bulkMediaIds() {
+  if (mediaIdsUnavailable()) return;
+  await runBulk('Media IDs', (path) => api('POST', '/whatsapp/media', { path }));
+}
+
 // ---- the selected asset -----------------------------------------------------------------
 
 async function selectAsset(path) {
@@ -864,6 +1326,7 @@ async function selectAsset(path) {
 
 function hideDetail() {
   $('asset-detail').hidden = true;
+  $('detail-empty').hidden = false;
   state.record = null;
   updateDetailActions();
 }
@@ -920,6 +1383,26 @@ function updateDetailActions() {
   const byId = ready && state.record.message_by_id;
   $('copy-id-json').disabled = !byId;
   $('copy-id-json').title = !ready || byId ? '' : 'No valid media ID yet: use "Get media ID" first';
+  // A template's media header is an image, a video or a document.
+  const header = ready && state.record.template_header;
+  $('copy-template-header').disabled = !header;
+  $('copy-template-header').title = !ready || header
+    ? 'The components entry of a template message that makes this the header'
+    : `A template header is an image, a video or a document, not ${state.record.kind || 'this'}`;
+  const headerById = ready && state.record.template_header_by_id;
+  $('copy-template-header-id').disabled = !headerById;
+  $('copy-template-header-id').title = !ready || headerById
+    ? ''
+    : header ? 'No valid media ID yet: use "Get media ID" first' : $('copy-template-header').title;
+  // Without WhatsApp settings there is nothing to ask: say so before anyone clicks.
+  const unavailable = mediaIdsUnavailable();
+  if (unavailable) {
+    $('media-id-get').disabled = true;
+    $('media-id-refresh').disabled = true;
+  }
+  for (const id of ['media-id-get', 'media-id-refresh']) $(id).title = unavailable;
+  $('media-id-unavailable').hidden = !unavailable;
+  $('media-id-unavailable').textContent = unavailable;
 }
 
 /** Fetch the selected asset's record and its fetch log again and show them. */
@@ -950,8 +1433,8 @@ async function loadDetail() {
   state.selected = record.path;
   state.record = record;
   renderDetail(record);
-  // A new asset's override field starts from its override; a refresh keeps what is typed.
-  if (fresh) $('override-policy').value = record.cache_override ?? '';
+  // A new asset's override picker starts from its override; a refresh keeps what is chosen.
+  if (fresh) setPicker('override-policy', record.cache_override ?? '');
   updateDetailActions();
   if (record.path !== path) writeLocation();
   await loadFetchLog(record.path);
@@ -959,12 +1442,14 @@ async function loadDetail() {
 
 function renderDetail(r) {
   $('asset-detail').hidden = false;
+  $('detail-empty').hidden = true;
   const rules = state.policies && state.policies.folders;
   $('detail-path').textContent = r.path;
   $('detail-kind').textContent = r.kind || 'unknown';
   $('detail-size').textContent = `${humanSize(r.size)} (${r.size} bytes)`;
   $('detail-type').textContent = r.content_type;
   $('detail-policy').textContent = r.cache_control;
+  $('detail-policy-words').textContent = policyWords(r.cache_control);
   $('detail-policy-source').textContent = r.policy_source;
   $('detail-policy-explain').textContent = `(${explainSource(r.policy_source, rules)})`;
   $('detail-policy-meaning').textContent = policyMeaning(r.cache_control);
@@ -986,6 +1471,7 @@ function renderDetail(r) {
   $('detail-warnings').replaceChildren(...warnings.map((w) => el('li', { textContent: w })));
   $('detail-warnings').hidden = warnings.length === 0;
   $('override-current').textContent = r.cache_override ?? 'none';
+  $('override-words').textContent = r.cache_override ? policyWords(r.cache_override) : '';
 
   const headerRows = (r.headers || []).map((h) =>
     el(
@@ -1103,14 +1589,18 @@ async function setOverride(value) {
   const session = state.session;
   const errorTarget = $('override-error');
   errorTarget.textContent = '';
+  if (value === '') {
+    errorTarget.textContent = CHOOSE_A_POLICY;
+    return;
+  }
   try {
     await api('PATCH', `/assets/${encodePath(path)}`, { cache_control: value });
   } catch (e) {
     if (showsAsset(path, session)) showError(errorTarget, e);
     return;
   }
+  if (showsAsset(path, session)) setPicker('override-policy', value ?? '');
   await afterChange();
-  if (showsAsset(path, session)) $('override-policy').value = state.record.cache_override ?? '';
 }
 
 // ---- copying ----------------------------------------------------------------------------
@@ -1187,13 +1677,20 @@ async function requestMediaId(force) {
 
 // ---- deleting ---------------------------------------------------------------------------
 
-function openDeleteDialog() {
-  if (!detailReady()) return;
-  const path = state.record.path;
+/** Ask before deleting `paths` (the ticked assets), or the asset shown when none are given. */
+function openDeleteDialog(paths) {
+  const bulk = Array.isArray(paths);
+  if (!bulk && !detailReady()) return;
+  const targets = bulk ? paths : [state.record.path];
   const dialog = $('confirm-delete');
-  dialog.dataset.path = path;
+  dialog.dataset.paths = JSON.stringify(targets);
+  dialog.dataset.bulk = String(bulk);
   dialog.dataset.session = String(state.session);
-  $('confirm-delete-text').textContent = `Delete ${path}?`;
+  $('confirm-delete-text').textContent = targets.length === 1
+    ? `Delete ${targets[0]}?`
+    : `Delete these ${targets.length} assets?`;
+  $('confirm-delete-list').replaceChildren(...(targets.length > 1 ? targets : []).map((p) => el('li', { textContent: p })));
+  $('confirm-delete-list').hidden = targets.length === 1;
   $('delete-error').textContent = '';
   if (!dialog.open) dialog.showModal();
   $('confirm-delete-no').focus();
@@ -1206,11 +1703,21 @@ function closeDeleteDialog() {
 
 async function confirmDelete() {
   const dialog = $('confirm-delete');
-  const path = dialog.dataset.path;
+  const paths = parseJson(dialog.dataset.paths || '') || [];
+  const bulk = dialog.dataset.bulk === 'true';
   const session = Number(dialog.dataset.session);
   closeDeleteDialog();
-  delete dialog.dataset.path;
-  if (!path || session !== state.session) return;
+  delete dialog.dataset.paths;
+  if (paths.length === 0 || session !== state.session) return;
+  if (bulk) {
+    await runBulk('Deleted', async (path) => {
+      await api('DELETE', `/assets/${encodePath(path)}`);
+      state.checked.delete(path);
+      if (state.selected === path) closeDetail();
+    });
+    return;
+  }
+  const path = paths[0];
   try {
     await api('DELETE', `/assets/${encodePath(path)}`);
   } catch (e) {
@@ -1247,13 +1754,42 @@ function start() {
 
   setUpDropZone();
 
-  onSubmit('override-form', () => setOverride($('override-policy').value.trim()));
+  for (const select of document.querySelectorAll('select[data-picker]')) setUpPicker(select);
+  onSubmit('override-form', () => setOverride(pickerValue('override-policy')));
   $('override-remove').addEventListener('click', () => setOverride(null));
 
   $('copy-link').addEventListener('click', () => copyField((r) => r.link));
   $('copy-link-json').addEventListener('click', () => copyField((r) => r.message));
   $('copy-id-json').addEventListener('click', () => copyField((r) => r.message_by_id));
   $('copy-voice-json').addEventListener('click', () => copyField((r) => r.message_voice));
+  $('copy-template-header').addEventListener('click', () => copyField((r) => r.template_header));
+  $('copy-template-header-id').addEventListener('click', () => copyField((r) => r.template_header_by_id));
+
+  $('list-filter').addEventListener('input', renderAssets);
+  $('list-sort').addEventListener('change', renderAssets);
+  $('select-all').addEventListener('change', (event) => {
+    for (const box of $('asset-list').tBodies[0].querySelectorAll('input[data-testid="pick"]')) {
+      box.checked = event.target.checked;
+      setChecked(box.dataset.path, box.checked);
+    }
+  });
+  $('bulk-clear').addEventListener('click', () => {
+    state.checked.clear();
+    $('bulk-status').textContent = '';
+    $('bulk-errors').replaceChildren();
+    $('bulk-errors').hidden = true;
+    renderAssets();
+  });
+  $('bulk-delete').addEventListener('click', bulkDelete);
+  $('bulk-media').addEventListener('click', bulkMediaIds);
+  onSubmit('bulk-policy-form', bulkPolicy);
+  $('confirm-replace-yes').addEventListener('click', () => answerReplace(true));
+  $('confirm-replace-no').addEventListener('click', () => answerReplace(false));
+  // Escape closes a dialog without an answer: for the replace question, that is "keep".
+  // (A close that comes after a new question opened the dialog again is the old one's.)
+  $('confirm-replace').addEventListener('close', () => {
+    if (!$('confirm-replace').open) answerReplace(false);
+  });
 
   $('media-id-get').addEventListener('click', () => requestMediaId(false));
   $('media-id-refresh').addEventListener('click', () => requestMediaId(true));
@@ -1262,7 +1798,7 @@ function start() {
     if (detailReady()) loadFetchLog(state.record.path);
   });
 
-  $('delete-asset').addEventListener('click', openDeleteDialog);
+  $('delete-asset').addEventListener('click', () => openDeleteDialog());
   $('confirm-delete-yes').addEventListener('click', confirmDelete);
   $('confirm-delete-no').addEventListener('click', closeDeleteDialog);
 

@@ -86,7 +86,7 @@ impl Counted {
         entry.cut_off = cut_off;
         if cut_off {
             tracing::debug!(
-                request_id = request_id.to_str().unwrap_or_default(),
+                request_id = %request_id.to_str().unwrap_or_default(),
                 sent = self.sent,
                 length = self.length,
                 "download cut off before its end"

@@ -139,8 +139,8 @@ where
         let span = if logged {
             let id = request_id.to_str().unwrap_or_default();
             match route {
-                RouteClass::Admin => tracing::info_span!("request", request_id = id),
-                _ => tracing::debug_span!("request", request_id = id),
+                RouteClass::Admin => tracing::info_span!("request", request_id = %id),
+                _ => tracing::debug_span!("request", request_id = %id),
             }
         } else {
             tracing::Span::none()
@@ -307,9 +307,9 @@ where
             let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             let request_id = p.request_id.to_str().unwrap_or_default();
             if p.route == RouteClass::Admin {
-                tracing::info!(request_id, %method, path, status, latency_us, "request");
+                tracing::info!(%request_id, %method, %path, status, latency_us, "request");
             } else {
-                tracing::debug!(request_id, %method, path, status, bytes, latency_us, meta, "request");
+                tracing::debug!(%request_id, %method, %path, status, bytes, latency_us, meta, "request");
             }
         }
         if status == 204 || status == 304 {

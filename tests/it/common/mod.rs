@@ -192,6 +192,15 @@ impl TestServer {
             .bearer_auth(TOKEN)
     }
 
+    /// `POST /api/assets` with a multipart form.
+    pub async fn post_form(&self, form: reqwest::multipart::Form) -> reqwest::Response {
+        self.admin(Method::POST, "/assets")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// An admin request without a body, answered with JSON (whatever the status).
     pub async fn admin_json(&self, method: Method, path: &str) -> serde_json::Value {
         self.admin(method, path)
@@ -421,7 +430,8 @@ pub fn spawn_binary(cmd: &mut std::process::Command) -> (Spawned, String) {
 /// Every line the binary writes to stderr, kept as it arrives.
 pub type Logs = Arc<std::sync::Mutex<Vec<String>>>;
 
-/// [`spawn_binary`], keeping the log. `RUST_LOG` is `info` unless the command sets it.
+/// [`spawn_binary`], keeping the log (text, or JSON lines). `RUST_LOG` is `info` unless the
+/// command sets it.
 pub fn spawn_binary_logged(cmd: &mut std::process::Command) -> (Spawned, String, Logs) {
     use std::io::{BufRead, BufReader};
     if !cmd.get_envs().any(|(k, _)| k == "RUST_LOG") {
@@ -447,6 +457,13 @@ pub fn spawn_binary_logged(cmd: &mut std::process::Command) -> (Spawned, String,
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("addr=").nth(1) {
                 let _ = tx.send(rest.split_whitespace().next().unwrap().to_owned());
+            }
+            // `log.format = "json"`: the `serving` line's `addr` field.
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == "serving"
+                && let Some(addr) = v["addr"].as_str()
+            {
+                let _ = tx.send(addr.to_owned());
             }
             kept.lock().unwrap().push(line);
         }
