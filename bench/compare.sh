@@ -5,12 +5,17 @@
 #   bash bench/compare.sh                  # from the repo root; DURATION=5 WARMUP=1 ROUNDS=3
 #   ROUNDS=5 DURATION=10 bash bench/compare.sh   # more and longer measured runs
 #   KEEP=1 bash bench/compare.sh           # keep the temp dir (raw wrk outputs, server logs)
+#   ONLY=1,2,3 bash bench/compare.sh       # only those scenarios (exploring; the table then
+#                                          # shows n/a for the others)
+#   BIN=/path/media-origin S3_BIN=/path/s3_server bash bench/compare.sh
+#                                          # those binaries, not a fresh build (A/B runs)
 #
 # Installs nginx, wrk (and curl, python3, taskset) from Debian packages when missing, builds the
 # release binary and the loopback S3 server example, generates a corpus (48 KB JPEG, 1 MB PNG,
 # 15.9 MB MP4, 99 MB PDF), loads it into both servers and runs:
 #   1 GET of the small image (200)         2 conditional GET (304)
 #   3 Range GET of 1 MB of the video (206)  4 GET of the 16 MB video
+#   1b GET of the small image over 200 connections (Meta's fetcher opens many at once: p99)
 #   5 upload ingest (PUT 16 MB and 100 MB) against sha256sum of the same file
 #   6 peak RSS of media-origin: 20 concurrent 100 MB downloads, one 100 MB upload
 #   7 small-image GET with the S3 backend (loopback s3s-fs server) against the local backend
@@ -28,6 +33,10 @@ WARMUP=${WARMUP:-1}
 ROUNDS=${ROUNDS:-3}
 ROUND=1
 CONNS=${CONNS:-32}
+# Scenario 1b: the small GET over this many connections.
+MANY_CONNS=${MANY_CONNS:-200}
+ONLY=${ONLY:-1,2,3,4,5,6,7}
+wanted() { [[ ",$ONLY," == *",$1,"* ]]; }
 # wrk's default 2 s timeout would count slow 16 MB responses as errors and leave them out of the
 # latency figures; a generous one keeps every response measured.
 WRK_TIMEOUT=${WRK_TIMEOUT:-30s}
@@ -72,8 +81,16 @@ install_missing
 
 # --- build -------------------------------------------------------------------------------------
 
-build_release s3_server
-S3_BIN=$EXAMPLE_BIN
+if [[ -n ${BIN:-} ]]; then
+    MO_BIN=$BIN
+    [[ -x $MO_BIN ]] || die "BIN=$MO_BIN is not an executable"
+    if wanted 7; then
+        [[ -n ${S3_BIN:-} && -x $S3_BIN ]] || die "BIN needs S3_BIN (the s3_server example's binary) for scenario 7"
+    fi
+else
+    build_release s3_server
+    S3_BIN=$EXAMPLE_BIN
+fi
 
 # --- temp dir, clean-up ------------------------------------------------------------------------
 
@@ -87,14 +104,16 @@ put() { printf '%s\t%s\n' "$1" "$2" >>"$RESULTS"; }
 # --- machine -----------------------------------------------------------------------------------
 
 git_desc=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
+if [[ -n ${BIN:-} ]]; then
+    git_desc="the binary $BIN (BIN; the checkout is at $git_desc)"
+elif [[ -n $(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
     git_desc+=" + uncommitted changes"
 fi
 HEADER=$(
     cat <<EOF
-machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), kernel $(uname -r), $(awk '/MemTotal/ {printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo)
+machine: $(nproc) cores, CPU $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), kernel $(uname -r), $(awk '/MemTotal/ {printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo); load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)
 media-origin: $git_desc; $(nginx -v 2>&1 | sed 's/^nginx version: //'); wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')
-servers on core $SERVER_CPU, wrk/curl on core $CLIENT_CPU; wrk -t1 -c$CONNS -d${DURATION}s --latency --timeout $WRK_TIMEOUT (after a ${WARMUP}s warm-up per server and scenario)
+servers on core $SERVER_CPU, wrk/curl on core $CLIENT_CPU; wrk -t1 -c$CONNS (1b: -c$MANY_CONNS) -d${DURATION}s --latency --timeout $WRK_TIMEOUT (after a ${WARMUP}s warm-up per server and scenario)
 EOF
 )
 printf '%s\n' "$HEADER" >&2
@@ -214,12 +233,13 @@ run_wrk() {
     shift 3
     for x in "$@"; do h+=(-H "$x"); done
     local out="$WORK/wrk/$scenario.$server.r$ROUND.txt"
+    local conns=${WRK_CONNS:-$CONNS}
     local pids
     read -r -a pids <<<"${SRV_PIDS[$server]:-}"
-    taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" --timeout "$WRK_TIMEOUT" "${h[@]}" "$url" >/dev/null 2>&1 || true
+    taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${WARMUP}s" --timeout "$WRK_TIMEOUT" "${h[@]}" "$url" >/dev/null 2>&1 || true
     local t0 p0 s0 c0 t1 p1 s1 c1
     t0=$(now_ns) p0=$(proc_ticks "${pids[@]}") s0=$(core_ticks "$SERVER_CPU") c0=$(core_ticks "$CLIENT_CPU")
-    if ! taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency --timeout "$WRK_TIMEOUT" "${h[@]}" "$url" >"$out" 2>&1; then
+    if ! taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --latency --timeout "$WRK_TIMEOUT" "${h[@]}" "$url" >"$out" 2>&1; then
         log "wrk failed for $scenario on $server: $(tail -3 "$out")"
     fi
     t1=$(now_ns) p1=$(proc_ticks "${pids[@]}") s1=$(core_ticks "$SERVER_CPU") c1=$(core_ticks "$CLIENT_CPU")
@@ -298,85 +318,102 @@ ETAG_NGX=$(header_of "$NGX/media/bench/small.jpg" ETag)
 ETAG_MO=$(header_of "$MO/media/bench/small.jpg" ETag)
 [[ -n $ETAG_NGX && -n $ETAG_MO ]] || die "no ETag from nginx ('$ETAG_NGX') or media-origin ('$ETAG_MO')"
 
-log "1/7 small GET"
-check small 200 nginx "$NGX/media/bench/small.jpg"
-check small 200 mo "$MO/media/bench/small.jpg"
-for ROUND in $(seq "$ROUNDS"); do
-    run_wrk small nginx "$NGX/media/bench/small.jpg"
-    run_wrk small mo "$MO/media/bench/small.jpg"
-done
+if wanted 1; then
+    log "1/7 small GET"
+    check small 200 nginx "$NGX/media/bench/small.jpg"
+    check small 200 mo "$MO/media/bench/small.jpg"
+    for ROUND in $(seq "$ROUNDS"); do
+        run_wrk small nginx "$NGX/media/bench/small.jpg"
+        run_wrk small mo "$MO/media/bench/small.jpg"
+    done
+    log "1b/7 small GET over $MANY_CONNS connections"
+    check small200 200 nginx "$NGX/media/bench/small.jpg"
+    check small200 200 mo "$MO/media/bench/small.jpg"
+    for ROUND in $(seq "$ROUNDS"); do
+        WRK_CONNS=$MANY_CONNS run_wrk small200 nginx "$NGX/media/bench/small.jpg"
+        WRK_CONNS=$MANY_CONNS run_wrk small200 mo "$MO/media/bench/small.jpg"
+    done
+fi
 
-log "2/7 conditional GET (If-None-Match: nginx $ETAG_NGX, mo $ETAG_MO)"
-check cond304 304 nginx "$NGX/media/bench/small.jpg" "If-None-Match: $ETAG_NGX"
-check cond304 304 mo "$MO/media/bench/small.jpg" "If-None-Match: $ETAG_MO"
-for ROUND in $(seq "$ROUNDS"); do
-    run_wrk cond304 nginx "$NGX/media/bench/small.jpg" "If-None-Match: $ETAG_NGX"
-    run_wrk cond304 mo "$MO/media/bench/small.jpg" "If-None-Match: $ETAG_MO"
-done
+if wanted 2; then
+    log "2/7 conditional GET (If-None-Match: nginx $ETAG_NGX, mo $ETAG_MO)"
+    check cond304 304 nginx "$NGX/media/bench/small.jpg" "If-None-Match: $ETAG_NGX"
+    check cond304 304 mo "$MO/media/bench/small.jpg" "If-None-Match: $ETAG_MO"
+    for ROUND in $(seq "$ROUNDS"); do
+        run_wrk cond304 nginx "$NGX/media/bench/small.jpg" "If-None-Match: $ETAG_NGX"
+        run_wrk cond304 mo "$MO/media/bench/small.jpg" "If-None-Match: $ETAG_MO"
+    done
+fi
 
-log "3/7 Range 1 MB of the video"
-check range 206 nginx "$NGX/media/bench/video.mp4" "$RANGE"
-check range 206 mo "$MO/media/bench/video.mp4" "$RANGE"
-for ROUND in $(seq "$ROUNDS"); do
-    run_wrk range nginx "$NGX/media/bench/video.mp4" "$RANGE"
-    run_wrk range mo "$MO/media/bench/video.mp4" "$RANGE"
-done
+if wanted 3; then
+    log "3/7 Range 1 MB of the video"
+    check range 206 nginx "$NGX/media/bench/video.mp4" "$RANGE"
+    check range 206 mo "$MO/media/bench/video.mp4" "$RANGE"
+    for ROUND in $(seq "$ROUNDS"); do
+        run_wrk range nginx "$NGX/media/bench/video.mp4" "$RANGE"
+        run_wrk range mo "$MO/media/bench/video.mp4" "$RANGE"
+    done
+fi
 
-log "4/7 GET of the 16 MB video"
-check video 200 nginx "$NGX/media/bench/video.mp4"
-check video 200 mo "$MO/media/bench/video.mp4"
-for ROUND in $(seq "$ROUNDS"); do
-    run_wrk video nginx "$NGX/media/bench/video.mp4"
-    run_wrk video mo "$MO/media/bench/video.mp4"
-done
+if wanted 4; then
+    log "4/7 GET of the 16 MB video"
+    check video 200 nginx "$NGX/media/bench/video.mp4"
+    check video 200 mo "$MO/media/bench/video.mp4"
+    for ROUND in $(seq "$ROUNDS"); do
+        run_wrk video nginx "$NGX/media/bench/video.mp4"
+        run_wrk video mo "$MO/media/bench/video.mp4"
+    done
+fi
 
 # --- scenario 5: upload ingest against sha256sum -----------------------------------------------
 
-log "5/7 upload ingest"
-for pair in video:video.mp4 pdf:doc.pdf; do
-    name=${pair%%:*} f=${pair#*:}
-    file="$CORPUS/$f"
-    put "ingest.$name.bytes" "$(stat -c %s "$file")"
-    best_sha=""
-    for i in 1 2 3; do
-        t0=$(now_ns)
-        taskset -c "$SERVER_CPU" sha256sum "$file" >/dev/null
-        t=$(($(now_ns) - t0))
-        if [[ -z $best_sha || $t -lt $best_sha ]]; then best_sha=$t; fi
-    done
-    # For reference only: the same hash with OpenSSL (SHA extensions where the CPU has them);
-    # Debian's sha256sum (coreutils) uses a portable implementation.
-    if command -v openssl >/dev/null; then
-        best_ossl=""
+if wanted 5; then
+    log "5/7 upload ingest"
+    for pair in video:video.mp4 pdf:doc.pdf; do
+        name=${pair%%:*} f=${pair#*:}
+        file="$CORPUS/$f"
+        put "ingest.$name.bytes" "$(stat -c %s "$file")"
+        best_sha=""
         for i in 1 2 3; do
             t0=$(now_ns)
-            taskset -c "$SERVER_CPU" openssl dgst -sha256 "$file" >/dev/null
+            taskset -c "$SERVER_CPU" sha256sum "$file" >/dev/null
             t=$(($(now_ns) - t0))
-            if [[ -z $best_ossl || $t -lt $best_ossl ]]; then best_ossl=$t; fi
+            if [[ -z $best_sha || $t -lt $best_sha ]]; then best_sha=$t; fi
         done
-        put "ingest.$name.openssl_best_s" "$(awk -v t="$best_ossl" 'BEGIN { print t / 1e9 }')"
-    fi
-    best_mo="" codes=()
-    for i in 1 2 3; do
-        r=$(taskset -c "$CLIENT_CPU" curl -sS --noproxy '*' -o "$WORK/api.out" -w '%{http_code} %{time_total}' \
-            -X PUT -H "Authorization: Bearer $TOKEN" -H 'Expect:' -H "Content-Type: ${CTYPE[$f]}" \
-            --data-binary "@$file" "$MO/api/assets/bench/ingest/run-$i-$f") || r="000 0"
-        code=${r%% *} secs=${r#* }
-        codes+=("$code")
-        if [[ $code == 200 || $code == 201 ]]; then
-            if [[ -z $best_mo ]] || awk -v a="$secs" -v b="$best_mo" 'BEGIN { exit !(a < b) }'; then best_mo=$secs; fi
-        else
-            log "WARNING: ingest PUT of $f answered $code: $(head -c 300 "$WORK/api.out")"
+        # For reference only: the same hash with OpenSSL (SHA extensions where the CPU has them);
+        # Debian's sha256sum (coreutils) uses a portable implementation.
+        if command -v openssl >/dev/null; then
+            best_ossl=""
+            for i in 1 2 3; do
+                t0=$(now_ns)
+                taskset -c "$SERVER_CPU" openssl dgst -sha256 "$file" >/dev/null
+                t=$(($(now_ns) - t0))
+                if [[ -z $best_ossl || $t -lt $best_ossl ]]; then best_ossl=$t; fi
+            done
+            put "ingest.$name.openssl_best_s" "$(awk -v t="$best_ossl" 'BEGIN { print t / 1e9 }')"
         fi
+        best_mo="" codes=()
+        for i in 1 2 3; do
+            r=$(taskset -c "$CLIENT_CPU" curl -sS --noproxy '*' -o "$WORK/api.out" -w '%{http_code} %{time_total}' \
+                -X PUT -H "Authorization: Bearer $TOKEN" -H 'Expect:' -H "Content-Type: ${CTYPE[$f]}" \
+                --data-binary "@$file" "$MO/api/assets/bench/ingest/run-$i-$f") || r="000 0"
+            code=${r%% *} secs=${r#* }
+            codes+=("$code")
+            if [[ $code == 200 || $code == 201 ]]; then
+                if [[ -z $best_mo ]] || awk -v a="$secs" -v b="$best_mo" 'BEGIN { exit !(a < b) }'; then best_mo=$secs; fi
+            else
+                log "WARNING: ingest PUT of $f answered $code: $(head -c 300 "$WORK/api.out")"
+            fi
+        done
+        put "ingest.$name.sha_best_s" "$(awk -v t="$best_sha" 'BEGIN { print t / 1e9 }')"
+        [[ -n $best_mo ]] && put "ingest.$name.mo_best_s" "$best_mo"
+        put "ingest.$name.codes" "$(
+            IFS=,
+            echo "${codes[*]}"
+        )"
+        log "  $f: sha256sum best $(awk -v t="$best_sha" 'BEGIN { printf "%.3f", t / 1e9 }')s, media-origin best ${best_mo:-n/a}s (statuses ${codes[*]})"
     done
-    put "ingest.$name.sha_best_s" "$(awk -v t="$best_sha" 'BEGIN { print t / 1e9 }')"
-    [[ -n $best_mo ]] && put "ingest.$name.mo_best_s" "$best_mo"
-    put "ingest.$name.codes" "$(
-        IFS=,
-        echo "${codes[*]}"
-    )"
-    log "  $f: sha256sum best $(awk -v t="$best_sha" 'BEGIN { printf "%.3f", t / 1e9 }')s, media-origin best ${best_mo:-n/a}s (statuses ${codes[*]})"
-done
+fi
 
 # --- scenario 6: peak RSS ----------------------------------------------------------------------
 
@@ -418,70 +455,74 @@ one_upload() {
     if [[ $code == 200 || $code == 201 ]]; then put rss.upload.ok yes; else put rss.upload.ok "upload answered $code"; fi
 }
 
-log "6/7 peak RSS (20 concurrent 100 MB downloads, then one 100 MB upload)"
-measure_rss download twenty_downloads
-measure_rss upload one_upload
-log "  $(grep '^rss' "$RESULTS" | tr '\t' '=' | tr '\n' ' ')"
+if wanted 6; then
+    log "6/7 peak RSS (20 concurrent 100 MB downloads, then one 100 MB upload)"
+    measure_rss download twenty_downloads
+    measure_rss upload one_upload
+    log "  $(grep '^rss' "$RESULTS" | tr '\t' '=' | tr '\n' ' ')"
+fi
 
 # --- scenario 7: S3 backend against local ------------------------------------------------------
 
-log "7/7 small GET on S3 (loopback s3s-fs server on core $SERVER_CPU) against local"
-: >"$WORK/s3.out"
-TMPDIR="$WORK/s3tmp" taskset -c "$SERVER_CPU" "$S3_BIN" >"$WORK/s3.out" 2>"$WORK/s3.log" &
-S3_PID=$!
-PIDS+=("$S3_PID")
-S3_ENDPOINT=""
-deadline=$((SECONDS + READY_TIMEOUT))
-while ((SECONDS < deadline)) && kill -0 "$S3_PID" 2>/dev/null; do
-    S3_ENDPOINT=$(head -1 "$WORK/s3.out") || S3_ENDPOINT=""
-    [[ $S3_ENDPOINT == http://* ]] && break
+if wanted 7; then
+    log "7/7 small GET on S3 (loopback s3s-fs server on core $SERVER_CPU) against local"
+    : >"$WORK/s3.out"
+    TMPDIR="$WORK/s3tmp" taskset -c "$SERVER_CPU" "$S3_BIN" >"$WORK/s3.out" 2>"$WORK/s3.log" &
+    S3_PID=$!
+    PIDS+=("$S3_PID")
     S3_ENDPOINT=""
-    sleep 0.1
-done
-[[ -n $S3_ENDPOINT ]] || { cat "$WORK/s3.log" >&2; die "the S3 server did not print its endpoint within ${READY_TIMEOUT}s"; }
-s3val() { sed -n "s/^$1=//p" "$WORK/s3.out"; }
-log "S3 server at $S3_ENDPOINT, pid $S3_PID"
-start_mo mo-s3 "$WORK/mo-s3" \
-    MEDIA_ORIGIN__STORAGE__BACKEND=s3 \
-    MEDIA_ORIGIN__STORAGE__BUCKET="$(s3val bucket)" \
-    MEDIA_ORIGIN__STORAGE__ENDPOINT="$S3_ENDPOINT" \
-    MEDIA_ORIGIN__STORAGE__ALLOW_HTTP=true \
-    MEDIA_ORIGIN__STORAGE__REGION=us-east-1 \
-    MEDIA_ORIGIN__STORAGE__ACCESS_KEY_ID="$(s3val access_key_id)" \
-    MEDIA_ORIGIN__STORAGE__SECRET_ACCESS_KEY="$(s3val secret_access_key)"
-MO_S3="http://$MO_ADDR"
-SRV_PIDS[s3]="$MO_PID $S3_PID"
-set_policy "$MO_ADDR"
-upload "$MO_ADDR" small.jpg
-MO_S3_PID=$MO_PID
-# The same over S3 with the small-blob memory off: every GET then reads the blob from S3, which
-# shows what the memory saves (reported, no target).
-start_mo mo-s3nc "$WORK/mo-s3nc" \
-    MEDIA_ORIGIN__STORAGE__BACKEND=s3 \
-    MEDIA_ORIGIN__STORAGE__BUCKET="$(s3val bucket)" \
-    MEDIA_ORIGIN__STORAGE__ENDPOINT="$S3_ENDPOINT" \
-    MEDIA_ORIGIN__STORAGE__ALLOW_HTTP=true \
-    MEDIA_ORIGIN__STORAGE__REGION=us-east-1 \
-    MEDIA_ORIGIN__STORAGE__ACCESS_KEY_ID="$(s3val access_key_id)" \
-    MEDIA_ORIGIN__STORAGE__SECRET_ACCESS_KEY="$(s3val secret_access_key)" \
-    MEDIA_ORIGIN__STORAGE__BLOB_CACHE_MB=0
-MO_S3NC="http://$MO_ADDR"
-SRV_PIDS[s3nc]="$MO_PID $S3_PID"
-SRV_PIDS[s3]="$MO_S3_PID $S3_PID"
-check s3small 200 local "$MO/media/bench/small.jpg"
-check s3small 200 s3 "$MO_S3/media/bench/small.jpg"
-check s3small 200 s3nc "$MO_S3NC/media/bench/small.jpg"
-s3_ticks=0
-for ROUND in $(seq "$ROUNDS"); do
-    run_wrk s3small local "$MO/media/bench/small.jpg"
-    t=$(proc_ticks "$S3_PID")
-    run_wrk s3small s3 "$MO_S3/media/bench/small.jpg"
-    s3_ticks=$((s3_ticks + $(proc_ticks "$S3_PID") - t))
-    run_wrk s3small s3nc "$MO_S3NC/media/bench/small.jpg"
-done
-put s3server.ticks "$s3_ticks"
-put s3server.requests "$(cat "$WORK"/wrk/s3small.s3.r*.txt | sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' | awk '{ n += $1 } END { print n }')"
-put clk_tck "$CLK_TCK"
+    deadline=$((SECONDS + READY_TIMEOUT))
+    while ((SECONDS < deadline)) && kill -0 "$S3_PID" 2>/dev/null; do
+        S3_ENDPOINT=$(head -1 "$WORK/s3.out") || S3_ENDPOINT=""
+        [[ $S3_ENDPOINT == http://* ]] && break
+        S3_ENDPOINT=""
+        sleep 0.1
+    done
+    [[ -n $S3_ENDPOINT ]] || { cat "$WORK/s3.log" >&2; die "the S3 server did not print its endpoint within ${READY_TIMEOUT}s"; }
+    s3val() { sed -n "s/^$1=//p" "$WORK/s3.out"; }
+    log "S3 server at $S3_ENDPOINT, pid $S3_PID"
+    start_mo mo-s3 "$WORK/mo-s3" \
+        MEDIA_ORIGIN__STORAGE__BACKEND=s3 \
+        MEDIA_ORIGIN__STORAGE__BUCKET="$(s3val bucket)" \
+        MEDIA_ORIGIN__STORAGE__ENDPOINT="$S3_ENDPOINT" \
+        MEDIA_ORIGIN__STORAGE__ALLOW_HTTP=true \
+        MEDIA_ORIGIN__STORAGE__REGION=us-east-1 \
+        MEDIA_ORIGIN__STORAGE__ACCESS_KEY_ID="$(s3val access_key_id)" \
+        MEDIA_ORIGIN__STORAGE__SECRET_ACCESS_KEY="$(s3val secret_access_key)"
+    MO_S3="http://$MO_ADDR"
+    SRV_PIDS[s3]="$MO_PID $S3_PID"
+    set_policy "$MO_ADDR"
+    upload "$MO_ADDR" small.jpg
+    MO_S3_PID=$MO_PID
+    # The same over S3 with the small-blob memory off: every GET then reads the blob from S3, which
+    # shows what the memory saves (reported, no target).
+    start_mo mo-s3nc "$WORK/mo-s3nc" \
+        MEDIA_ORIGIN__STORAGE__BACKEND=s3 \
+        MEDIA_ORIGIN__STORAGE__BUCKET="$(s3val bucket)" \
+        MEDIA_ORIGIN__STORAGE__ENDPOINT="$S3_ENDPOINT" \
+        MEDIA_ORIGIN__STORAGE__ALLOW_HTTP=true \
+        MEDIA_ORIGIN__STORAGE__REGION=us-east-1 \
+        MEDIA_ORIGIN__STORAGE__ACCESS_KEY_ID="$(s3val access_key_id)" \
+        MEDIA_ORIGIN__STORAGE__SECRET_ACCESS_KEY="$(s3val secret_access_key)" \
+        MEDIA_ORIGIN__STORAGE__BLOB_CACHE_MB=0
+    MO_S3NC="http://$MO_ADDR"
+    SRV_PIDS[s3nc]="$MO_PID $S3_PID"
+    SRV_PIDS[s3]="$MO_S3_PID $S3_PID"
+    check s3small 200 local "$MO/media/bench/small.jpg"
+    check s3small 200 s3 "$MO_S3/media/bench/small.jpg"
+    check s3small 200 s3nc "$MO_S3NC/media/bench/small.jpg"
+    s3_ticks=0
+    for ROUND in $(seq "$ROUNDS"); do
+        run_wrk s3small local "$MO/media/bench/small.jpg"
+        t=$(proc_ticks "$S3_PID")
+        run_wrk s3small s3 "$MO_S3/media/bench/small.jpg"
+        s3_ticks=$((s3_ticks + $(proc_ticks "$S3_PID") - t))
+        run_wrk s3small s3nc "$MO_S3NC/media/bench/small.jpg"
+    done
+    put s3server.ticks "$s3_ticks"
+    put s3server.requests "$(cat "$WORK"/wrk/s3small.s3.r*.txt | sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' | awk '{ n += $1 } END { print n }')"
+    put clk_tck "$CLK_TCK"
+fi
 
 # --- the table ---------------------------------------------------------------------------------
 

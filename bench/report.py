@@ -200,10 +200,12 @@ def main():
         if extra:
             notes.append(f"{label}: " + "; ".join(extra))
 
-    wrk_row("small", "1 small GET 48 KB jpg (200)", "req/s", "nginx", "mo", 1.0, p99_factor=1.5)
-    wrk_row("cond304", "2 conditional GET (304)", "req/s", "nginx", "mo", 1.0)
+    # Issue 18: every serving ratio at least 0.9 (aiming at 1.0).
+    wrk_row("small", "1 small GET 48 KB jpg (200)", "req/s", "nginx", "mo", 0.9, p99_factor=1.5)
+    wrk_row("small200", "1b same, 200 connections", "req/s", "nginx", "mo", 0.9, p99_factor=1.5)
+    wrk_row("cond304", "2 conditional GET (304)", "req/s", "nginx", "mo", 0.9)
     wrk_row("range", "3 Range 1 MB of video (206)", "req/s", "nginx", "mo", 0.9)
-    wrk_row("video", "4 GET 16 MB video (200)", "MB/s", "nginx", "mo", 0.8)
+    wrk_row("video", "4 GET 16 MB video (200)", "MB/s", "nginx", "mo", 0.9)
 
     for label, name in (("16 MB mp4", "video"), ("100 MB pdf", "pdf")):
         size = float(res.get(f"ingest.{name}.bytes", "0") or 0)

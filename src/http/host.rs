@@ -203,10 +203,50 @@ fn invalid(message: &'static str) -> ApiError {
 /// Answers what [`HostRule`] refuses, and passes everything else to the application. A plain
 /// service rather than a router layer, like [`super::observe::Observe`]: no boxed future on the
 /// public path.
+///
+/// Each thread remembers the last `Host` it let through where the rule looks at nothing but the
+/// RFC checks: clients send the same `Host` request after request (hyper clones the service for
+/// every request, so the memory cannot be the connection's), and comparing bytes costs less than
+/// parsing them into an [`Authority`] (an allocation per request).
 #[derive(Clone)]
 pub struct CheckHost<S> {
     inner: S,
     rule: HostRule,
+}
+
+thread_local! {
+    static PASSED: std::cell::RefCell<PassedHost> = std::cell::RefCell::new(PassedHost::default());
+}
+
+/// The last `Host` value that passed the RFC checks on this thread, if short enough to keep.
+struct PassedHost {
+    len: usize,
+    bytes: [u8; PassedHost::MAX],
+}
+
+impl Default for PassedHost {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            bytes: [0; Self::MAX],
+        }
+    }
+}
+
+impl PassedHost {
+    const MAX: usize = 64;
+
+    fn is(&self, value: &HeaderValue) -> bool {
+        self.len > 0 && value.as_bytes() == &self.bytes[..self.len]
+    }
+
+    fn keep(&mut self, value: &HeaderValue) {
+        let value = value.as_bytes();
+        if value.len() <= Self::MAX {
+            self.bytes[..value.len()].copy_from_slice(value);
+            self.len = value.len();
+        }
+    }
 }
 
 impl<S> CheckHost<S> {
@@ -214,6 +254,18 @@ impl<S> CheckHost<S> {
     pub fn new(inner: S, rule: HostRule) -> Self {
         Self { inner, rule }
     }
+}
+
+/// The one `Host` of `req` when the rule checks nothing but the RFC's rules for it.
+fn rfc_only<'a, B>(rule: &HostRule, req: &'a Request<B>) -> Option<&'a HeaderValue> {
+    match rule {
+        HostRule::Any => {}
+        HostRule::AdminRoutes(_) if is_public_route(req.uri().path()) => {}
+        _ => return None,
+    }
+    let mut sent = req.headers().get_all(header::HOST).iter();
+    let host = sent.next()?;
+    sent.next().is_none().then_some(host)
 }
 
 impl<S, B> tower::Service<Request<B>> for CheckHost<S>
@@ -229,8 +281,17 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        let host = rfc_only(&self.rule, &req);
+        if host.is_some_and(|h| PASSED.with_borrow(|passed| passed.is(h))) {
+            return Either::Right(self.inner.call(req));
+        }
         match refusal(&self.rule, &req) {
-            None => Either::Right(self.inner.call(req)),
+            None => {
+                if let Some(host) = host {
+                    PASSED.with_borrow_mut(|passed| passed.keep(host));
+                }
+                Either::Right(self.inner.call(req))
+            }
             Some(error) => {
                 let mut response = error.into_response();
                 // As the router adds to every other answer.
@@ -375,6 +436,56 @@ mod tests {
             assert_eq!(answer(&rule, v11, admin, &["admin.example.com"]), None);
             assert_eq!(answer(&rule, v11, admin, &["[::1]:8080"]), None);
         }
+    }
+
+    /// A thread's remembered `Host` lets only that exact value through unparsed: a second
+    /// `Host`, another value, or a route the rule checks further are judged in full.
+    #[tokio::test]
+    async fn a_remembered_host_passes_only_itself() {
+        use tower::Service;
+        let ok = tower::service_fn(|_: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(axum::body::Body::empty()))
+        });
+        let status = |svc: &mut CheckHost<_>, target: &str, hosts: &[&str]| {
+            let req = request(Version::HTTP_11, target, hosts);
+            let answer = svc.call(req);
+            async move { answer.await.unwrap().status().as_u16() }
+        };
+        let mut svc = CheckHost::new(ok, HostRule::Any);
+        assert_eq!(
+            status(&mut svc, "/media/a.jpg", &["cdn.example"]).await,
+            200
+        );
+        assert!(PASSED.with_borrow(|p| p.len > 0));
+        assert_eq!(
+            status(&mut svc, "/media/a.jpg", &["cdn.example"]).await,
+            200
+        );
+        assert_eq!(
+            status(&mut svc, "/media/a.jpg", &["cdn.example", "cdn.example"]).await,
+            400
+        );
+        assert_eq!(
+            status(&mut svc, "/media/a.jpg", &["cdn.example@x"]).await,
+            400
+        );
+        assert_eq!(status(&mut svc, "/media/a.jpg", &[]).await, 400);
+        assert_eq!(
+            status(&mut svc, "/media/a.jpg", &["cdn.example"]).await,
+            200
+        );
+
+        // On a shared listener with allowed hosts, the name that /media took is still judged
+        // on an admin route.
+        let listener: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let rule = HostRule::AdminRoutes(Arc::new(AllowedHosts::new(listener, &[])));
+        let mut svc = CheckHost::new(ok, rule);
+        assert_eq!(
+            status(&mut svc, "/media/a.jpg", &["cdn.example"]).await,
+            200
+        );
+        assert_eq!(status(&mut svc, "/metrics", &["cdn.example"]).await, 421);
+        assert_eq!(status(&mut svc, "/metrics", &["localhost"]).await, 200);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod conditional;
 pub mod error;
 pub mod host;
+pub mod media_first;
 pub mod observe;
 pub mod openapi;
 pub mod page;
@@ -69,13 +70,14 @@ pub struct Shared {
     pub converter: Arc<crate::convert::Converter>,
 }
 
-/// An application as a listener serves it: the routes behind the `Host` check ([`host`]),
-/// observed (request IDs, metrics, fetch log, request logs; see [`observe`]).
-pub type App = observe::Observe<host::CheckHost<Router>>;
+/// An application as a listener serves it: the routes (`/media` first, see [`media_first`])
+/// behind the `Host` check ([`host`]), observed (request IDs, metrics, fetch log, request logs;
+/// see [`observe`]).
+pub type App = observe::Observe<host::CheckHost<media_first::MediaFirst>>;
 
 /// The public application: `/media`, health, and JSON errors for everything else.
 pub fn public_router(state: AppState) -> App {
-    finish(public::routes(), state, host::HostRule::Any)
+    finish(public::routes(), state, host::HostRule::Any, true)
 }
 
 /// The admin application: `/api` behind the bearer token, plus health so a load balancer can
@@ -96,7 +98,7 @@ pub fn admin_router(
         .route("/metrics", get(metrics))
         .merge(page::routes(&state.public_base))
         .nest("/api", admin_api(&state, body_idle_timeout));
-    finish(api, state, host::HostRule::Only(hosts))
+    finish(api, state, host::HostRule::Only(hosts), false)
 }
 
 /// Both on one listener (`server.admin_bind = "public"`). `/metrics` is then on the public
@@ -119,7 +121,7 @@ pub fn combined_router(
         )
         .nest("/api", admin_api(&state, body_idle_timeout));
     let rule = hosts.map_or(host::HostRule::Any, host::HostRule::AdminRoutes);
-    finish(both, state, rule)
+    finish(both, state, rule, true)
 }
 
 /// The metrics in the OpenMetrics text format, which Prometheus scrapes.
@@ -139,8 +141,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// Health checks, JSON for unknown routes and unrouted methods, the state, the `Host` check by
 /// `hosts`, and, around it all, so that it sees every answer as sent, [`observe::Observe`].
-fn finish(routes: Router<AppState>, state: AppState, hosts: host::HostRule) -> App {
+/// `media`: the routes include `/media`, which is then answered before the router.
+fn finish(routes: Router<AppState>, state: AppState, hosts: host::HostRule, media: bool) -> App {
     let observer = Arc::clone(&state.observer);
+    let media = media.then(|| state.clone());
     let router = routes
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -152,7 +156,8 @@ fn finish(routes: Router<AppState>, state: AppState, hosts: host::HostRule) -> A
             HeaderValue::from_static("nosniff"),
         ))
         .with_state(state);
-    observe::Observe::new(host::CheckHost::new(router, hosts), observer)
+    let routes = media_first::MediaFirst::new(router, media);
+    observe::Observe::new(host::CheckHost::new(routes, hosts), observer)
 }
 
 fn admin_api(state: &AppState, body_idle_timeout: Duration) -> Router<AppState> {

@@ -7,12 +7,11 @@
 //! bytes a range asks for are read.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -69,10 +68,16 @@ fn condition_values(headers: &HeaderMap) -> [Option<Cow<'_, str>>; 6] {
 }
 
 // The request whole rather than its method, URI and headers as extractors: those would be cloned
-// out of it (the header map with every value), for nothing.
+// out of it (the header map with every value), for nothing. Requests reach this only where
+// [`super::media_first`] does not answer them first.
 async fn serve(State(state): State<AppState>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
-    match respond(&state, &parts.method, &parts.uri, &parts.headers).await {
+    answer(&state, &parts).await
+}
+
+/// The answer to a `GET` or `HEAD` of `/media/...`.
+pub async fn answer(state: &AppState, parts: &Parts) -> Response {
+    match respond(state, &parts.method, &parts.uri, &parts.headers).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -85,8 +90,17 @@ async fn respond(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let raw = uri.path().strip_prefix(MEDIA_PREFIX).unwrap_or_default();
-    let path = AssetPath::from_url(raw)?;
-    let record = state.store.record(&path).await?;
+    // A cached path is parsed already: see `Store::cached_record_of_url`.
+    let parsed;
+    let (path, cached) = match state.store.cached_record_of_url(raw) {
+        Some(hit) => (raw, hit),
+        None => {
+            parsed = AssetPath::from_url(raw)?;
+            let cached = state.store.cached_record(&parsed).await?;
+            (parsed.as_str(), cached)
+        }
+    };
+    let record = cached.as_ref().map(|c| &c.record);
     let policies = state.store.policies().await;
     // A signed-only asset answers nothing, not even a 304, without a valid link. Whether the
     // path is signed-only is decided before whether it exists (a missing asset follows its
@@ -94,16 +108,12 @@ async fn respond(
     // or not an asset has it: private names cannot be probed.
     let mut link_left = None;
     if policies
-        .signed_for(path.as_str(), record.as_ref().and_then(|r| r.signed))
+        .signed_for(path, record.as_ref().and_then(|r| r.signed))
         .0
     {
         let params = crate::signing::LinkParams::from_query(uri.query());
         let now = crate::signing::now();
-        match state
-            .signer
-            .load()
-            .verify(path.as_str(), params, now.as_secs())
-        {
+        match state.signer.load().verify(path, params, now.as_secs()) {
             Ok(expires) => link_left = Some(crate::signing::seconds_left(expires, now)),
             Err(e) => {
                 let code = match e {
@@ -116,17 +126,21 @@ async fn respond(
             }
         }
     }
-    let record = record.ok_or_else(|| ApiError::not_found("no asset at this path"))?;
-    let (policy, _) = policies.resolve(path.as_str(), record.cache_control);
+    let cached = cached.ok_or_else(|| ApiError::not_found("no asset at this path"))?;
+    let record = &cached.record;
+    let (policy, _) = policies.resolve(path, record.cache_control);
     // A cache in front must not keep a signed answer past the link's expiry: its `max-age` is
-    // at most what is left of the link. The memo keeps the policy's own headers; the capped
-    // value is set on this response alone.
+    // at most what is left of the link. The cached record keeps the policy's own headers; the
+    // capped value is set on this response alone.
     let capped = link_left
         .map(|left| crate::signing::within_link(policy, left))
         .filter(|capped| *capped != policy)
         .map(|capped| value(&capped.to_string()));
 
-    let rep = Representation::of(&record, policy);
+    // Built once per version and policy, kept with the cached record.
+    let rep = cached
+        .derived
+        .get_or_make(policy, || Representation::new(record, policy));
     let validators = Validators {
         etag: &rep.etag,
         last_modified: record.last_modified,
@@ -182,7 +196,7 @@ async fn respond(
                     .store
                     .blob_body(&record.sha256, record.size, range.map(|(s, e)| s..e + 1))
                     .await
-                    .map_err(|e| blob_error(&record, e))?
+                    .map_err(|e| blob_error(record, e))?
                 {
                     BlobBody::Bytes(bytes) => Body::from(bytes),
                     BlobBody::Stream(stream) => Body::from_stream(stream),
@@ -238,9 +252,10 @@ pub fn served_headers(record: &AssetRecord, policy: CachePolicy) -> HeaderMap {
     Representation::new(record, policy).full
 }
 
-/// The headers of the answers about one version of an asset under one policy, built once:
-/// cloning a map of them costs an allocation or two and a reference count per value, where
-/// building one costs a hashed insert and, for most values, formatting and an allocation.
+/// The headers of the answers about one version of an asset under one policy, built once and
+/// kept with the cached record ([`crate::store::Derived`]): cloning a map of them costs an
+/// allocation or two and a reference count per value, where building one costs a hashed insert
+/// and, for most values, formatting and an allocation.
 struct Representation {
     /// The entity tag, quoted.
     etag: Box<str>,
@@ -248,20 +263,6 @@ struct Representation {
     full: HeaderMap,
     /// The headers of a `304`: those of the `200` but the type and length (RFC 9110 §15.4.5).
     not_modified: HeaderMap,
-}
-
-/// Representations kept per thread, in slots chosen by the record's address: a broadcast asks
-/// for the same few assets thousands of times a second.
-const REPRESENTATION_SLOTS: usize = 8;
-
-/// A representation with what it was made from. Records are immutable once shared and a changed
-/// asset gets a new one, so the same record (by address, which the reference held here keeps
-/// from being reused) under the same policy has the same headers.
-type Memo = (Arc<AssetRecord>, CachePolicy, Arc<Representation>);
-
-thread_local! {
-    static REPRESENTATIONS: RefCell<[Option<Memo>; REPRESENTATION_SLOTS]> =
-        const { RefCell::new([const { None }; REPRESENTATION_SLOTS]) };
 }
 
 impl Representation {
@@ -310,23 +311,6 @@ impl Representation {
             full,
             not_modified,
         }
-    }
-
-    /// The representation of `record` under `policy`, from this thread's memo when it is there.
-    fn of(record: &Arc<AssetRecord>, policy: CachePolicy) -> Arc<Self> {
-        // Allocations are at least 8-aligned: the low bits tell nothing apart.
-        let slot = (Arc::as_ptr(record) as usize >> 4) % REPRESENTATION_SLOTS;
-        REPRESENTATIONS.with(|memo| {
-            let mut memo = memo.borrow_mut();
-            match &memo[slot] {
-                Some((r, p, rep)) if Arc::ptr_eq(r, record) && *p == policy => Arc::clone(rep),
-                _ => {
-                    let rep = Arc::new(Self::new(record, policy));
-                    memo[slot] = Some((Arc::clone(record), policy, Arc::clone(&rep)));
-                    rep
-                }
-            }
-        })
     }
 }
 
@@ -384,6 +368,7 @@ fn blob_error(record: &AssetRecord, e: StoreError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn record(sha: char, last_modified: u64) -> Arc<AssetRecord> {
         Arc::new(AssetRecord {
@@ -407,39 +392,33 @@ mod tests {
         h.get(name).unwrap().to_str().unwrap()
     }
 
-    /// The memo gives back what it was given for the same record and policy, and never a
-    /// representation made for another policy or another version of the asset.
+    /// A representation carries its version's tag and date and its policy; the 304's headers
+    /// are the 200's caching headers; the admin API's list is the served 200's.
     #[test]
     fn representations_follow_the_record_and_the_policy() {
         let day: CachePolicy = "max-age=86400".parse().unwrap();
         let no_cache: CachePolicy = "no-cache".parse().unwrap();
         let v1 = record('a', 1_700_000_000);
-        let first = Representation::of(&v1, day);
-        assert!(Arc::ptr_eq(&first, &Representation::of(&v1, day)));
+        let first = Representation::new(&v1, day);
         assert_eq!(header(&first.full, header::CACHE_CONTROL), "max-age=86400");
 
         // Same record, another policy: new headers.
-        let other = Representation::of(&v1, no_cache);
+        let other = Representation::new(&v1, no_cache);
         assert_eq!(header(&other.full, header::CACHE_CONTROL), "no-cache");
         assert_eq!(
             header(&other.not_modified, header::CACHE_CONTROL),
             "no-cache"
         );
 
-        // A replaced asset is a new record: its own tag and date, even at the same path.
+        // A replaced asset: its own tag and date, even at the same path.
         let v2 = record('b', 1_700_000_100);
-        let replaced = Representation::of(&v2, no_cache);
+        let replaced = Representation::new(&v2, no_cache);
         assert_eq!(&*replaced.etag, format!("\"{}\"", "b".repeat(64)));
         assert_eq!(header(&replaced.full, header::ETAG), &*replaced.etag);
         assert_eq!(
             header(&replaced.full, header::LAST_MODIFIED),
             "Tue, 14 Nov 2023 22:15:00 GMT"
         );
-        // Same content as v1 but a distinct record: equal headers, not v1's memo entry.
-        let copy = record('a', 1_700_000_000);
-        let again = Representation::of(&copy, day);
-        assert!(!Arc::ptr_eq(&again, &first));
-        assert_eq!(again.full, first.full);
 
         // The 304 carries the 200's caching headers, without type and length.
         assert!(first.not_modified.get(header::CONTENT_TYPE).is_none());

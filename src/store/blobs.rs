@@ -1,5 +1,5 @@
 //! Blob serving: streaming a blob (or a range of it) from the backend, small blobs from memory,
-//! large local ones straight from the file.
+//! local ones from memory maps of their files (see [`super::mapped`]).
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use object_store::{GetOptions, GetRange, ObjectStore};
 
 use super::backend::Backend;
 use super::keys::blob_key;
-use super::{Store, StoreError};
+use super::{Store, StoreError, mapped};
 
 /// The response body of a blob: from memory or streamed.
 pub enum BlobBody {
@@ -55,9 +55,9 @@ impl Store {
     /// The bytes a response sends: the blob of `size` bytes, or `range` (half-open) of it.
     ///
     /// Small blobs come from memory once read (blobs are immutable, named by their hash, so a
-    /// cached one is never stale). On the local backend larger ones are read from the file in
-    /// large chunks; object_store's own reader takes 8 KiB per thread-pool hop, which caps a
-    /// download far below what the disk and socket can do.
+    /// cached one is never stale). On the local backend larger ones are memory maps of the file
+    /// (see [`super::mapped`]): no copy into a buffer, and no thread-pool hop per chunk, where
+    /// object_store's own reader takes 8 KiB per hop.
     pub async fn blob_body(
         &self,
         sha256: &str,
@@ -87,9 +87,34 @@ impl Store {
         }
         if let Some(root) = self.inner.backend.local_root() {
             let _timer = self.timer(crate::metrics::StorageOp::BlobOpen);
-            return local_blob_stream(root, sha256, size, range)
+            let key = blob_key(sha256);
+            let file = root.join(key.as_ref());
+            if let Some(maps) = &self.inner.mapped
+                && size <= mapped::MAPPED_BLOB_MAX
+            {
+                if let Some(whole) = maps.get(sha256) {
+                    return Ok(BlobBody::Bytes(slice(&whole)));
+                }
+                let whole = mapped::map_whole(file, size).await.map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        StoreError::Corrupt {
+                            key: key.to_string(),
+                            reason: e.to_string(),
+                        }
+                    } else {
+                        local_error(&key, e).into()
+                    }
+                })?;
+                maps.insert(sha256.to_owned(), whole.clone());
+                return Ok(BlobBody::Bytes(slice(&whole)));
+            }
+            let (start, end) = range.map_or((0, size), |r| (r.start, r.end));
+            let stream = mapped::stream_windows(file, start, end)
                 .await
-                .map(BlobBody::Stream);
+                .map_err(|e| local_error(&key, e))?;
+            return Ok(BlobBody::Stream(
+                stream.map_err(move |e| local_error(&key, e)).boxed(),
+            ));
         }
         self.open_blob(sha256, range).await.map(BlobBody::Stream)
     }
@@ -112,9 +137,6 @@ impl Store {
     }
 }
 
-/// How much a local blob read takes at a time.
-const LOCAL_READ_CHUNK: usize = 256 * 1024;
-
 pub(super) fn blob_cache(megabytes: u64) -> Option<moka::sync::Cache<String, Bytes>> {
     (megabytes > 0).then(|| {
         moka::sync::Cache::builder()
@@ -124,42 +146,20 @@ pub(super) fn blob_cache(megabytes: u64) -> Option<moka::sync::Cache<String, Byt
     })
 }
 
-/// A local blob file, or `range` of it, streamed in [`LOCAL_READ_CHUNK`] reads.
-async fn local_blob_stream(
-    root: &std::path::Path,
-    sha256: &str,
-    size: u64,
-    range: Option<std::ops::Range<u64>>,
-) -> Result<BoxStream<'static, Result<Bytes, object_store::Error>>, StoreError> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let key = blob_key(sha256);
-    let file_path = root.join(key.as_ref());
-    let io_error = move |e: std::io::Error| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            object_store::Error::NotFound {
-                path: key.to_string(),
-                source: Box::new(e),
-            }
-        } else {
-            object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            }
+/// An error of the local blob file at `key`, as the rest of the store reports backend errors
+/// (a missing blob is [`object_store::Error::NotFound`]).
+fn local_error(key: &object_store::path::Path, e: std::io::Error) -> object_store::Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        object_store::Error::NotFound {
+            path: key.to_string(),
+            source: Box::new(e),
         }
-    };
-    let mut file = tokio::fs::File::open(&file_path).await.map_err(&io_error)?;
-    let (start, end) = range.map_or((0, size), |r| (r.start, r.end));
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(&io_error)?;
+    } else {
+        object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(e),
+        }
     }
-    let reader = file.take(end.saturating_sub(start));
-    Ok(
-        tokio_util::io::ReaderStream::with_capacity(reader, LOCAL_READ_CHUNK)
-            .map_err(io_error)
-            .boxed(),
-    )
 }
 
 /// End a download with an error when no chunk arrives within `limit`.

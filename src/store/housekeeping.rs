@@ -139,6 +139,10 @@ impl Store {
             match self.inner.objects.head(&blob.location).await {
                 Ok(now) if now.last_modified < cutoff => {
                     self.delete_quietly(&blob.location).await;
+                    // Downloads under way keep their map; new ones find no blob.
+                    if let Some(maps) = &self.inner.mapped {
+                        maps.invalidate(name);
+                    }
                     report.blobs += 1;
                 }
                 _ => {}

@@ -22,10 +22,12 @@
 
 mod backend;
 mod blobs;
+mod cached;
 mod housekeeping;
 mod incoming;
 mod ingest;
 mod keys;
+mod mapped;
 mod policies;
 pub mod probe;
 mod records;
@@ -39,7 +41,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use object_store::ObjectStore;
 
-use crate::asset::AssetRecord;
 use crate::config::{self, StorageSettings};
 use crate::media_kind::MediaError;
 use crate::policy::{CachePolicy, PolicySet};
@@ -48,6 +49,7 @@ use blobs::blob_cache;
 use policies::CachedPolicies;
 
 pub use blobs::BlobBody;
+pub use cached::{CachedRecord, Derived};
 pub use housekeeping::GcReport;
 pub use incoming::{IncomingHints, StagedIncoming};
 pub use ingest::{Committed, Staged, UploadHints};
@@ -140,9 +142,11 @@ struct Inner {
     objects: Arc<dyn ObjectStore>,
     /// Local disk, S3 or memory, with what only that backend has.
     backend: Backend,
-    records: moka::sync::Cache<String, Option<Arc<AssetRecord>>>,
+    records: moka::sync::Cache<String, Option<Arc<CachedRecord>>>,
     /// Bytes of small blobs by SHA-256, weighed by length (see [`Store::blob_body`]).
     blob_cache: Option<moka::sync::Cache<String, Bytes>>,
+    /// Whole local blobs mapped into memory, by SHA-256 (local disk only; see [`mapped`]).
+    mapped: Option<moka::sync::Cache<String, Bytes>>,
     /// The largest blob `blob_cache` takes.
     blob_cache_object_max: u64,
     /// Counts record writes; a cache fill only lands if none finished during its read.
@@ -219,6 +223,7 @@ impl Store {
             .build();
         Self {
             inner: Arc::new(Inner {
+                mapped: backend.local_root().map(|_| mapped::cache()),
                 objects,
                 backend,
                 records,

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::backend::{Expect, Versioned, conflict_or, put_options, retry_conflicts};
 use super::keys::{decode_key, folder_key, key_to_asset_path, record_key};
-use super::{Store, StoreError};
+use super::{CachedRecord, Store, StoreError};
 use crate::asset::{AssetPath, AssetRecord, MediaId};
 use crate::clock::{next_last_modified, wait_for_a_later_second};
 use crate::policy::CachePolicy;
@@ -77,10 +77,34 @@ impl Store {
 
     /// The live record at `path` (cached for at most the cache TTL), `None` when there is no
     /// asset.
+    pub async fn record(&self, path: &AssetPath) -> Result<Option<Arc<AssetRecord>>, StoreError> {
+        Ok(self
+            .cached_record(path)
+            .await?
+            .map(|c| Arc::clone(&c.record)))
+    }
+
+    /// The cache's entry for the raw URL path `raw` (the tail of `/media/...`, not decoded),
+    /// when it has one: `Some(None)` for a path known to have no asset. No parsing is needed:
+    /// every key of the cache is a valid path as [`AssetPath::parse`] returns it, which parses
+    /// to itself and holds no `%` (refused in paths), so a raw path without `%` that is a key
+    /// is what [`AssetPath::from_url`] would make of it. `None` when not cached: then parse.
+    pub fn cached_record_of_url(&self, raw: &str) -> Option<Option<Arc<CachedRecord>>> {
+        if raw.contains('%') {
+            return None;
+        }
+        self.inner.records.get(raw)
+    }
+
+    /// The live record at `path` as the cache holds it, with what serving derived from it (see
+    /// [`CachedRecord`]); `None` when there is no asset.
     ///
     /// Misses are single-flight: concurrent requests for a path that is not cached make one
     /// backend read, and the others take its result from the cache.
-    pub async fn record(&self, path: &AssetPath) -> Result<Option<Arc<AssetRecord>>, StoreError> {
+    pub async fn cached_record(
+        &self,
+        path: &AssetPath,
+    ) -> Result<Option<Arc<CachedRecord>>, StoreError> {
         if let Some(hit) = self.inner.records.get(path.as_str()) {
             return Ok(hit);
         }
@@ -105,7 +129,7 @@ impl Store {
             .load_record(path.as_str())
             .await?
             .filter(|r| !r.deleted)
-            .map(Arc::new);
+            .map(|r| CachedRecord::new(Arc::new(r)));
         drop(timer);
         // A write that finished while this read was under way may have cached a newer record:
         // then what was read here may be older, and must not replace it.
@@ -292,7 +316,10 @@ impl Store {
                 .lock()
                 .expect("record write counter");
             *writes += 1;
-            self.inner.records.insert(record.path.clone(), live.clone());
+            self.inner.records.insert(
+                record.path.clone(),
+                live.as_ref().map(|r| CachedRecord::new(Arc::clone(r))),
+            );
         }
         Ok(live.unwrap_or_else(|| Arc::new(record)))
     }
@@ -432,5 +459,46 @@ mod tests {
         let again = put(&store, "a.txt", "hello").await;
         assert!(again.created && !again.unchanged);
         assert!(again.record.last_modified > tombstone.last_modified);
+    }
+
+    /// The cache answers a raw URL path only where parsing it would give that very key, and
+    /// keeps what serving derived from a version until the version changes.
+    #[tokio::test]
+    async fn the_cache_answers_raw_url_paths_that_are_its_keys() {
+        let store = Store::memory(false);
+        put(&store, "promo/caf\u{e9}.jpg", "v1").await;
+        let p = path("promo/caf\u{e9}.jpg");
+        let cached = store.cached_record(&p).await.unwrap().unwrap();
+        let hit = store.cached_record_of_url("promo/caf\u{e9}.jpg");
+        assert!(Arc::ptr_eq(&hit.unwrap().unwrap(), &cached));
+        // Encoded, or not a key: parse first.
+        assert!(store.cached_record_of_url("promo/caf%C3%A9.jpg").is_none());
+        assert!(store.cached_record_of_url("promo//caf\u{e9}.jpg").is_none());
+        // A path known to have no asset is cached as such.
+        let none = path("promo/none.jpg");
+        assert!(store.cached_record(&none).await.unwrap().is_none());
+        assert!(matches!(
+            store.cached_record_of_url("promo/none.jpg"),
+            Some(None)
+        ));
+
+        let headers = cached
+            .derived
+            .get_or_make(CachePolicy::NoCache, || "v1 headers");
+        let same = store.cached_record(&p).await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(
+            &same.derived.get_or_make(CachePolicy::NoCache, || "again"),
+            &headers
+        ));
+        // A new version is a new entry: nothing derived from the old one.
+        put(&store, "promo/caf\u{e9}.jpg", "v2").await;
+        let replaced = store.cached_record(&p).await.unwrap().unwrap();
+        assert_ne!(replaced.record.sha256, cached.record.sha256);
+        assert_eq!(
+            *replaced
+                .derived
+                .get_or_make(CachePolicy::NoCache, || "v2 headers"),
+            "v2 headers"
+        );
     }
 }

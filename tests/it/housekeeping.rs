@@ -187,3 +187,52 @@ async fn an_s3_upload_killed_with_the_server_is_cleaned_up_once_stale() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// A range of a blob served from a memory map completes while garbage collection deletes the
+/// blob: a mapping (and an open file) keeps the unlinked bytes. 3 MiB is mapped whole and kept;
+/// 33 MiB, over the 32 MiB kept whole, streams in 1 MiB maps of the open file.
+#[tokio::test]
+async fn a_range_of_a_mapped_blob_completes_while_garbage_collection_deletes_it() {
+    for size in [3 << 20, 33 << 20] {
+        let s = TestServer::start().await;
+        let bytes = fixtures::pdf(size, 7);
+        let record = s.upload("big.pdf", "application/pdf", bytes.clone()).await;
+        let sha = record["sha256"].as_str().unwrap().to_owned();
+        let blob = s.root().join(format!("blobs/sha256/{}/{sha}", &sha[..2]));
+        let (start, end) = (1000, size - 1001);
+        let mut r = s
+            .client
+            .get(s.media("big.pdf"))
+            .header("range", format!("bytes={start}-{end}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{size}");
+        let mut got = r.chunk().await.unwrap().unwrap().to_vec();
+        assert!(got.len() < end - start + 1, "{size}: all sent at once");
+
+        let deleted = s
+            .admin(reqwest::Method::DELETE, "/assets/big.pdf")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+        let mut settings = Settings::default();
+        s.storage.configure(&mut settings);
+        let store = Store::open(&settings.storage, CachePolicy::NoCache, BTreeMap::new()).unwrap();
+        let report = store.collect_garbage(Duration::ZERO).await.unwrap();
+        assert_eq!(report.blobs, 1, "{size}");
+        assert!(!blob.exists(), "{size}: the blob is deleted");
+
+        while let Some(chunk) = r.chunk().await.unwrap() {
+            got.extend_from_slice(&chunk);
+        }
+        assert_eq!(got.len(), end - start + 1, "{size}");
+        assert!(got == bytes[start..=end], "{size}: the bytes of the range");
+        // A new request finds no asset.
+        assert_eq!(
+            s.get(&s.media("big.pdf")).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+}
