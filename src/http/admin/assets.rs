@@ -202,7 +202,6 @@ async fn upload_form_body(
     }
     .await;
     let decided = read.and_then(|()| form.decide()).and_then(|upload| {
-        *named = Some(upload.path.clone());
         let mode = convert::mode(upload.convert.as_deref(), state, upload.path.as_str())?;
         if mode != mode_used {
             return Err(ApiError::bad_request(
@@ -219,6 +218,7 @@ async fn upload_form_body(
     };
     match (decided, taken) {
         (Ok(upload), Some(Taken::Staged(s))) => {
+            *named = Some(upload.path.clone());
             let filename = upload.filename.as_deref();
             commit(
                 state,
@@ -231,6 +231,7 @@ async fn upload_form_body(
             .await
         }
         (Ok(upload), Some(Taken::Converted(outcome))) => {
+            *named = Some(upload.path.clone());
             let req = convert::Request {
                 path: &upload.path,
                 mode: mode_used,
