@@ -112,6 +112,10 @@ impl Server {
                     signing::Signer::from_settings(&settings.signing)
                         .map_err(|e| anyhow::anyhow!("[signing]: {e}"))?,
                 ),
+                converter: Arc::new(crate::convert::Converter::new(
+                    &settings.convert,
+                    Arc::clone(&metrics),
+                )),
                 observer: Arc::new(http::observe::Observer::new(
                     metrics,
                     &settings.metrics,

@@ -98,6 +98,7 @@ mod tests {
             whatsapp: BTreeMap::new(),
             signed: None,
             imported: None,
+            converted_from: None,
         };
         assert_eq!(next_last_modified(None, 100), 100);
         assert_eq!(next_last_modified(Some(&rec(50)), 100), 100);

@@ -12,6 +12,8 @@
 //! - [`media_kind`]: WhatsApp's kinds, exact MIME types, size limits, and the upload gate that
 //!   looks inside (codecs, tracks, frame headers) and says how to fix what it refuses.
 //! - [`config`]: settings from `config.toml`, the environment and flags.
+//! - [`convert`]: conversion on upload: what WhatsApp refuses made into what it accepts, by
+//!   ffmpeg as a bounded child process.
 //! - [`logging`]: `tracing` to stderr (text or JSON) through a thread of its own; the filter
 //!   reloads.
 //! - [`metrics`]: Prometheus metrics, one registry per server, cheap on the public path.
@@ -34,6 +36,7 @@ pub mod asset;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod convert;
 pub mod http;
 pub mod logging;
 pub mod media_kind;

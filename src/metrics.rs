@@ -98,6 +98,12 @@ struct OutcomeLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ConversionLabels {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RetryLabels {
     call: &'static str,
 }
@@ -169,6 +175,8 @@ pub struct Metrics {
     import_bytes: Counter,
     storage: [Histogram; StorageOp::ALL.len()],
     gc_unreadable_records: Counter,
+    conversions: Family<ConversionLabels, Counter>,
+    conversion_seconds: HistogramFamily<ConversionLabels>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -267,6 +275,22 @@ impl Metrics {
              skipped, keeping the blobs they name; counted at every collection",
             gc_unreadable_records.clone(),
         );
+        let conversions = Family::<ConversionLabels, Counter>::default();
+        registry.register(
+            "conversions",
+            "Uploads sent with convert=true or convert=sticker, by the kind stored (unknown when \
+             none was) and outcome: converted, untouched (already accepted), refused, too_large, \
+             failed, timeout, busy, unavailable, interrupted, error",
+            conversions.clone(),
+        );
+        let conversion_seconds: HistogramFamily<ConversionLabels> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.05, 2.0, 14)));
+        registry.register_with_unit(
+            "conversion_duration",
+            "Time from receiving a convert=true upload to its converted file, by kind and outcome",
+            Unit::Seconds,
+            conversion_seconds.clone(),
+        );
         let slots = |n: usize| (0..n).map(|_| OnceLock::new()).collect();
         Self {
             registry,
@@ -283,7 +307,18 @@ impl Metrics {
             import_bytes,
             storage,
             gc_unreadable_records,
+            conversions,
+            conversion_seconds,
         }
+    }
+
+    /// Count a conversion (`kind`: the WhatsApp kind stored, or `unknown`) and its duration.
+    pub fn conversion(&self, kind: &'static str, outcome: &'static str, seconds: f64) {
+        let labels = ConversionLabels { kind, outcome };
+        self.conversions.get_or_create(&labels).inc();
+        self.conversion_seconds
+            .get_or_create(&labels)
+            .observe(seconds);
     }
 
     /// Count an answered request.

@@ -9,4 +9,4 @@ pub mod path;
 pub mod record;
 
 pub use path::{AssetPath, PathError};
-pub use record::{AssetRecord, Imported, MediaId};
+pub use record::{AssetRecord, ConvertedFrom, FoundStream, Imported, MediaId};

@@ -42,6 +42,9 @@ pub struct AssetRecord {
     /// of it. Such an asset may be of any type (a customer can send any document).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported: Option<Imported>,
+    /// What the upload was before media-origin converted it (`convert=true`), when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converted_from: Option<ConvertedFrom>,
 }
 
 /// What Meta said of a customer's media when it was imported.
@@ -63,6 +66,50 @@ pub struct Imported {
     /// The customer's WhatsApp ID (`from`), when imported from a webhook payload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
+}
+
+/// An upload as it was before conversion: the original bytes are not kept, so this is what an
+/// operator can still see of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvertedFrom {
+    /// The original's type, e.g. `video/quicktime` or `audio/wav`.
+    pub content_type: String,
+    /// The original's size in bytes.
+    pub size: u64,
+    /// Lowercase hex SHA-256 of the original bytes.
+    pub sha256: String,
+    /// The container as ffprobe named it, e.g. `mov,mp4,m4a,3gp,3g2,mj2`.
+    pub container: String,
+    /// The original's duration in milliseconds, for timed media.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Its streams, in file order.
+    pub streams: Vec<FoundStream>,
+    /// Why WhatsApp would have refused it, in the upload gate's words (none when it was
+    /// converted only because a sticker was asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+/// One stream of an original upload, as ffprobe saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundStream {
+    /// `video` or `audio` (images are one-frame `video`).
+    pub kind: String,
+    /// ffprobe's codec name, e.g. `hevc`, `opus`, `png`.
+    pub codec: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pix_fmt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
 }
 
 /// A media ID the Cloud API Media endpoint gave for an asset's bytes.
@@ -205,6 +252,7 @@ mod tests {
             whatsapp: BTreeMap::new(),
             signed: None,
             imported: None,
+            converted_from: None,
         };
         assert_eq!(good.validate("promo/a.jpg"), Ok(()));
         // The last second an HTTP date shows, and the largest image, are fine.

@@ -43,6 +43,12 @@ pub struct UploadArgs {
     /// Also upload each asset to the WhatsApp Media API and print its media ID.
     #[arg(long)]
     whatsapp: bool,
+    /// Let the server convert what WhatsApp would refuse (`--convert`, or `--convert=sticker`
+    /// for a 512×512 WebP sticker of an image); files WhatsApp accepts are stored untouched.
+    /// The stored path's extension follows the converted type (`clip.mov` -> `clip.mp4`).
+    #[arg(long, value_name = "MODE", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = ["true", "sticker", "false"])]
+    convert: Option<String>,
     /// The business phone number the media ID is for (default: the server's first).
     #[arg(long, requires = "whatsapp", value_name = "ID")]
     phone_number_id: Option<String>,
@@ -190,7 +196,8 @@ fn prepare(args: &UploadArgs) -> Result<(Target, Vec<Planned>), String> {
     let mut plan: Vec<Planned> = Vec::with_capacity(args.files.len());
     let mut problems = Vec::new();
     for file in &args.files {
-        match check_file(file, &folder) {
+        let converting = args.convert.as_deref().is_some_and(|c| c != "false");
+        match check_file(file, &folder, converting) {
             Ok(item) if plan.iter().any(|p| p.path.as_str() == item.path.as_str()) => {
                 problems.push(format!("{}: {} is named twice", file.display(), item.path));
             }
@@ -208,8 +215,9 @@ fn prepare(args: &UploadArgs) -> Result<(Target, Vec<Planned>), String> {
 }
 
 /// A file the server would accept: readable, a valid asset name, and of a type and size
-/// WhatsApp takes (judged by the same rules the server applies to the bytes).
-fn check_file(file: &Path, folder: &str) -> Result<Planned, String> {
+/// WhatsApp takes (judged by the same rules the server applies to the bytes); when `converting`,
+/// the server judges the type after conversion, so only the first two are checked here.
+fn check_file(file: &Path, folder: &str, converting: bool) -> Result<Planned, String> {
     use std::io::Read;
     let meta = std::fs::metadata(file).map_err(|e| e.to_string())?;
     if !meta.is_file() {
@@ -225,6 +233,13 @@ fn check_file(file: &Path, folder: &str) -> Result<Planned, String> {
         format!("{folder}/{name}")
     };
     let path = AssetPath::parse(&joined).map_err(|e| e.to_string())?;
+    if converting {
+        return Ok(Planned {
+            file: file.to_owned(),
+            path,
+            size: meta.len(),
+        });
+    }
     // The whole file, as the server reads it: an MP4's track list may be at its end.
     let mut inspector = media_kind::Inspector::new();
     let mut f = std::fs::File::open(file).map_err(|e| e.to_string())?;
@@ -322,6 +337,8 @@ async fn upload_one(
         Err(error) => return failed(error),
     };
     let mut text = describe(&asset);
+    // A conversion may have stored it under another extension.
+    let path = asset["path"].as_str().unwrap_or(path).to_owned();
     let mut out = json!({"path": path, "file": item.file, "asset": asset});
     let mut ok = true;
     if args.whatsapp {
@@ -382,6 +399,9 @@ async fn put(
     if let Some(cache) = &args.cache {
         url.query_pairs_mut().append_pair("cache", cache);
     }
+    if let Some(convert) = &args.convert {
+        url.query_pairs_mut().append_pair("convert", convert);
+    }
     // No Content-Type: the server decides the exact type from the bytes and the name. The
     // length lets it refuse a file over the kind's limit before reading it.
     let request = client
@@ -427,6 +447,14 @@ fn describe(asset: &Value) -> String {
     // Ogg Opus: the same message as a voice note.
     if asset["message_voice"].is_object() {
         text.push_str(&format!("  voice note: {}\n", asset["message_voice"]));
+    }
+    let from = &asset["converted_from"];
+    if from.is_object() {
+        text.push_str(&format!(
+            "  converted:  from {} ({} bytes)\n",
+            from["content_type"].as_str().unwrap_or("?"),
+            from["size"],
+        ));
     }
     for warning in asset["warnings"].as_array().into_iter().flatten() {
         text.push_str(&format!(

@@ -12,6 +12,7 @@
 
 mod admin;
 mod cache;
+mod convert;
 mod env;
 mod log;
 mod server;
@@ -21,6 +22,7 @@ mod whatsapp;
 
 pub use admin::{ADMIN_TOKEN_ENV, AdminSettings, MIN_ADMIN_TOKEN_CHARS, check_admin_token};
 pub use cache::CacheSettings;
+pub use convert::ConvertSettings;
 pub use env::{SERVER_URL_ENV, ignored as ignored_env_vars};
 pub use log::{FetchLogSettings, LogFormat, LogSettings, MetricsSettings};
 pub use server::{AdminBind, ServerSettings};
@@ -118,6 +120,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// `[fetch_log]`
     pub fetch_log: FetchLogSettings,
+    /// `[convert]`
+    pub convert: ConvertSettings,
 }
 
 /// A list of strings, or one comma-separated string (as an environment variable gives it).
@@ -210,6 +214,7 @@ impl Settings {
         self.fetch_log.validate()?;
         self.whatsapp.validate()?;
         self.log.validate()?;
+        self.convert.validate()?;
         self.server.validate_public_base_url()?;
         Ok(())
     }

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::asset::PathError;
+use crate::convert::ConvertError;
 use crate::media_kind::MediaError;
 use crate::policy::PolicyError;
 use crate::store::StoreError;
@@ -123,6 +124,80 @@ impl From<MediaError> for ApiError {
         match fix {
             Some(fix) => error.with("fix", json!(fix)),
             None => error,
+        }
+    }
+}
+
+impl From<ConvertError> for ApiError {
+    fn from(e: ConvertError) -> Self {
+        let message = e.to_string();
+        match e {
+            ConvertError::Refused(m) => m.into(),
+            ConvertError::Unavailable(_) => Self::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "conversion_unavailable",
+                message,
+            )
+            .with(
+                "fix",
+                json!(
+                    "install Debian's `ffmpeg` package on the server (apt-get install ffmpeg) \
+                         and restart it; or upload without convert, in a type WhatsApp accepts"
+                ),
+            ),
+            ConvertError::Busy => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "conversion_busy", message)
+                    .with_header(header::RETRY_AFTER, RETRY_AFTER_SECS)
+            }
+            ConvertError::InputTooLarge { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+            }
+            ConvertError::TooLong { max, .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_long", message)
+                    .with("max_duration_secs", json!(max.floor() as u64))
+                    .with(
+                        "fix",
+                        json!(format!(
+                            "cut it to at most {} s, e.g. ffmpeg -i in -t {} -c copy out",
+                            max.floor(),
+                            max.floor()
+                        )),
+                    )
+            }
+            ConvertError::WrongKind(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "not_convertible", message)
+            }
+            ConvertError::Failed { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "conversion_failed",
+                message,
+            )
+            .with(
+                "fix",
+                json!("check that the file plays; it may be damaged or truncated"),
+            ),
+            ConvertError::TimedOut { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "conversion_timed_out",
+                message,
+            )
+            .with(
+                "fix",
+                json!("send a shorter or smaller file, or convert it before uploading"),
+            ),
+            ConvertError::BadOutput(_) => {
+                tracing::error!(error = %message, "a conversion made a file the gate refuses");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "conversion_invalid",
+                    message,
+                )
+            }
+            ConvertError::Body(_) => Self::bad_request("upload_interrupted", message),
+            ConvertError::Io(ref io) => {
+                tracing::error!(error = %io, "conversion temporary file error");
+                Self::internal()
+            }
         }
     }
 }

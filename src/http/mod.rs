@@ -65,6 +65,8 @@ pub struct Shared {
     pub signer: arc_swap::ArcSwap<crate::signing::Signer>,
     /// Metrics and the fetch log.
     pub observer: Arc<observe::Observer>,
+    /// Conversion on upload (`convert=true`).
+    pub converter: Arc<crate::convert::Converter>,
 }
 
 /// An application as a listener serves it: the routes behind the `Host` check ([`host`]),

@@ -399,6 +399,7 @@ mod tests {
             whatsapp: Default::default(),
             signed: None,
             imported: None,
+            converted_from: None,
         })
     }
 

@@ -241,6 +241,7 @@ mod tests {
             whatsapp: BTreeMap::new(),
             signed: None,
             imported: None,
+            converted_from: None,
         };
         store.write_record(record, &Expect::Absent).await.unwrap();
     }

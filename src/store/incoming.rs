@@ -142,6 +142,7 @@ impl Store {
                     whatsapp: Default::default(),
                     signed: Some(signed),
                     imported: Some(imported.clone()),
+                    converted_from: None,
                 };
                 self.write_record(record, &previous.expect).await
             })

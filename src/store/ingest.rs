@@ -31,6 +31,8 @@ pub struct Staged {
     pub size: u64,
     /// The type decided from the declaration and the bytes.
     pub media: MediaType,
+    /// What the upload was before it was converted, if it was (kept in the record).
+    pub converted_from: Option<crate::asset::ConvertedFrom>,
 }
 
 /// What the client said about an upload.
@@ -72,6 +74,7 @@ impl Store {
             sha256,
             size,
             media,
+            converted_from: None,
         })
     }
 
@@ -146,6 +149,7 @@ impl Store {
                 if let Some(name) = filename {
                     record.filename = name.to_owned();
                 }
+                record.converted_from = staged.converted_from.clone();
                 let record = if record == *same {
                     Arc::new(record)
                 } else {
@@ -172,6 +176,7 @@ impl Store {
                 whatsapp: BTreeMap::new(),
                 signed: live_previous.and_then(|p| p.signed),
                 imported: None,
+                converted_from: staged.converted_from.clone(),
             };
             let created = live_previous.is_none();
             // Media IDs stay valid for the same bytes uploaded again; the others go.

@@ -13,6 +13,7 @@ mod check_storage;
 mod check_url;
 mod cli;
 mod codecs;
+mod convert;
 mod corpus;
 mod corrupt_storage;
 mod crash;

@@ -828,6 +828,31 @@ async fn real_answers_match_the_documented_schemas() {
     assert_eq!(rec["whatsapp_upload"]["reused"], false, "{rec}");
     assert!(rec["message_by_id"].is_object(), "{rec}");
     assert_eq!(rec["message_voice"], Value::Null, "{rec}");
+    // Conversion on upload: what the server can do, and a converted asset's `converted_from`.
+    let (status, caps) = api.get("/api/capabilities", "/api/capabilities").await;
+    assert_eq!(status, 200);
+    assert_eq!(caps["convert"]["available"], true, "{caps}");
+    let (status, rec) = api
+        .put_asset(
+            "/api/assets/voice/memo.wav?convert=true",
+            "audio/wav",
+            common::media::file(common::media::Corpus::ToneWav).to_vec(),
+        )
+        .await;
+    assert_eq!(status, 201, "{rec}");
+    assert_eq!(rec["converted_from"]["content_type"], "audio/wav", "{rec}");
+    let (status, _) = api
+        .call(Method::DELETE, asset, "/api/assets/voice/memo.ogg", |r| r)
+        .await;
+    assert_eq!(status, 204);
+    let (status, error) = api
+        .put_asset(
+            "/api/assets/voice/x.wav?convert=maybe",
+            "audio/wav",
+            vec![1],
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
     assert_eq!(rec["warnings"], json!([]), "{rec}");
     // A voice note over 512 KB with a media ID: both voice forms and a warning.
     let (status, rec) = api

@@ -15,15 +15,16 @@ use serde_json::json;
 
 use super::access::require_signing;
 use super::extract::{ApiJson, ApiQuery, AssetAt, present};
-use super::form;
 use super::view::{error_json, existing, media_outcome, view};
+use super::{convert, form};
 use crate::asset::AssetPath;
 use crate::asset::path::parse_folder;
+use crate::convert::Mode;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::media_kind;
 use crate::policy::CachePolicy;
-use crate::store::{Staged, UploadHints};
+use crate::store::{Staged, StoreError, UploadHints};
 
 /// Largest page of a listing.
 const MAX_PAGE: usize = 1000;
@@ -48,6 +49,8 @@ pub(super) struct PutQuery {
     /// Also upload to the Media API (default phone number).
     #[serde(default)]
     whatsapp: bool,
+    /// `true`, `sticker` or `false`: convert what WhatsApp would refuse (see [`convert`]).
+    convert: Option<String>,
 }
 
 /// `PUT /api/assets/{path}`: the body is the file.
@@ -90,12 +93,38 @@ async fn put_asset_body(
     let declared = headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("invalid"));
-    // Refuse what can be refused before reading a byte: an unsupported declared type, or a
-    // Content-Length over the limit of the declared kind (or of any kind).
-    let limit = media_kind::declared_limit(declared)?.unwrap_or(media_kind::MAX_UPLOAD_SIZE);
+    let mode = convert::mode(query.convert.as_deref(), &state, path.as_str())?;
     let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if mode != Mode::Off {
+        let limit = state.converter.max_input();
+        if let Some(length) = length.filter(|l| *l > limit) {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "the upload is {length} bytes; this server converts at most {limit} bytes \
+                     ([convert] max_input_mb)"
+                ),
+            ));
+        }
+        let req = convert::Request {
+            path,
+            mode,
+            hints: UploadHints {
+                content_type: declared,
+                filename: Some(path.file_name()),
+            },
+            cache,
+            filename: None,
+            whatsapp: query.whatsapp,
+        };
+        return convert::upload(&state, body.into_data_stream(), req).await;
+    }
+    // Refuse what can be refused before reading a byte: an unsupported declared type, or a
+    // Content-Length over the limit of the declared kind (or of any kind).
+    let limit = media_kind::declared_limit(declared)?.unwrap_or(media_kind::MAX_UPLOAD_SIZE);
     if let Some(length) = length
         && length > limit
     {
@@ -114,7 +143,8 @@ async fn put_asset_body(
 }
 
 /// `POST /api/assets` with `multipart/form-data`: see [`form`]. The file is streamed into the
-/// store as it comes, and discarded when the form is refused.
+/// store (or, with `convert`, into a conversion) as it comes, and discarded when the form is
+/// refused.
 pub(super) async fn upload_form(
     State(state): State<AppState>,
     form: Result<Multipart, MultipartRejection>,
@@ -134,7 +164,12 @@ async fn upload_form_body(
     named: &mut Option<AssetPath>,
 ) -> Result<Response, ApiError> {
     let mut form = form::Reader::new(form)?;
-    let mut staged = None;
+    let mut taken = None;
+    // The conversion mode the file was taken with, to check against the whole form's.
+    let mut mode_used = Mode::Off;
+    // A file the gate refused: the rest of the form is still read, so that a `convert` field
+    // sent after the file is named as the cause rather than the refusal it led to.
+    let mut refused = None;
     let read = async {
         while let Some(part) = form.next_part().await? {
             let form::Part::File(file) = part else {
@@ -145,14 +180,45 @@ async fn upload_form_body(
                 content_type: file.content_type.as_deref(),
                 filename: file.file_name.as_deref(),
             };
-            staged = Some(state.store.stage(pin!(file.field), hints).await?);
+            let path = file.path;
+            mode_used = convert::mode(
+                file.convert.as_deref(),
+                state,
+                path.as_deref().unwrap_or(""),
+            )?;
+            if mode_used != Mode::Off {
+                let field = pin!(file.field);
+                let outcome = convert::convert(state, field, mode_used, hints).await?;
+                taken = Some(Taken::Converted(outcome));
+                continue;
+            }
+            match state.store.stage(pin!(file.field), hints).await {
+                Ok(staged) => taken = Some(Taken::Staged(staged)),
+                Err(e @ StoreError::Media(_)) => refused = Some(ApiError::from(e)),
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     }
     .await;
-    match (read.and_then(|()| form.decide()), staged) {
-        (Ok(upload), Some(s)) => {
-            *named = Some(upload.path.clone());
+    let decided = read.and_then(|()| form.decide()).and_then(|upload| {
+        *named = Some(upload.path.clone());
+        let mode = convert::mode(upload.convert.as_deref(), state, upload.path.as_str())?;
+        if mode != mode_used {
+            return Err(ApiError::bad_request(
+                "invalid_form",
+                "send the `convert` field, and `path` or `folder`, before the `file` part: the \
+                 file is converted as it arrives",
+            ));
+        }
+        Ok(upload)
+    });
+    let decided = match (decided, refused) {
+        (Ok(_), Some(refusal)) => Err(refusal),
+        (decided, _) => decided,
+    };
+    match (decided, taken) {
+        (Ok(upload), Some(Taken::Staged(s))) => {
             let filename = upload.filename.as_deref();
             commit(
                 state,
@@ -164,19 +230,36 @@ async fn upload_form_body(
             )
             .await
         }
-        (Err(e), Some(s)) => {
+        (Ok(upload), Some(Taken::Converted(outcome))) => {
+            let req = convert::Request {
+                path: &upload.path,
+                mode: mode_used,
+                hints: UploadHints::default(),
+                cache: upload.cache,
+                filename: upload.filename.as_deref(),
+                whatsapp: upload.whatsapp,
+            };
+            convert::store(state, outcome, req).await
+        }
+        (Err(e), Some(Taken::Staged(s))) => {
             state.store.discard(s).await;
             Err(e)
         }
-        (Err(e), None) => Err(e),
+        (Err(e), _) => Err(e),
         (Ok(_), None) => unreachable!("a decided form always has a file"),
     }
+}
+
+/// A form's file, as it was taken.
+enum Taken {
+    Staged(Staged),
+    Converted(crate::convert::Outcome),
 }
 
 /// Make the staged upload the asset, then, when asked, get it a media ID. The asset is stored
 /// whatever the Media API says: its answer (`whatsapp_upload`) or error (`whatsapp_error`)
 /// rides along with the record.
-async fn commit(
+pub(super) async fn commit(
     state: &AppState,
     path: &AssetPath,
     staged: Staged,
@@ -186,10 +269,16 @@ async fn commit(
 ) -> Result<Response, ApiError> {
     let done = state.store.commit(path, staged, cache, filename).await?;
     state.observer.metrics.upload(done.record.size);
+    // A converted upload's line names what it was converted from.
+    let converted_from = done
+        .record
+        .converted_from
+        .as_ref()
+        .map(|c| c.content_type.as_str());
     if done.unchanged {
-        tracing::info!(path = %path, sha256 = %done.record.sha256, "asset uploaded again unchanged; its version stays");
+        tracing::info!(path = %path, sha256 = %done.record.sha256, converted_from, "asset uploaded again unchanged; its version stays");
     } else {
-        tracing::info!(path = %path, sha256 = %done.record.sha256, size = done.record.size, created = done.created, "asset stored");
+        tracing::info!(path = %path, sha256 = %done.record.sha256, size = done.record.size, created = done.created, converted_from, "asset stored");
     }
     state.whatsapp.forget(done.dropped_media_ids);
     let mut record = done.record;

@@ -1,6 +1,8 @@
 //! The upload form of `POST /api/assets` (`multipart/form-data`, as a browser form or
 //! `curl -F` sends it): one `file` part, plus `path` (or `folder`, to keep the file's own
-//! name), and optional `cache` and `whatsapp`, each at most once.
+//! name), and optional `cache`, `whatsapp` and `convert`, each at most once. With conversion
+//! the file is converted as it arrives, so `convert` (and `path` or `folder`, when its folder
+//! makes conversion the default) must come before the file part.
 //!
 //! [`Reader`] reads the form in order, handing over the file part as it comes (the handler
 //! streams it into the store) and keeping the small text fields; [`Reader::decide`] then says
@@ -27,6 +29,7 @@ struct Fields {
     folder: Option<String>,
     cache: Option<String>,
     whatsapp: Option<String>,
+    convert: Option<String>,
 }
 
 impl Fields {
@@ -37,6 +40,7 @@ impl Fields {
             "folder" => &mut self.folder,
             "cache" => &mut self.cache,
             "whatsapp" => &mut self.whatsapp,
+            "convert" => &mut self.convert,
             _ => return None,
         })
     }
@@ -58,6 +62,10 @@ pub struct FilePart<'a> {
     pub file_name: Option<String>,
     /// The part's own `Content-Type`.
     pub content_type: Option<String>,
+    /// The `convert` field, if it came before this part.
+    pub convert: Option<String>,
+    /// The asset path as far as the fields before this part tell (see [`Reader::before_file`]).
+    pub path: Option<String>,
 }
 
 /// What a form asks for.
@@ -71,6 +79,8 @@ pub struct Upload {
     pub whatsapp: bool,
     /// The file name to keep: the last segment of the one the client gave, if not empty.
     pub filename: Option<String>,
+    /// The `convert` field as sent, if it was.
+    pub convert: Option<String>,
 }
 
 /// Reads an upload form; see the module's documentation.
@@ -119,15 +129,20 @@ impl Reader {
             }
             let file_name = field.file_name().map(str::to_owned);
             self.file = Some(file_name.clone());
+            let (convert, path) = before_file(&self.fields, file_name.as_deref());
+            let convert = convert.map(str::to_owned);
             return Ok(Some(Part::File(Box::new(FilePart {
                 content_type: field.content_type().map(str::to_owned),
                 file_name,
                 field,
+                convert,
+                path,
             }))));
         }
         let Some(slot) = self.fields.slot(&name) else {
             return Err(invalid(format!(
-                "unknown form field {name:?}; expected file, path, folder, cache, whatsapp"
+                "unknown form field {name:?}; expected file, path, folder, cache, whatsapp, \
+                 convert"
             )));
         };
         if slot.is_some() {
@@ -188,8 +203,21 @@ impl Reader {
                 .map(last_segment)
                 .filter(|n| !n.is_empty())
                 .map(str::to_owned),
+            convert: f.convert.clone(),
         })
     }
+}
+
+/// What the form said before the file part: its `convert` field and the asset path as far as
+/// it is known (from `path`, or `folder` and the file name), to choose how the file is taken as
+/// it arrives.
+fn before_file<'f>(f: &'f Fields, file_name: Option<&str>) -> (Option<&'f str>, Option<String>) {
+    let path = f.path.clone().or_else(|| {
+        let folder = f.folder.as_deref()?.trim_matches('/');
+        let name = last_segment(file_name?);
+        Some(format!("{folder}/{name}"))
+    });
+    (f.convert.as_deref(), path)
 }
 
 /// Browsers send a bare file name; keep only the last segment of anything else.
@@ -287,6 +315,7 @@ mod tests {
                 cache: None,
                 whatsapp: false,
                 filename: Some("Banner.JPG".into()),
+                convert: None,
             }
         );
     }

@@ -10,6 +10,7 @@
 
 mod access;
 mod assets;
+mod convert;
 mod extract;
 mod form;
 mod import;
@@ -88,6 +89,11 @@ fn registered() -> (Router<AppState>, Table) {
             Method::DELETE,
             "/policies/{*folder}",
             sized(Json, policies::delete_policy),
+        )
+        .route(
+            Method::GET,
+            "/capabilities",
+            sized(Json, convert::capabilities),
         )
         .route(Method::GET, "/access", sized(Json, access::list_access))
         .route(

@@ -67,6 +67,9 @@ pub struct AssetView {
     /// For media a customer sent: what Meta said of it when it was imported.
     #[serde(skip_serializing_if = "Option::is_none")]
     imported: Option<ImportedView>,
+    /// What the upload was before it was converted (`convert=true`); absent when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    converted_from: Option<crate::asset::ConvertedFrom>,
 }
 
 /// What Meta said of an imported asset, as the admin API shows it.
@@ -209,6 +212,7 @@ pub fn view(state: &AppState, policies: &PolicySet, r: &AssetRecord) -> AssetVie
             message_id: i.message_id.clone(),
             from: i.from.clone(),
         }),
+        converted_from: r.converted_from.clone(),
     }
 }
 

@@ -1130,6 +1130,8 @@ function startUpload(file, folder, cache) {
   const form = new FormData();
   form.append('folder', folder);
   if (cache) form.append('cache', cache);
+  // Before the file: the server converts the file as it arrives.
+  form.append('convert', $('upload-convert').checked ? 'true' : 'false');
   form.append('file', file, file.name);
 
   const xhr = new XMLHttpRequest();

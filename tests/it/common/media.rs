@@ -282,7 +282,7 @@ pub fn verify(c: Corpus) -> &'static Value {
     made.probe.get_or_init(|| {
         let recipe = recipe(c).expect("a made file has a recipe");
         let probe = ffprobe(&made.path);
-        recipe.expect.check(c, &probe, &made.bytes);
+        recipe.expect.check(c.name(), &probe, &made.bytes);
         probe
     })
 }
@@ -849,7 +849,7 @@ fn recipe(c: Corpus) -> Result<Recipe, String> {
 impl Expect {
     /// Compares ffprobe's answer and the bytes with what the file must be; panics listing
     /// every difference and ffprobe's whole answer.
-    fn check(&self, c: Corpus, probe: &Value, bytes: &[u8]) {
+    fn check(&self, name: &str, probe: &Value, bytes: &[u8]) {
         let mut wrong = Vec::new();
         let fmt = &probe["format"];
         if fmt["format_name"] != self.format {
@@ -935,8 +935,7 @@ impl Expect {
         }
         assert!(
             wrong.is_empty(),
-            "the corpus file {} is not what it says:\n  {}\nffprobe: {probe:#}",
-            c.name(),
+            "the corpus file {name} is not what it says:\n  {}\nffprobe: {probe:#}",
             wrong.join("\n  ")
         );
     }
@@ -993,31 +992,38 @@ fn make(c: Corpus) -> Option<Made> {
             return None;
         }
     };
+    let (path, bytes, probe) = make_file(c.name(), &recipe);
+    Some(Made {
+        corpus: c,
+        path,
+        bytes,
+        probe: probe.map(OnceLock::from).unwrap_or_default(),
+    })
+}
+
+/// Makes the file `name` by `recipe` into the cache, or reads it from there; the probe is
+/// `Some` when it was made (and checked) now.
+fn make_file(name: &str, recipe: &Recipe) -> (PathBuf, Vec<u8>, Option<Value>) {
     let (dir, version) = cache();
     let key = hex::encode(Sha256::digest(format!(
         "{CORPUS_VERSION}\n{version}\n{recipe:?}"
     )));
-    let path = dir.join(format!("{}-{}", &key[..16], c.name()));
+    let path = dir.join(format!("{}-{}", &key[..16], name));
     if let Ok(bytes) = std::fs::read(&path) {
-        return Some(Made {
-            corpus: c,
-            path,
-            bytes,
-            probe: OnceLock::new(),
-        });
+        return (path, bytes, None);
     }
     static SEQ: AtomicUsize = AtomicUsize::new(0);
     let tmp = dir.join(format!(
         ".tmp-{}-{}-{}",
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed),
-        c.name()
+        name
     ));
     match &recipe.make {
         Make::Ffmpeg(args) => {
             run(
                 ffmpeg_command().args(args.split_whitespace()).arg(&tmp),
-                &format!("ffmpeg {args} (making {})", c.name()),
+                &format!("ffmpeg {args} (making {name})"),
             );
         }
         Make::Jpeg { pix_fmt, color } => {
@@ -1025,7 +1031,7 @@ fn make(c: Corpus) -> Option<Made> {
                 ffmpeg_command()
                     .args(STILL.split_whitespace())
                     .args(["-f", "rawvideo", "-pix_fmt", pix_fmt, "-"]),
-                &format!("ffmpeg's raw frame for {}", c.name()),
+                &format!("ffmpeg's raw frame for {name}"),
             );
             let pixels = match color {
                 jpeg_encoder::ColorType::Cmyk | jpeg_encoder::ColorType::CmykAsYcck => {
@@ -1036,13 +1042,13 @@ fn make(c: Corpus) -> Option<Made> {
             let mut out = Vec::new();
             jpeg_encoder::Encoder::new(&mut out, 85)
                 .encode(&pixels, 128, 128, *color)
-                .unwrap_or_else(|e| panic!("jpeg-encoder for {}: {e}", c.name()));
+                .unwrap_or_else(|e| panic!("jpeg-encoder for {name}: {e}"));
             std::fs::write(&tmp, out).expect("write a corpus JPEG");
         }
     }
     let bytes = std::fs::read(&tmp).expect("read the file ffmpeg made");
     let probe = ffprobe(&tmp);
-    recipe.expect.check(c, &probe, &bytes);
+    recipe.expect.check(name, &probe, &bytes);
     std::fs::rename(&tmp, &path).expect("move a corpus file into the cache");
     // Older versions of this file (another recipe or ffmpeg) are not needed any more. Another
     // process that still wants one and misses it makes it again.
@@ -1050,19 +1056,14 @@ fn make(c: Corpus) -> Option<Made> {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let other = entry.file_name();
         let other = other.to_string_lossy();
-        if other.len() == 17 + c.name().len()
-            && other.ends_with(&format!("-{}", c.name()))
+        if other.len() == 17 + name.len()
+            && other.ends_with(&format!("-{name}"))
             && other != current.to_string_lossy()
         {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-    Some(Made {
-        corpus: c,
-        path,
-        bytes,
-        probe: probe.into(),
-    })
+    (path, bytes, Some(probe))
 }
 
 /// CMYK (0 = no ink, as `jpeg-encoder` takes it) from RGB, by the naive formula.
@@ -1143,4 +1144,151 @@ fn run(cmd: &mut Command, what: &str) -> Vec<u8> {
         String::from_utf8_lossy(&err)
     );
     out
+}
+
+// ---- Conversion inputs ----
+//
+// The inputs of `tests/it/convert.rs` that the corpus above lacks. They are kept out of
+// [`Corpus`] so the gate's corpus-wide tests (which make every file and run every refusal's
+// fix) do not make or re-encode a 40 s 1080p clip; they are made, checked and cached the same
+// way.
+
+/// One conversion input. Its doc says what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Input {
+    /// VP9 (128×128, 1 s) + Opus (mono), WebM: a browser's screen recording.
+    Vp9Webm,
+    /// H.264 (Constrained Baseline, as x264's `ultrafast` makes it; yuv420p, 1920×1080, 10 fps,
+    /// 40 s of noisy `testsrc2` at 5 Mbit/s) + AAC-LC, MP4: about 25 MB, too large for WhatsApp's 16 MB until its bitrate
+    /// is chosen from its duration.
+    Long1080pMp4,
+    /// Lossy WebP, 800×600, opaque: a banner, not a sticker.
+    Banner800Webp,
+    /// Lossy WebP with an alpha channel (half transparent), 200×100.
+    AlphaWebp,
+    /// PNG, 8-bit RGB, 300×300: WhatsApp accepts it as an image; a sticker only when made one.
+    Square300Png,
+    /// PNG, 8-bit RGB, 4000×3000 of heavy noise: over 5 MB, and over 5 MB as a good JPEG too.
+    NoisyPng,
+}
+
+impl Input {
+    pub const ALL: [Input; 6] = [
+        Input::Vp9Webm,
+        Input::Long1080pMp4,
+        Input::Banner800Webp,
+        Input::AlphaWebp,
+        Input::Square300Png,
+        Input::NoisyPng,
+    ];
+
+    /// The file name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Input::Vp9Webm => "vp9_opus.webm",
+            Input::Long1080pMp4 => "long_1080p.mp4",
+            Input::Banner800Webp => "banner_800x600.webp",
+            Input::AlphaWebp => "alpha.webp",
+            Input::Square300Png => "square_300.png",
+            Input::NoisyPng => "noisy_4000x3000.png",
+        }
+    }
+
+    fn recipe(self) -> Recipe {
+        let ffmpeg = |args: String, expect: Expect| Recipe {
+            make: Make::Ffmpeg(args),
+            expect,
+        };
+        let webp = |size: &str, filter: &str, w, h| {
+            ffmpeg(
+                format!(
+                    "-f lavfi -i testsrc2=size={size}:rate=1:duration=1{filter} -frames:v 1 \
+                     -c:v libwebp -quality 75 -f webp"
+                ),
+                Expect {
+                    magic: Some(b"RIFF"),
+                    ..one("webp_pipe", video("webp").size(w, h))
+                },
+            )
+        };
+        match self {
+            Input::Vp9Webm => ffmpeg(
+                format!(
+                    "{VIDEO} {TONE} -c:v libvpx-vp9 -deadline realtime -cpu-used 8 \
+                     -c:a libopus -ac 1 -f webm"
+                ),
+                Expect {
+                    format: "matroska,webm",
+                    streams: vec![video("vp9").size(128, 128), audio("opus").mono(48000)],
+                    ..Expect::default()
+                },
+            ),
+            Input::Long1080pMp4 => ffmpeg(
+                "-f lavfi -i testsrc2=size=1920x1080:rate=10:duration=40,noise=alls=40:allf=t \
+                 -f lavfi -i sine=frequency=440:sample_rate=48000:duration=40 \
+                 -c:v libx264 -preset ultrafast -pix_fmt yuv420p \
+                 -b:v 5000k -maxrate 5000k -bufsize 5000k -c:a aac -movflags +faststart -f mp4"
+                    .into(),
+                Expect {
+                    moov: Some(Moov::BeforeMdat),
+                    ..iso(
+                        "isom",
+                        vec![
+                            h264().profile("Constrained Baseline").size(1920, 1080),
+                            aac(),
+                        ],
+                    )
+                },
+            ),
+            Input::Banner800Webp => webp("800x600", "", 800, 600),
+            Input::AlphaWebp => webp("200x100", ",format=rgba,colorchannelmixer=aa=0.5", 200, 100),
+            Input::Square300Png => ffmpeg(
+                "-f lavfi -i testsrc2=size=300x300:rate=1:duration=1 -frames:v 1 \
+                 -c:v png -pix_fmt rgb24 -f image2 -update 1"
+                    .into(),
+                Expect {
+                    magic: Some(b"\x89PNG\r\n\x1a\n"),
+                    ..one("png_pipe", video("png").pix("rgb24").size(300, 300))
+                },
+            ),
+            Input::NoisyPng => ffmpeg(
+                "-f lavfi -i testsrc2=size=4000x3000:rate=1:duration=1,noise=alls=100:allf=u \
+                 -frames:v 1 -c:v png -pix_fmt rgb24 -f image2 -update 1"
+                    .into(),
+                Expect {
+                    magic: Some(b"\x89PNG\r\n\x1a\n"),
+                    ..one("png_pipe", video("png").pix("rgb24").size(4000, 3000))
+                },
+            ),
+        }
+    }
+}
+
+/// A made conversion input, with ffprobe's answer on it.
+#[derive(Debug)]
+pub struct InputFile {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+    pub probe: Value,
+}
+
+/// The conversion input `i`, made (or read from the cache) and checked once per process.
+pub fn input(i: Input) -> &'static InputFile {
+    static MADE: [OnceLock<InputFile>; Input::ALL.len()] =
+        [const { OnceLock::new() }; Input::ALL.len()];
+    MADE[i as usize].get_or_init(|| {
+        let recipe = i.recipe();
+        let (path, bytes, probe) = make_file(i.name(), &recipe);
+        let probe = probe.unwrap_or_else(|| {
+            let probe = ffprobe(&path);
+            recipe.expect.check(i.name(), &probe, &bytes);
+            probe
+        });
+        InputFile { path, bytes, probe }
+    })
+}
+
+/// ffprobe's JSON answer (`format`, `streams`) on any file, e.g. a converted asset.
+pub fn probe(path: &Path) -> Value {
+    ffprobe(path)
 }
