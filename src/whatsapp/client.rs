@@ -147,7 +147,7 @@ struct ErrorData {
 pub enum ClientError {
     /// The download of incoming media failed (see [`super::download`]).
     #[error("{0}")]
-    Download(super::download::DownloadError),
+    Download(super::download_rules::DownloadError),
     /// Meta answered with an error.
     #[error("Meta answered HTTP {status} with error {}: {}", .error.code, .error.reason())]
     Meta {
@@ -293,7 +293,7 @@ impl GraphClient {
                 .no_proxy()
                 .build()
                 .expect("a TLS client builds"),
-            download_http: super::download::client(settings),
+            download_http: super::download_rules::client(settings),
             base: format!("{}/{}", settings.graph_url, settings.api_version),
             plain_http: settings.graph_url.starts_with("http://"),
             token,

@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod download;
+pub mod download_rules;
 mod import;
 pub mod webhook;
 

@@ -2,7 +2,6 @@
 //! `/api/fetches`, an asset's recent public fetches.
 
 use std::pin::pin;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
@@ -14,8 +13,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::access::require_signing;
+use super::commit::commit;
 use super::extract::{ApiJson, ApiQuery, AssetAt, present};
-use super::view::{error_json, existing, media_outcome, view};
+use super::view::{existing, view};
 use super::{convert, form};
 use crate::asset::AssetPath;
 use crate::asset::path::parse_folder;
@@ -255,57 +255,6 @@ async fn upload_form_body(
 enum Taken {
     Staged(Staged),
     Converted(crate::convert::Outcome),
-}
-
-/// Make the staged upload the asset, then, when asked, get it a media ID. The asset is stored
-/// whatever the Media API says: its answer (`whatsapp_upload`) or error (`whatsapp_error`)
-/// rides along with the record.
-pub(super) async fn commit(
-    state: &AppState,
-    path: &AssetPath,
-    staged: Staged,
-    cache: Option<CachePolicy>,
-    filename: Option<&str>,
-    whatsapp: bool,
-) -> Result<Response, ApiError> {
-    let done = state.store.commit(path, staged, cache, filename).await?;
-    state.observer.metrics.upload(done.record.size);
-    // A converted upload's line names what it was converted from.
-    let converted_from = done
-        .record
-        .converted_from
-        .as_ref()
-        .map(|c| c.content_type.as_str());
-    if done.unchanged {
-        tracing::info!(path = %path, sha256 = %done.record.sha256, converted_from, "asset uploaded again unchanged; its version stays");
-    } else {
-        tracing::info!(path = %path, sha256 = %done.record.sha256, size = done.record.size, created = done.created, converted_from, "asset stored");
-    }
-    state.whatsapp.forget(done.dropped_media_ids);
-    let mut record = done.record;
-    let mut extra = None;
-    if whatsapp {
-        extra = Some(
-            match state.whatsapp.ensure(&state.store, path, None, false).await {
-                Ok(outcome) => {
-                    record = Arc::clone(&outcome.record);
-                    ("whatsapp_upload", media_outcome(&outcome))
-                }
-                Err(e) => ("whatsapp_error", error_json(ApiError::from(e))),
-            },
-        );
-    }
-    let policies = state.store.policies().await;
-    let status = if done.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    let mut body = json!(view(state, &policies, &record));
-    if let Some((key, value)) = extra {
-        body[key] = value;
-    }
-    Ok((status, Json(body)).into_response())
 }
 
 /// `GET /api/assets/{path}`.

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use futures::Stream;
 
-use super::assets::commit;
+use super::commit::commit;
 use crate::asset::AssetPath;
 use crate::asset::path::url_encode;
 use crate::convert::{ConvertError, Mode, Outcome};

@@ -10,6 +10,7 @@
 
 mod access;
 mod assets;
+mod commit;
 mod convert;
 mod extract;
 mod form;
