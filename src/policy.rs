@@ -189,6 +189,14 @@ impl PolicySet {
         }
     }
 
+    /// The policy [`Self::resolve`] gives, without saying where it came from: the serving path's
+    /// form, which allocates nothing.
+    pub fn policy_for(&self, path: &str, asset_override: Option<CachePolicy>) -> CachePolicy {
+        asset_override
+            .or_else(|| self.folder_rule_for(path).map(|(_, p)| p))
+            .unwrap_or(self.default)
+    }
+
     /// The longest folder rule that covers `path`, API rules shadowing config rules of the same
     /// folder.
     pub fn folder_rule_for<'p>(&self, path: &'p str) -> Option<(&'p str, CachePolicy)> {
@@ -210,15 +218,32 @@ impl PolicySet {
         if let Some(signed) = asset_override {
             return (signed, PolicySource::Asset);
         }
+        match self.signed_folder_of(path) {
+            Some(folder) => (true, PolicySource::Folder(folder.to_owned())),
+            None => (false, PolicySource::Default),
+        }
+    }
+
+    /// Whether `path` is served only through signed links ([`Self::signed_for`] without the
+    /// why, allocating nothing).
+    pub fn is_signed(&self, path: &str, asset_override: Option<bool>) -> bool {
+        asset_override.unwrap_or_else(|| self.signed_folder_of(path).is_some())
+    }
+
+    /// The deepest signed-only folder above `path`.
+    fn signed_folder_of<'p>(&self, path: &'p str) -> Option<&'p str> {
+        if self.signed_api.is_empty() && self.signed_config.is_empty() {
+            return None;
+        }
         let mut end = path.len();
         while let Some(i) = path[..end].rfind('/') {
             let folder = &path[..i];
             if self.signed_api.contains(folder) || self.signed_config.contains(folder) {
-                return (true, PolicySource::Folder(folder.to_owned()));
+                return Some(folder);
             }
             end = i;
         }
-        (false, PolicySource::Default)
+        None
     }
 
     /// Every signed-only folder with where it was declared.

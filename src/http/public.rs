@@ -107,10 +107,7 @@ async fn respond(
     // folder), so in a signed-only folder a name without a valid link answers the same whether
     // or not an asset has it: private names cannot be probed.
     let mut link_left = None;
-    if policies
-        .signed_for(path, record.as_ref().and_then(|r| r.signed))
-        .0
-    {
+    if policies.is_signed(path, record.as_ref().and_then(|r| r.signed)) {
         let params = crate::signing::LinkParams::from_query(uri.query());
         let now = crate::signing::now();
         match state.signer.load().verify(path, params, now.as_secs()) {
@@ -128,7 +125,7 @@ async fn respond(
     }
     let cached = cached.ok_or_else(|| ApiError::not_found("no asset at this path"))?;
     let record = &cached.record;
-    let (policy, _) = policies.resolve(path, record.cache_control);
+    let policy = policies.policy_for(path, record.cache_control);
     // A cache in front must not keep a signed answer past the link's expiry: its `max-age` is
     // at most what is left of the link. The cached record keeps the policy's own headers; the
     // capped value is set on this response alone.
