@@ -41,6 +41,7 @@ use sha2::{Digest, Sha256};
 use super::AppState;
 use super::conditional::{EtagList, parse_etag_list};
 
+/// The exact types the files are served with.
 const HTML: &str = "text/html; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
@@ -59,9 +60,9 @@ macro_rules! page_file {
     };
 }
 
-/// Every other file of the page, served at `/admin/NAME`: the stylesheet, the entry module
-/// `app.js` (the one script `index.html` loads) and the modules it imports, from the bottom
-/// floor up (each imports only from the ones above it in this list).
+/// Every other file of the page, served at `/admin/NAME`: the stylesheet, then the modules of
+/// the script from the ground up, each importing only modules listed before it (so no two
+/// import each other), and last the entry module `app.js`, the one script `index.html` loads.
 pub const FILES: &[(&str, &str, &str)] = &[
     page_file!("app.css", CSS),
     page_file!("dom.js", JS),
