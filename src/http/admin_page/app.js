@@ -45,6 +45,7 @@ import { bulkDelete, closeDeleteDialog, confirmDelete, openDeleteDialog } from '
 import { endRefusedSession, showSignIn, signIn, signOut, TOKEN_KEY } from './session.js';
 
 function start() {
+  // A 401 for the session's token ends the session: the API client only reports it.
   whenTokenRefused(endRefusedSession);
 
   onSubmit('sign-in-form', () => signIn($('token').value.trim()));
