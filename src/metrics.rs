@@ -120,7 +120,7 @@ pub enum StorageOp {
     RecordRead,
     /// Reading a small blob whole into memory (a blob-cache miss).
     BlobRead,
-    /// Opening a blob for streaming, until its first byte can be read.
+    /// Opening a blob for streaming (on local disk: mapping it), until its first byte can be read.
     BlobOpen,
     /// Making a staged upload the asset (blob into place, record written).
     Commit,

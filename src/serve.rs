@@ -41,7 +41,9 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 pub mod linger;
+pub mod sendfile;
 pub use linger::LingeringBody;
+use sendfile::SendfileIo;
 
 /// How patient the server is with clients.
 #[derive(Debug, Clone, Copy)]
@@ -209,7 +211,7 @@ async fn accept_loop(
             app.clone(),
             LingeringBody::wrap,
         ));
-        let io = TokioIo::new(SendTimeout::new(tcp, send_timeout));
+        let io = TokioIo::new(SendTimeout::new(SendfileIo::new(tcp), send_timeout));
         let connection = graceful.watch(builder.serve_connection(io, service));
         tokio::spawn(async move {
             // The slot is held until the connection is gone.

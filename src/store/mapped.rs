@@ -20,12 +20,21 @@
 //!   written it, so twenty concurrent 100 MB downloads hold a few MiB each, not the whole files
 //!   (mapped pages count in the process's RSS while mapped).
 //!
+//! Every live mapping is also registered by address ([`file_behind`]), so the connection under
+//! hyper can tell that the bytes it is asked to write are a blob file's, and hand them to the
+//! kernel with `sendfile(2)` instead of copying them from the mapping into the socket (see
+//! [`crate::serve::sendfile`]). A mapping is unregistered in its `Drop`, before it is unmapped,
+//! so an address found in the registry is always the live mapping's: no other memory can sit at
+//! an address a live mapping covers.
+//!
 //! `unsafe` appears in this one function of the crate ([`map_window`]); the rest of the code
 //! sees `Bytes`.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -50,10 +59,78 @@ pub(super) fn cache() -> moka::sync::Cache<String, Bytes> {
         .build()
 }
 
-/// `len` bytes of `file` from `offset`, mapped read-only with their pages populated. Blocks
-/// (page faults on a cold file): call on the blocking pool.
+/// Where the bytes of a mapped slice are in their file, for `sendfile(2)`.
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    /// The blob file.
+    pub path: Arc<Path>,
+    /// The file, when the mapping keeps it open (a large blob's window, whose download holds
+    /// the file open anyway). A whole mapped blob keeps no descriptor: the cache may hold
+    /// thousands, and descriptors are budgeted per connection (see
+    /// [`crate::serve::derived_max_connections`]).
+    pub file: Option<Arc<File>>,
+    /// The offset in the file of the slice's first byte.
+    pub offset: u64,
+}
+
+/// One live mapping: where it ends and what it maps.
+struct Region {
+    end: usize,
+    path: Arc<Path>,
+    file: Option<Arc<File>>,
+    offset: u64,
+}
+
+/// Every live mapping, by start address.
+static REGIONS: LazyLock<RwLock<BTreeMap<usize, Region>>> = LazyLock::new(Default::default);
+
+/// The blob file behind `bytes`, when they lie within one live mapping. Other memory (a
+/// response's header, an S3 body, a buffer) gives `None`.
+pub fn file_behind(bytes: &[u8]) -> Option<FileSlice> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let start = bytes.as_ptr().addr();
+    let end = start + bytes.len();
+    let regions = REGIONS.read().unwrap_or_else(PoisonError::into_inner);
+    let (&base, region) = regions.range(..=start).next_back()?;
+    (end <= region.end).then(|| FileSlice {
+        path: Arc::clone(&region.path),
+        file: region.file.clone(),
+        offset: region.offset + (start - base) as u64,
+    })
+}
+
+/// A registered mapping, the owner of the `Bytes` that slice it.
+struct Mapping(memmap2::Mmap);
+
+impl AsRef<[u8]> for Mapping {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // Runs before the field is dropped, which unmaps: never a registered hole.
+        REGIONS
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.0.as_ptr().addr());
+    }
+}
+
+/// `len` bytes of `file` (at `path`) from `offset`, mapped read-only with their pages populated,
+/// and registered (see [`file_behind`]); `keep_open` keeps `file` in the registry. Blocks (page
+/// faults on a cold file): call on the blocking pool.
 #[allow(unsafe_code)]
-fn map_window(file: &File, offset: u64, len: u64) -> io::Result<Bytes> {
+fn map_window(
+    file: &Arc<File>,
+    path: &Arc<Path>,
+    offset: u64,
+    len: u64,
+    keep_open: bool,
+) -> io::Result<Bytes> {
     if len == 0 {
         // mmap(2) refuses an empty mapping.
         return Ok(Bytes::new());
@@ -67,15 +144,28 @@ fn map_window(file: &File, offset: u64, len: u64) -> io::Result<Bytes> {
             .offset(offset)
             .len(len)
             .populate()
-            .map(file)?
+            .map(&**file)?
     };
-    Ok(Bytes::from_owner(map))
+    let start = map.as_ptr().addr();
+    REGIONS
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(
+            start,
+            Region {
+                end: start + map.len(),
+                path: Arc::clone(path),
+                file: keep_open.then(|| Arc::clone(file)),
+                offset,
+            },
+        );
+    Ok(Bytes::from_owner(Mapping(map)))
 }
 
 /// The whole blob file at `path`, mapped; its length must be `size` (the record's).
 pub(super) async fn map_whole(path: PathBuf, size: u64) -> io::Result<Bytes> {
     tokio::task::spawn_blocking(move || {
-        let file = File::open(&path)?;
+        let file = Arc::new(File::open(&path)?);
         let len = file.metadata()?.len();
         if len != size {
             return Err(io::Error::new(
@@ -83,7 +173,7 @@ pub(super) async fn map_whole(path: PathBuf, size: u64) -> io::Result<Bytes> {
                 format!("{len} bytes where the record says {size}"),
             ));
         }
-        map_window(&file, 0, size)
+        map_window(&file, &Arc::from(path), 0, size, false)
     })
     .await
     .map_err(io::Error::other)?
@@ -97,8 +187,10 @@ pub(super) async fn stream_windows(
     start: u64,
     end: u64,
 ) -> io::Result<BoxStream<'static, io::Result<Bytes>>> {
+    let path: Arc<Path> = Arc::from(path);
+    let opened = Arc::clone(&path);
     let file = tokio::task::spawn_blocking(move || {
-        let file = File::open(path)?;
+        let file = File::open(&*opened)?;
         // A map reaching past the end of the file would fault when hyper reads it: a blob
         // shorter than its record fails here, before any byte is sent.
         let len = file.metadata()?.len();
@@ -112,18 +204,20 @@ pub(super) async fn stream_windows(
     })
     .await
     .map_err(io::Error::other)??;
-    let file = std::sync::Arc::new(file);
+    let file = Arc::new(file);
     Ok(futures::stream::unfold(start, move |at| {
-        let file = std::sync::Arc::clone(&file);
+        let file = Arc::clone(&file);
+        let path = Arc::clone(&path);
         async move {
             if at >= end {
                 return None;
             }
             let len = WINDOW.min(end - at);
-            let mapped = tokio::task::spawn_blocking(move || map_window(&file, at, len))
-                .await
-                .map_err(io::Error::other)
-                .and_then(|r| r);
+            let mapped =
+                tokio::task::spawn_blocking(move || map_window(&file, &path, at, len, true))
+                    .await
+                    .map_err(io::Error::other)
+                    .and_then(|r| r);
             match mapped {
                 Ok(bytes) => Some((Ok(bytes), at + len)),
                 // The download ends with an error rather than a short, silent body.
@@ -186,6 +280,37 @@ mod tests {
             got.extend_from_slice(&chunk);
         }
         assert_eq!(got, bytes);
+    }
+
+    #[tokio::test]
+    async fn mapped_bytes_name_their_file_and_offset_while_they_live() {
+        let (_dir, path, bytes) = blob(3 * WINDOW as usize);
+        let whole = map_whole(path.clone(), bytes.len() as u64).await.unwrap();
+        let at = file_behind(&whole[5000..9000]).expect("a slice of a whole map");
+        assert_eq!(
+            (&*at.path, at.offset, at.file.is_none()),
+            (&*path, 5000, true)
+        );
+        let windows: Vec<Bytes> = stream_windows(path.clone(), 10, 2 * WINDOW + 7)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let at = file_behind(&windows[1][3..]).expect("a slice of a window");
+        assert_eq!((at.offset, at.file.is_some()), (WINDOW + 13, true));
+        // Past a mapping's end, and memory that is not mapped, name no file.
+        let copy = whole.to_vec();
+        assert!(file_behind(&copy).is_none());
+        assert!(file_behind(&windows[0][..0]).is_none());
+        let tail = whole.slice(whole.len() - 10..);
+        drop((whole, windows));
+        assert!(file_behind(&tail).is_some(), "a slice keeps its map alive");
+        // The last owner gone, the maps are unmapped and forgotten (other tests' maps of other
+        // files may come and go meanwhile).
+        drop(tail);
+        let regions = REGIONS.read().unwrap();
+        assert!(regions.values().all(|r| *r.path != *path));
     }
 
     #[tokio::test]

@@ -53,6 +53,7 @@ pub use cached::{CachedRecord, Derived};
 pub use housekeeping::GcReport;
 pub use incoming::{IncomingHints, StagedIncoming};
 pub use ingest::{Committed, Staged, UploadHints};
+pub use mapped::{FileSlice, file_behind};
 pub use records::{FolderPage, Page, UnreadableRecord};
 
 /// What a store operation can fail with. The HTTP layer maps each to a status and code.
@@ -224,10 +225,15 @@ impl Store {
         Self {
             inner: Arc::new(Inner {
                 mapped: backend.local_root().map(|_| mapped::cache()),
+                // On local disk the page cache is the blob memory: blobs are mapped and sent
+                // with sendfile, so a copy on the heap would only cost a copy per response.
+                blob_cache: match backend.local_root() {
+                    Some(_) => None,
+                    None => blob_cache(settings.blob_cache_mb),
+                },
                 objects,
                 backend,
                 records,
-                blob_cache: blob_cache(settings.blob_cache_mb),
                 blob_cache_object_max: settings.blob_cache_object_kb.saturating_mul(1024),
                 record_writes: Mutex::new(0),
                 cache_ttl,

@@ -236,3 +236,53 @@ async fn a_range_of_a_mapped_blob_completes_while_garbage_collection_deletes_it(
         );
     }
 }
+
+/// Local blobs go to the socket with sendfile(2) from their files: on one connection that
+/// alternates assets, whole and by range, every byte is the asset's; and a blob file removed
+/// by hand while its mapping is still cached is served whole from the mapping.
+#[tokio::test]
+async fn blobs_sent_from_their_files_are_exact_and_survive_a_removed_file() {
+    let s = TestServer::start().await;
+    let pdf = fixtures::pdf(300_000, 21);
+    let jpeg = fixtures::jpeg(70_000, 22);
+    let pdf_sha = s.upload("sf/a.pdf", "application/pdf", pdf.clone()).await["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.upload("sf/b.jpg", "image/jpeg", jpeg.clone()).await;
+    // One connection for every request.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        for (path, body) in [("sf/a.pdf", &pdf), ("sf/b.jpg", &jpeg)] {
+            let r = client.get(s.media(path)).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            assert!(r.bytes().await.unwrap() == body[..], "{path}: whole");
+            let r = client
+                .get(s.media(path))
+                .header("range", "bytes=1234-56788")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+            assert!(
+                r.bytes().await.unwrap() == body[1234..56789],
+                "{path}: range"
+            );
+        }
+    }
+    let blob = s
+        .root()
+        .join(format!("blobs/sha256/{}/{pdf_sha}", &pdf_sha[..2]));
+    std::fs::remove_file(&blob).unwrap();
+    // A new connection has no file open: it finds none, and sends the mapped bytes.
+    let r = reqwest::Client::new()
+        .get(s.media("sf/a.pdf"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.bytes().await.unwrap() == pdf[..], "from the mapping");
+}

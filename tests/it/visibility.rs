@@ -115,7 +115,8 @@ async fn metrics_count_requests_bytes_meta_uploads_and_storage() {
     );
     assert_eq!(value(&m, "media_origin_uploads_total"), 1.0);
     assert_eq!(value(&m, "media_origin_upload_bytes_total"), len);
-    for op in ["commit", "record_read", "blob_read"] {
+    // On local disk a blob is opened (mapped), never read into memory: that is S3's blob memory.
+    for op in ["commit", "record_read", "blob_open"] {
         assert!(
             value(
                 &m,
