@@ -202,7 +202,12 @@ fn evaluate_preconditions(c: &Conditions<'_>, v: &Validators<'_>) -> Option<Outc
         }
     }
 
-    // Step 3 / 4. A malformed If-None-Match is treated as absent.
+    // Step 3 / 4. A revalidation usually sends back exactly the tag it was given: that is a
+    // match (a valid tag weakly equals itself) without parsing a list.
+    if current.is_some() && c.if_none_match == Some(v.etag) {
+        return Some(Outcome::NotModified);
+    }
+    // A malformed If-None-Match is treated as absent.
     match c.if_none_match.and_then(parse_etag_list) {
         Some(list) => {
             // §13.1.2: false ("not modified") on "*" or any weak match.

@@ -86,15 +86,19 @@ impl Store {
             return Ok(BlobBody::Bytes(slice(&whole)));
         }
         if let Some(root) = self.inner.backend.local_root() {
+            let maps = self
+                .inner
+                .mapped
+                .as_ref()
+                .filter(|_| size <= mapped::MAPPED_BLOB_MAX);
+            // A hot blob: nothing to open, no key or file name to build.
+            if let Some(whole) = maps.and_then(|maps| maps.get(sha256)) {
+                return Ok(BlobBody::Bytes(slice(&whole)));
+            }
             let _timer = self.timer(crate::metrics::StorageOp::BlobOpen);
             let key = blob_key(sha256);
             let file = root.join(key.as_ref());
-            if let Some(maps) = &self.inner.mapped
-                && size <= mapped::MAPPED_BLOB_MAX
-            {
-                if let Some(whole) = maps.get(sha256) {
-                    return Ok(BlobBody::Bytes(slice(&whole)));
-                }
+            if let Some(maps) = maps {
                 let whole = mapped::map_whole(file, size).await.map_err(|e| {
                     if e.kind() == std::io::ErrorKind::InvalidData {
                         StoreError::Corrupt {
