@@ -1,7 +1,8 @@
-//! The admin web page as the server serves it: `/admin` and its two assets with exact types,
-//! `no-cache` and a strong ETag (304 on a match), a Content-Security-Policy that lets previews
-//! come from the public origin only, no token needed for the page while the API still wants
-//! one, and every hook the browser test relies on present in what is served.
+//! The admin web page as the server serves it: `/admin`, its stylesheet and every module of its
+//! script with exact types, `no-cache` and a strong ETag (304 on a match), a
+//! Content-Security-Policy that lets previews come from the public origin only, no token needed
+//! for the page while the API still wants one, and every hook the browser test relies on
+//! present in what is served.
 
 use crate::common;
 
@@ -44,28 +45,60 @@ async fn fetch(s: &TestServer, url: &str, extra: &[(&str, &str)]) -> reqwest::Re
     req.send().await.unwrap()
 }
 
+/// The files of the page in the tree, by name, with the type each must be served with.
+fn page_files() -> Vec<(String, &'static str)> {
+    let mut files: Vec<(String, &'static str)> = std::fs::read_dir("src/http/admin_page")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .map(|name| {
+            let content_type = match name.rsplit_once('.').map(|(_, ext)| ext) {
+                Some("html") => HTML_TYPE,
+                Some("js") => JS_TYPE,
+                Some("css") => CSS_TYPE,
+                _ => panic!("{name}: what type is it served with?"),
+            };
+            (name, content_type)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A file of the page answered 200 with `content_type`, `no-cache`, the page's policy `csp` and
+/// the headers every answer has; its ETag is returned.
+fn assert_page_file(r: &reqwest::Response, path: &str, content_type: &str, csp: &str) -> String {
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    assert_eq!(get_header(r, header::CONTENT_TYPE), content_type, "{path}");
+    assert_eq!(get_header(r, header::CACHE_CONTROL), "no-cache", "{path}");
+    assert_eq!(
+        get_header(r, header::CONTENT_SECURITY_POLICY),
+        csp,
+        "{path}"
+    );
+    assert_eq!(get_header(r, header::REFERRER_POLICY), "no-referrer");
+    assert_eq!(get_header(r, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+    get_header(r, header::ETAG).to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn page_and_assets_have_exact_types_caching_and_policy() {
     let s = TestServer::start().await;
     let csp = csp_for(&s.base);
-    for (path, content_type, file) in [
-        ("/admin", HTML_TYPE, "index.html"),
-        ("/admin/", HTML_TYPE, "index.html"),
-        ("/admin/app.js", JS_TYPE, "app.js"),
-        ("/admin/app.css", CSS_TYPE, "app.css"),
-    ] {
+    let mut paths = vec![
+        ("/admin".to_owned(), HTML_TYPE, "index.html".to_owned()),
+        ("/admin/".to_owned(), HTML_TYPE, "index.html".to_owned()),
+    ];
+    for (name, content_type) in page_files() {
+        if name != "index.html" {
+            paths.push((format!("/admin/{name}"), content_type, name));
+        }
+    }
+    assert!(paths.iter().any(|p| p.0 == "/admin/app.js"));
+    assert!(paths.iter().any(|p| p.0 == "/admin/app.css"));
+    for (path, content_type, file) in &paths {
+        let (path, content_type) = (path.as_str(), *content_type);
         let r = fetch(&s, &s.url(path), &[]).await;
-        assert_eq!(r.status(), StatusCode::OK, "{path}");
-        assert_eq!(get_header(&r, header::CONTENT_TYPE), content_type, "{path}");
-        assert_eq!(get_header(&r, header::CACHE_CONTROL), "no-cache", "{path}");
-        assert_eq!(
-            get_header(&r, header::CONTENT_SECURITY_POLICY),
-            csp,
-            "{path}"
-        );
-        assert_eq!(get_header(&r, header::REFERRER_POLICY), "no-referrer");
-        assert_eq!(get_header(&r, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
-        let etag = get_header(&r, header::ETAG).to_owned();
+        let etag = assert_page_file(&r, path, content_type, &csp);
         let body = r.bytes().await.unwrap();
         // Exactly the file in the tree, tagged with its SHA-256.
         let on_disk = std::fs::read(format!("src/http/admin_page/{file}")).unwrap();
@@ -90,6 +123,96 @@ async fn page_and_assets_have_exact_types_caching_and_policy() {
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         assert_eq!(r.bytes().await.unwrap().len(), on_disk.len());
     }
+}
+
+/// One module of the page's script, as served.
+struct ServedModule {
+    /// Its path on the server, e.g. `/admin/folder.js`.
+    path: String,
+    body: String,
+}
+
+/// The modules a module names in its static imports (`… from './x.js'`, `import './x.js'`).
+fn imported_specifiers(script: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    for marker in [" from '", "import '"] {
+        for (at, _) in script.match_indices(marker) {
+            let rest = &script[at + marker.len()..];
+            found.push(&rest[..rest.find('\'').unwrap()]);
+        }
+    }
+    found
+}
+
+/// The page's script as a browser loads it: each `<script src>` of `/admin`, then every module
+/// those import, resolved against the importing module's URL, each fetched once. Every one must
+/// be served as the page's files are: 200, the JavaScript type, `no-cache`, the page's policy
+/// and the SHA-256 of its bytes as its ETag.
+async fn served_modules(s: &TestServer) -> Vec<ServedModule> {
+    let csp = csp_for(&s.base);
+    let html = fetch(s, &s.url("/admin"), &[]).await.text().await.unwrap();
+    let mut queue: Vec<reqwest::Url> = html
+        .match_indices("<script")
+        .map(|(at, _)| {
+            let tag = &html[at..at + html[at..].find('>').unwrap()];
+            assert!(tag.contains("type=\"module\""), "not a module: {tag}");
+            let src = &tag[tag.find("src=\"").expect("a script with src") + 5..];
+            reqwest::Url::parse(&s.url(&src[..src.find('"').unwrap()])).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        queue.len(),
+        1,
+        "the page loads one script, its entry module"
+    );
+    let mut modules: Vec<ServedModule> = Vec::new();
+    while let Some(url) = queue.pop() {
+        if modules.iter().any(|m| m.path == url.path()) {
+            continue;
+        }
+        let r = fetch(s, url.as_str(), &[]).await;
+        let path = url.path().to_owned();
+        let etag = assert_page_file(&r, &path, JS_TYPE, &csp);
+        let body = r.text().await.unwrap();
+        assert_eq!(etag, strong_etag(body.as_bytes()), "{path}");
+        for specifier in imported_specifiers(&body) {
+            assert!(specifier.starts_with("./"), "{path} imports {specifier}");
+            queue.push(url.join(specifier).unwrap());
+        }
+        modules.push(ServedModule { path, body });
+    }
+    modules
+}
+
+/// What the browser test sees run, checked without a browser: the entry module and all it
+/// imports, transitively, are served (with the same headers as the page, and 304 on their tag),
+/// and they are exactly the scripts in the tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_module_the_entry_imports_is_served() {
+    let s = TestServer::start().await;
+    let modules = served_modules(&s).await;
+    assert_eq!(modules[0].path, "/admin/app.js", "the entry comes first");
+    let mut served: Vec<&str> = modules.iter().map(|m| m.path.as_str()).collect();
+    served.sort_unstable();
+    let in_tree: Vec<String> = page_files()
+        .into_iter()
+        .filter(|(_, content_type)| *content_type == JS_TYPE)
+        .map(|(name, _)| format!("/admin/{name}"))
+        .collect();
+    assert_eq!(
+        served, in_tree,
+        "every script in the tree is loaded, and no other"
+    );
+    for m in &modules {
+        let name = m.path.strip_prefix("/admin/").unwrap();
+        let on_disk = std::fs::read_to_string(format!("src/http/admin_page/{name}")).unwrap();
+        assert_eq!(m.body, on_disk, "{}", m.path);
+        let etag = strong_etag(m.body.as_bytes());
+        let r = fetch(&s, &s.url(&m.path), &[("if-none-match", &etag)]).await;
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "{}", m.path);
+        assert_eq!(get_header(&r, header::ETAG), etag);
+    }
+    assert!(modules.len() > 1, "the script is split into modules");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -224,11 +347,13 @@ fn tag_with_id<'a>(html: &'a str, id: &str) -> &'a str {
 async fn every_hook_of_the_browser_test_is_served() {
     let s = TestServer::start().await;
     let html = fetch(&s, &s.url("/admin"), &[]).await.text().await.unwrap();
-    let js = fetch(&s, &s.url("/admin/app.js"), &[])
+    // The script: every module the page loads, as served.
+    let js: String = served_modules(&s)
         .await
-        .text()
-        .await
-        .unwrap();
+        .into_iter()
+        .map(|m| m.body)
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(html.contains("<script type=\"module\" src=\"/admin/app.js\"></script>"));
     assert!(html.contains("<link rel=\"stylesheet\" href=\"/admin/app.css\">"));
 
@@ -326,7 +451,7 @@ async fn every_hook_of_the_browser_test_is_served() {
         ("private", "personalised"),
     ] {
         let preset = format!("['{policy}', '{words}']");
-        assert!(js.contains(&preset), "app.js lacks the preset {preset}");
+        assert!(js.contains(&preset), "the script lacks the preset {preset}");
     }
 
     // What the script creates: the preview, the rows and their data attributes, the texts.
@@ -347,7 +472,10 @@ async fn every_hook_of_the_browser_test_is_served() {
         "xhr.upload.onprogress",
         "navigator.clipboard.writeText",
     ] {
-        assert!(js.contains(created), "app.js does not create {created:?}");
+        assert!(
+            js.contains(created),
+            "the script does not create {created:?}"
+        );
     }
     // Every element the script looks up by id exists in the markup.
     for (at, _) in js.match_indices("$('") {
