@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::http::{HeaderValue, Method, Request, header};
 use axum::response::Response;
 use futures::future::Either;
 use hyper::body::Body as _;
@@ -92,11 +92,7 @@ fn finish(method: &Method, response: &mut Response) {
             HeaderValue::from_static("nosniff"),
         );
     }
-    // Not on a 304 (or a 204), where the observing layer would only remove it again.
-    let status = response.status();
-    if status != StatusCode::NOT_MODIFIED
-        && status != StatusCode::NO_CONTENT
-        && !response.headers().contains_key(header::CONTENT_LENGTH)
+    if !response.headers().contains_key(header::CONTENT_LENGTH)
         && let Some(len) = response.body().size_hint().exact()
     {
         response

@@ -144,7 +144,12 @@ impl AsyncWrite for SendfileIo {
         if let Some(at) = file_behind(&bufs[0]) {
             return this.poll_sendfile(cx, &bufs[0], at);
         }
-        let Some(mapped) = bufs.iter().position(|b| file_behind(b).is_some()) else {
+        // The first buffer is not mapped (just looked up): where does the first mapped one start?
+        let Some(mapped) = bufs[1..]
+            .iter()
+            .position(|b| file_behind(b).is_some())
+            .map(|i| i + 1)
+        else {
             return Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
         };
         // The header before a blob's bytes: held back (MSG_MORE) for the sendfile that follows.
@@ -170,5 +175,74 @@ impl AsyncWrite for SendfileIo {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use tokio::io::AsyncWriteExt;
+
+    /// What this thread has read through system calls (`/proc/thread-self/io`): `sendfile`
+    /// counts the file it reads, `write` reads nothing.
+    fn read_by_this_thread() -> u64 {
+        let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
+        io.lines()
+            .find_map(|l| l.strip_prefix("rchar: "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn mapped_bytes_go_out_with_sendfile_and_other_bytes_with_write() {
+        const LEN: usize = 1 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let bytes: Vec<u8> = (0..LEN).map(|i| (i * 7 % 253) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The reader is another thread, so its reads are not counted here.
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            std::net::TcpStream::connect(addr)
+                .unwrap()
+                .read_to_end(&mut got)
+                .unwrap();
+            got
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mapped = crate::store::map_whole(path, LEN as u64).await.unwrap();
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_nonblocking(true).unwrap();
+            let mut io = SendfileIo::new(TcpStream::from_std(tcp).unwrap());
+
+            let before = read_by_this_thread();
+            io.write_all(&mapped[10..]).await.unwrap();
+            let sent_from_file = read_by_this_thread() - before;
+            assert!(
+                sent_from_file >= (LEN - 10) as u64,
+                "a mapped slice is read from its file by sendfile: {sent_from_file} bytes read"
+            );
+
+            let copy = mapped[..10].to_vec();
+            let before = read_by_this_thread();
+            io.write_all(&copy).await.unwrap();
+            assert!(
+                read_by_this_thread() - before < 1024,
+                "heap bytes are written, not read from a file"
+            );
+            io.shutdown().await.unwrap();
+        });
+        let got = reader.join().unwrap();
+        assert_eq!(got.len(), LEN);
+        assert!(got[..LEN - 10] == bytes[10..], "the mapped bytes, in order");
+        assert!(got[LEN - 10..] == bytes[..10], "then the heap bytes");
     }
 }

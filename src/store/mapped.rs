@@ -163,7 +163,7 @@ fn map_window(
 }
 
 /// The whole blob file at `path`, mapped; its length must be `size` (the record's).
-pub(super) async fn map_whole(path: PathBuf, size: u64) -> io::Result<Bytes> {
+pub(crate) async fn map_whole(path: PathBuf, size: u64) -> io::Result<Bytes> {
     tokio::task::spawn_blocking(move || {
         let file = Arc::new(File::open(&path)?);
         let len = file.metadata()?.len();

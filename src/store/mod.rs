@@ -53,6 +53,8 @@ pub use cached::{CachedRecord, Derived};
 pub use housekeeping::GcReport;
 pub use incoming::{IncomingHints, StagedIncoming};
 pub use ingest::{Committed, Staged, UploadHints};
+#[cfg(test)]
+pub(crate) use mapped::map_whole;
 pub use mapped::{FileSlice, file_behind};
 pub use records::{FolderPage, Page, UnreadableRecord};
 
