@@ -23,6 +23,7 @@
 //! `max_queued` more wait; the rest are refused at once (503).
 
 mod cmyk;
+mod error;
 mod plan;
 mod probe;
 mod run;
@@ -49,6 +50,9 @@ pub use plan::{Plan, Still};
 pub use probe::Probe;
 use run::{Limits, RunError, Tools};
 
+pub use error::ConvertError;
+use error::spawn_error;
+
 /// The largest picture decoded in this process (CMYK JPEGs), in pixels: 100 megapixels.
 const MAX_PIXELS: u64 = 100_000_000;
 
@@ -71,76 +75,6 @@ impl Mode {
             "sticker" => Some(Self::Sticker),
             "false" => Some(Self::Off),
             _ => None,
-        }
-    }
-}
-
-/// Why a conversion did not give an asset.
-#[derive(Debug, thiserror::Error)]
-pub enum ConvertError {
-    /// 501: ffmpeg (or its encoders, or prlimit) is missing.
-    #[error("conversion is not available on this server: {0}")]
-    Unavailable(String),
-    /// 503: every slot and the queue are taken.
-    #[error("the server is converting as many uploads as it can; try again shortly")]
-    Busy,
-    /// 413: the upload is over `[convert] max_input_mb`.
-    #[error(
-        "the upload is over {limit} bytes, the most this server converts ([convert] max_input_mb)"
-    )]
-    InputTooLarge { limit: u64 },
-    /// 413: even the lowest bitrate cannot fit the duration into the kind's limit.
-    #[error(
-        "{duration:.1} s does not fit into {limit} bytes even at the lowest bitrate; the longest that fits is {max:.0} s"
-    )]
-    TooLong { duration: f64, max: f64, limit: u64 },
-    /// The gate's refusal, for what cannot be converted (not media ffmpeg reads).
-    #[error(transparent)]
-    Refused(MediaError),
-    /// 422: the mode does not apply to this kind (a sticker from a video).
-    #[error("{0}")]
-    WrongKind(String),
-    /// 422: ffmpeg could not convert the file (damaged, truncated, lying headers).
-    #[error("the file could not be converted: {reason}")]
-    Failed {
-        reason: String,
-        /// The gate's fix for the original, when it had one: what to try by hand.
-        fix: Option<String>,
-    },
-    /// 422: the conversion ran past `[convert] timeout_secs`.
-    #[error("converting took longer than {secs} s ([convert] timeout_secs) and was stopped")]
-    TimedOut { secs: u64 },
-    /// 500: the conversion made something WhatsApp would refuse.
-    #[error("the conversion made a file WhatsApp would refuse: {0}")]
-    BadOutput(String),
-    /// 400: the upload's body broke off.
-    #[error("the upload was interrupted: {0}")]
-    Body(String),
-    /// 500: a temporary file could not be written.
-    #[error("temporary file: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-impl ConvertError {
-    /// A failure with the gate's fix for the original.
-    fn with_fix(self, fix: Option<String>) -> Self {
-        match self {
-            Self::Failed { reason, .. } => Self::Failed { reason, fix },
-            e => e,
-        }
-    }
-
-    /// The metrics outcome label.
-    fn outcome(&self) -> &'static str {
-        match self {
-            Self::Unavailable(_) => "unavailable",
-            Self::Busy => "busy",
-            Self::InputTooLarge { .. } | Self::TooLong { .. } => "too_large",
-            Self::Refused(_) | Self::WrongKind(_) => "refused",
-            Self::Failed { .. } => "failed",
-            Self::TimedOut { .. } => "timeout",
-            Self::BadOutput(_) | Self::Io(_) => "error",
-            Self::Body(_) => "interrupted",
         }
     }
 }
@@ -359,11 +293,14 @@ impl Converter {
             Err(e) if !is_media(&e) => return Err(ConvertError::Refused(e)),
             Err(e) => Some(e),
         };
-        let deadline = Instant::now() + Duration::from_secs(self.settings.timeout_secs);
-        let _slot = tokio::time::timeout_at(deadline, self.slots.acquire())
+        let timeout = Duration::from_secs(self.settings.timeout_secs);
+        // Waiting for a slot is bounded too (503 past it), but does not count against the
+        // conversion's own time: a queued upload gets all of `timeout_secs` once it runs.
+        let _slot = tokio::time::timeout(timeout, self.slots.acquire())
             .await
             .map_err(|_| ConvertError::Busy)?
             .expect("the semaphore is never closed");
+        let deadline = Instant::now() + timeout;
         let limits = Limits {
             cpu_secs: self.settings.cpu_secs(),
             memory_bytes: self.settings.max_memory_mb.saturating_mul(1 << 20),
@@ -383,7 +320,7 @@ impl Converter {
                     },
                 });
             }
-            Err(RunError::Spawn(e)) => return Err(ConvertError::Unavailable(e.to_string())),
+            Err(RunError::Spawn(e)) => return Err(spawn_error(e)),
         };
         // A picture or video whose size ffprobe could not read, or no stream at all: not media
         // ffmpeg can convert (a damaged file, or a header followed by anything).
@@ -439,8 +376,13 @@ impl Converter {
             ..limits
         };
         let mut attempt = 0;
+        let mut previous: Option<Vec<String>> = None;
         let written = loop {
-            let Some(args) = plan::output_args(&plan, attempt) else {
+            // The same arguments again (a bitrate already at its floor) would only make the
+            // same too-large file again.
+            let Some(args) =
+                plan::output_args(&plan, attempt).filter(|a| previous.as_ref() != Some(a))
+            else {
                 return Err(ConvertError::Failed {
                     reason: format!("no attempt made it fit into {limit} bytes"),
                     fix,
@@ -460,6 +402,7 @@ impl Converter {
                 attempt,
                 "a conversion came out too large; aiming smaller"
             );
+            previous = Some(args);
             attempt += 1;
         };
         let media = gate_file(&output, target).await?;
@@ -485,7 +428,7 @@ impl Converter {
     fn run_error(&self, e: RunError) -> ConvertError {
         match e {
             RunError::TimedOut => self.timed_out(),
-            RunError::Spawn(e) => ConvertError::Unavailable(e.to_string()),
+            RunError::Spawn(e) => spawn_error(e),
             RunError::Failed(reason) => ConvertError::Failed { reason, fix: None },
         }
     }

@@ -227,7 +227,10 @@ pub fn output_args(plan: &Plan, attempt: u32) -> Option<Vec<String>> {
             if copy_video && attempt == 0 {
                 push("-c:v copy");
             } else {
-                let kbps = (f64::from(kbps) * 0.8f64.powi(attempt as i32 - 1).min(1.0)) as u32;
+                // Each encode after the first aims 20% lower: the first encode is attempt 0
+                // when the video was not copied, attempt 1 after a copy that came out too large.
+                let encodes_before = attempt as i32 - i32::from(copy_video);
+                let kbps = (f64::from(kbps) * 0.8f64.powi(encodes_before)) as u32;
                 push(&format!(
                     "-c:v libx264 -preset veryfast -profile:v high -pix_fmt yuv420p \
                      -vf scale=trunc(iw/2)*2:trunc(ih/2)*2 -crf 23 -maxrate {kbps}k \
@@ -353,6 +356,19 @@ mod tests {
         );
         let second = output_args(&video, 1).unwrap().join(" ");
         assert!(second.contains("-maxrate 1000k"), "{second}");
+        // Not copied: the first encode is at the full rate, each next one 20% lower.
+        let encoded = Plan::Video {
+            video: 0,
+            copy_video: false,
+            kbps: 1000,
+            audio: Some((1, true, 2)),
+        };
+        let rates: Vec<String> = (0..3)
+            .map(|n| output_args(&encoded, n).unwrap().join(" "))
+            .collect();
+        assert!(rates[0].contains("-maxrate 1000k"), "{}", rates[0]);
+        assert!(rates[1].contains("-maxrate 800k"), "{}", rates[1]);
+        assert!(rates[2].contains("-maxrate 640k"), "{}", rates[2]);
         assert!(
             output_args(&video, 2)
                 .unwrap()

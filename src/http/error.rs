@@ -167,14 +167,19 @@ impl From<ConvertError> for ApiError {
             ConvertError::WrongKind(_) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "not_convertible", message)
             }
-            ConvertError::Failed { .. } => Self::new(
+            ConvertError::Failed { fix, .. } => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "conversion_failed",
                 message,
             )
             .with(
                 "fix",
-                json!("check that the file plays; it may be damaged or truncated"),
+                // The gate's own advice for the original when it had some (what to do by
+                // hand), else the usual cause.
+                json!(
+                    fix.as_deref()
+                        .unwrap_or("check that the file plays; it may be damaged or truncated")
+                ),
             ),
             ConvertError::TimedOut { .. } => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -30,7 +30,7 @@ use crate::media_kind;
 use crate::store::{IncomingHints, Store, StoreError};
 
 /// One import asked for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ImportRequest {
     /// The media ID (from the webhook).
     pub media_id: String,

@@ -104,7 +104,7 @@ pub(super) async fn store(
         content_type: Some(&outcome.media.content_type),
         filename: Some(path.file_name()),
     };
-    let stream = tokio_util::io::ReaderStream::new(file);
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
     let mut staged = state
         .store
         .stage(stream, hints)
