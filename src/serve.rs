@@ -3,7 +3,7 @@
 //!
 //! `axum::serve` has no knobs for slow clients or header sizes, so connections are served here
 //! with hyper-util directly: a client that trickles its header (slowloris) is cut after
-//! `header_read_timeout`, a header over `max_header_bytes` or 100 fields gets 431, and an upload
+//! `header_read_timeout` (on a coarse timer, see [`coarse_timer`]), a header over `max_header_bytes` or 100 fields gets 431, and an upload
 //! body that stalls is cut by the admin router's idle timeout (see [`crate::http::admin_router`]).
 //! None of them holds a thread: each connection is a task.
 //!
@@ -31,7 +31,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::http1::Builder;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -40,8 +40,10 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
+pub mod coarse_timer;
 pub mod linger;
 pub mod sendfile;
+use coarse_timer::CoarseTimer;
 pub use linger::LingeringBody;
 use sendfile::SendfileIo;
 
@@ -110,7 +112,7 @@ pub async fn run(
     // HTTP/1.1: what Meta's fetcher, CDNs and TLS proxies speak to an origin.
     let mut builder = Builder::new();
     builder
-        .timer(TokioTimer::new())
+        .timer(CoarseTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_header_size(limits.max_header_bytes);
     let builder = Arc::new(builder);

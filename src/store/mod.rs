@@ -145,7 +145,7 @@ struct Inner {
     objects: Arc<dyn ObjectStore>,
     /// Local disk, S3 or memory, with what only that backend has.
     backend: Backend,
-    records: moka::sync::Cache<String, Option<Arc<CachedRecord>>>,
+    records: moka::sync::Cache<String, Option<Arc<CachedRecord>>, ahash::RandomState>,
     /// Bytes of small blobs by SHA-256, weighed by length (see [`Store::blob_body`]).
     blob_cache: Option<moka::sync::Cache<String, Bytes>>,
     /// Whole local blobs mapped into memory, by SHA-256 (local disk only; see [`mapped`]).
@@ -223,7 +223,10 @@ impl Store {
         let records = moka::sync::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(cache_ttl)
-            .build();
+            // Keys are URL paths, missing ones included (cached as `None`), so the hash must
+            // resist flooding; aHash is a keyed hash like SipHash at a fraction of its cost
+            // on the path of every GET.
+            .build_with_hasher(ahash::RandomState::new());
         Self {
             inner: Arc::new(Inner {
                 mapped: backend.local_root().map(|_| mapped::cache()),
