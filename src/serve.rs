@@ -112,7 +112,7 @@ pub async fn run(
     // HTTP/1.1: what Meta's fetcher, CDNs and TLS proxies speak to an origin.
     let mut builder = Builder::new();
     builder
-        .timer(CoarseTimer::new())
+        .timer(CoarseTimer::start())
         .header_read_timeout(limits.header_read_timeout)
         .max_header_size(limits.max_header_bytes);
     let builder = Arc::new(builder);

@@ -46,7 +46,7 @@ pub struct CoarseTimer {
 
 impl CoarseTimer {
     /// A timer and its sweeper task on the current runtime.
-    pub fn new() -> Self {
+    pub fn start() -> Self {
         let tables: Arc<[Table; SHARDS]> = Arc::new(std::array::from_fn(|_| Table::default()));
         tokio::spawn(sweep(Arc::downgrade(&tables)));
         Self { tables }
@@ -177,7 +177,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_sleep_fires_after_its_deadline_and_within_a_tick() {
-        let timer = CoarseTimer::new();
+        let timer = CoarseTimer::start();
         for wait in [Duration::from_millis(30), Duration::from_millis(250)] {
             let start = tokio::time::Instant::now();
             timer.sleep(wait).await;
@@ -194,7 +194,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_or_reset_sleep_keeps_no_entry_and_reset_moves_the_deadline() {
-        let timer = CoarseTimer::new();
+        let timer = CoarseTimer::start();
         let mut sleep = timer.sleep(Duration::from_secs(60));
         assert!(!poll_once(&mut sleep));
         assert_eq!(entries(&timer), 1);
@@ -216,7 +216,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_sweeper_ends_with_the_last_timer() {
-        let timer = CoarseTimer::new();
+        let timer = CoarseTimer::start();
         let tables = Arc::downgrade(&timer.tables);
         let sleep = timer.sleep(Duration::from_secs(60));
         drop(timer);
