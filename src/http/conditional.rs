@@ -42,10 +42,26 @@ pub struct Validators<'a> {
     /// RFC 9110 §13.1 says; a value that is not a well-formed entity tag matches no tag in
     /// any request header (only `If-Match: *` and `If-None-Match: *` still apply).
     pub etag: &'a str,
+    /// `etag` as an entity tag, `None` when it is not a well-formed one. [`Validators::new`]
+    /// parses it; a caller that answers many requests with one tag keeps it parsed (the
+    /// public handler does, with the cached representation), so that no request scans it again.
+    pub current: Option<EntityTag<'a>>,
     /// Last-Modified, whole seconds since the epoch.
     pub last_modified: u64,
     /// Representation length in bytes.
     pub len: u64,
+}
+
+impl<'a> Validators<'a> {
+    /// The validators of a representation, `etag` parsed here.
+    pub fn new(etag: &'a str, last_modified: u64, len: u64) -> Self {
+        Self {
+            etag,
+            current: parse_entity_tag(etag),
+            last_modified,
+            len,
+        }
+    }
 }
 
 /// Conditional and range header values as received (`None` when absent).
@@ -178,7 +194,7 @@ pub fn evaluate(c: &Conditions<'_>, v: &Validators<'_>, ranges_apply: bool) -> O
 
 /// Steps 1–4 of RFC 9110 §13.2.2. `None` means "all preconditions passed".
 fn evaluate_preconditions(c: &Conditions<'_>, v: &Validators<'_>) -> Option<Outcome> {
-    let current = parse_entity_tag(v.etag);
+    let current = v.current;
 
     // Step 1 / 2.
     if let Some(if_match) = c.if_match {
@@ -240,7 +256,7 @@ fn evaluate_preconditions(c: &Conditions<'_>, v: &Validators<'_>) -> Option<Outc
 fn if_range_matches(value: &str, v: &Validators<'_>) -> bool {
     let value = trim_ows(value);
     if value.starts_with('"') || value.starts_with("W/") {
-        match (parse_entity_tag(value), parse_entity_tag(v.etag)) {
+        match (parse_entity_tag(value), v.current) {
             (Some(tag), Some(current)) => tag.strong_eq(&current),
             _ => false,
         }
@@ -400,7 +416,7 @@ pub fn parse_etag_list(value: &str) -> Option<EtagList<'_>> {
 }
 
 /// Parse exactly one entity tag (surrounding whitespace allowed).
-fn parse_entity_tag(value: &str) -> Option<EntityTag<'_>> {
+pub fn parse_entity_tag(value: &str) -> Option<EntityTag<'_>> {
     let value = trim_ows(value);
     match scan_entity_tag(value, 0)? {
         (tag, end) if end == value.len() => Some(tag),
@@ -465,11 +481,7 @@ mod tests {
     const LEN: u64 = 1000;
 
     fn v() -> Validators<'static> {
-        Validators {
-            etag: ETAG,
-            last_modified: LM,
-            len: LEN,
-        }
+        Validators::new(ETAG, LM, LEN)
     }
 
     fn get(c: Conditions<'_>) -> Outcome {
@@ -620,10 +632,7 @@ mod tests {
 
     #[test]
     fn if_match_weak_current_etag_never_matches() {
-        let weak = Validators {
-            etag: "W/\"abc\"",
-            ..v()
-        };
+        let weak = Validators::new("W/\"abc\"", LM, LEN);
         let c = Conditions {
             if_match: Some("W/\"abc\""),
             ..Default::default()
@@ -638,7 +647,7 @@ mod tests {
 
     #[test]
     fn malformed_current_etag_matches_nothing() {
-        let bad = Validators { etag: "abc", ..v() };
+        let bad = Validators::new("abc", LM, LEN);
         let c = Conditions {
             if_match: Some("\"abc\""),
             ..Default::default()
@@ -723,10 +732,7 @@ mod tests {
 
     #[test]
     fn if_none_match_weak_current_etag_matches_weakly() {
-        let weak = Validators {
-            etag: "W/\"abc\"",
-            ..v()
-        };
+        let weak = Validators::new("W/\"abc\"", LM, LEN);
         let c = Conditions {
             if_none_match: Some("\"abc\""),
             ..Default::default()
@@ -744,7 +750,7 @@ mod tests {
     fn an_exact_copy_of_a_malformed_current_tag_is_no_match() {
         // The shortcut for an If-None-Match equal to the ETag needs the ETag to be a tag: a
         // malformed one (never ours) matches nothing, copied or not, as the list parse says.
-        let bad = Validators { etag: "abc", ..v() };
+        let bad = Validators::new("abc", LM, LEN);
         let c = Conditions {
             if_none_match: Some("abc"),
             ..Default::default()
@@ -909,10 +915,7 @@ mod tests {
 
     #[test]
     fn if_range_with_weak_current_etag_never_matches() {
-        let weak = Validators {
-            etag: "W/\"abc\"",
-            ..v()
-        };
+        let weak = Validators::new("W/\"abc\"", LM, LEN);
         let c = Conditions {
             range: Some("bytes=0-0"),
             if_range: Some("W/\"abc\""),
@@ -1268,7 +1271,7 @@ mod tests {
                 range: range.as_deref(),
                 if_range: ir.as_deref(),
             };
-            let v = Validators { etag: &etag, last_modified, len };
+            let v = Validators::new(&etag, last_modified, len);
             let out = evaluate(&c, &v, ranges_apply);
             if let Outcome::Partial { start, end } = out {
                 prop_assert!(ranges_apply);
@@ -1294,7 +1297,7 @@ mod tests {
             let h = format!("bytes={a}-{b}");
             prop_assert_eq!(parse_range(&h, len), RangeRequest::Single { start: a, end: b.min(len - 1) });
             prop_assert_eq!(
-                evaluate(&Conditions { range: Some(&h), ..Default::default() }, &Validators { etag: ETAG, last_modified: LM, len }, true),
+                evaluate(&Conditions { range: Some(&h), ..Default::default() }, &Validators::new(ETAG, LM, len), true),
                 Outcome::Partial { start: a, end: b.min(len - 1) }
             );
         }

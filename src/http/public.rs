@@ -7,6 +7,7 @@
 //! bytes a range asks for are read.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use axum::Router;
 use axum::body::Body;
@@ -18,7 +19,7 @@ use axum::routing::get;
 use bytes::Bytes;
 
 use super::AppState;
-use super::conditional::{Conditions, Outcome, Validators, evaluate};
+use super::conditional::{Conditions, EntityTag, Outcome, Validators, evaluate, parse_entity_tag};
 use super::error::ApiError;
 use crate::asset::{AssetPath, AssetRecord};
 use crate::policy::CachePolicy;
@@ -138,11 +139,7 @@ async fn respond(
     let rep = cached
         .derived
         .get_or_make(policy, || Representation::new(record, policy));
-    let validators = Validators {
-        etag: &rep.etag,
-        last_modified: record.last_modified,
-        len: record.size,
-    };
+    let validators = rep.validators(record);
     let values = condition_values(headers);
     let conditions = Conditions {
         if_match: values[0].as_deref(),
@@ -256,6 +253,9 @@ pub fn served_headers(record: &AssetRecord, policy: CachePolicy) -> HeaderMap {
 struct Representation {
     /// The entity tag, quoted.
     etag: Box<str>,
+    /// Where in `etag` its opaque part lies, and whether it is weak; `None` when `etag` is not
+    /// a well-formed entity tag. Parsed once here rather than for every conditional request.
+    tag: Option<(bool, Range<usize>)>,
     /// The headers of a full `200` (and of a `HEAD`), in the order they are sent.
     full: HeaderMap,
     /// The headers of a `304`: those of the `200` but the type and length (RFC 9110 §15.4.5).
@@ -303,10 +303,28 @@ impl Representation {
             full.insert(name.clone(), v.clone());
             not_modified.insert(name, v);
         }
+        let tag = parse_entity_tag(&etag).map(|tag| {
+            let start = tag.opaque.as_ptr().addr() - etag.as_ptr().addr();
+            (tag.weak, start..start + tag.opaque.len())
+        });
         Self {
             etag: etag.into_boxed_str(),
+            tag,
             full,
             not_modified,
+        }
+    }
+
+    /// What the conditions of a request about `record` are evaluated against.
+    fn validators<'a>(&'a self, record: &AssetRecord) -> Validators<'a> {
+        Validators {
+            etag: &self.etag,
+            current: self.tag.clone().map(|(weak, opaque)| EntityTag {
+                weak,
+                opaque: &self.etag[opaque],
+            }),
+            last_modified: record.last_modified,
+            len: record.size,
         }
     }
 }
@@ -383,6 +401,24 @@ mod tests {
             converted_from: None,
             imported: None,
         })
+    }
+
+    /// The tag parsed once with the representation is the tag parsed afresh: the same opaque
+    /// part and strength, and none for a record whose hash makes no valid tag.
+    #[test]
+    fn a_representation_keeps_its_tag_parsed() {
+        let day: CachePolicy = "max-age=86400".parse().unwrap();
+        let good = record('a', 1_700_000_000);
+        let rep = Representation::new(&good, day);
+        let v = rep.validators(&good);
+        assert_eq!(v.current, parse_entity_tag(&rep.etag));
+        assert_eq!(v.current.unwrap().opaque, "a".repeat(64));
+        assert!(!v.current.unwrap().weak);
+        assert_eq!((v.last_modified, v.len), (1_700_000_000, 48_213));
+        // A hand-edited record with a quote in its hash: not a tag, so no tag matches it.
+        let bad = record('"', 1_700_000_000);
+        let rep = Representation::new(&bad, day);
+        assert_eq!(rep.validators(&bad).current, None);
     }
 
     fn header(h: &HeaderMap, name: HeaderName) -> &str {
