@@ -200,6 +200,9 @@ impl PolicySet {
     /// The longest folder rule that covers `path`, API rules shadowing config rules of the same
     /// folder.
     pub fn folder_rule_for<'p>(&self, path: &'p str) -> Option<(&'p str, CachePolicy)> {
+        if self.api.is_empty() && self.config.is_empty() {
+            return None;
+        }
         // Walk the ancestors from the deepest: the first one with a rule is the longest match.
         let mut end = path.len();
         while let Some(i) = path[..end].rfind('/') {

@@ -59,14 +59,20 @@ pub struct LingeringBody {
 impl LingeringBody {
     /// Wrap the body of `req`.
     pub fn wrap(req: hyper::Request<Incoming>) -> hyper::Request<Self> {
-        let expects_continue = req
-            .headers()
-            .get(EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok());
+        // A request without a body (most GETs) is never drained: its headers need no lookup.
+        let empty = req.body().is_end_stream();
+        let expects_continue = !empty
+            && req
+                .headers()
+                .get(EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let declared = if empty {
+            Some(0)
+        } else {
+            req.headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+        };
         req.map(|inner| Self {
             inner: Some(inner),
             read: 0,
