@@ -10,8 +10,8 @@
 //!
 //! What the router's layers and axum's route future did to these answers is done here too, so
 //! the bytes sent are the same: `X-Content-Type-Options: nosniff` on an answer without it (the
-//! errors), `Content-Length` from a body of known size when none is set, and no body on a
-//! `HEAD`.
+//! errors), `Content-Length` from a body of known size when none is set (not on a 304, which
+//! the observing layer would strip it from), and no body on a `HEAD`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -92,7 +92,8 @@ fn finish(method: &Method, response: &mut Response) {
             HeaderValue::from_static("nosniff"),
         );
     }
-    if !response.headers().contains_key(header::CONTENT_LENGTH)
+    if !super::observe::takes_no_length(response.status().as_u16())
+        && !response.headers().contains_key(header::CONTENT_LENGTH)
         && let Some(len) = response.body().size_hint().exact()
     {
         response
@@ -104,7 +105,7 @@ fn finish(method: &Method, response: &mut Response) {
     }
 }
 
-/// `Content-Length` of `len`; an empty body's (304s, 204s) without an allocation.
+/// `Content-Length` of `len`; an empty body's without an allocation.
 fn content_length(len: u64) -> HeaderValue {
     if len == 0 {
         HeaderValue::from_static("0")

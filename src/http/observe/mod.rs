@@ -312,13 +312,18 @@ where
                 tracing::debug!(%request_id, %method, %path, status, bytes, latency_us, meta, "request");
             }
         }
-        if status == 204 || status == 304 {
-            // axum gives every empty body `Content-Length: 0`; RFC 9110 §8.6 forbids it on a 204
-            // and on a 304 (where it would have to be the 200's length, and a cache that
-            // updates its stored headers from the 304 would take the 0).
+        if takes_no_length(status) {
             response.headers_mut().remove(header::CONTENT_LENGTH);
         }
         response.headers_mut().insert(&X_REQUEST_ID, p.request_id);
         Poll::Ready(Ok(response))
     }
+}
+
+/// Whether an answer of `status` is sent without `Content-Length`: axum gives every empty body
+/// `Content-Length: 0`, which RFC 9110 §8.6 forbids on a 204 and on a 304 (where it would have
+/// to be the 200's length, and a cache that updates its stored headers from the 304 would take
+/// the 0). This layer removes it from every answer; `/media`'s answers never get it.
+pub(crate) fn takes_no_length(status: u16) -> bool {
+    status == 204 || status == 304
 }
