@@ -10,6 +10,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 
@@ -22,6 +23,9 @@ pub struct CachedRecord {
     pub record: Arc<AssetRecord>,
     /// What the serving layer made of it under the last policy it was served with.
     pub derived: Derived,
+    /// When it was read or written, just before the cache took it: its cache lifetime runs
+    /// from about then (see [`super::front`]).
+    pub(super) loaded: Instant,
 }
 
 impl CachedRecord {
@@ -29,6 +33,7 @@ impl CachedRecord {
         Arc::new(Self {
             record,
             derived: Derived::default(),
+            loaded: Instant::now(),
         })
     }
 }

@@ -23,6 +23,7 @@
 mod backend;
 mod blobs;
 mod cached;
+mod front;
 mod housekeeping;
 mod incoming;
 mod ingest;
@@ -154,6 +155,8 @@ struct Inner {
     blob_cache_object_max: u64,
     /// Counts record writes; a cache fill only lands if none finished during its read.
     record_writes: Mutex<u64>,
+    /// This store's id and record generation for the per-thread front of `records`.
+    front: front::StoreId,
     cache_ttl: Duration,
     policies: Mutex<CachedPolicies>,
     /// Held by the one request that refreshes expired policies; the others wait for it and
@@ -241,6 +244,7 @@ impl Store {
                 records,
                 blob_cache_object_max: settings.blob_cache_object_kb.saturating_mul(1024),
                 record_writes: Mutex::new(0),
+                front: front::StoreId::new(),
                 cache_ttl,
                 policies: Mutex::new(CachedPolicies {
                     set: Arc::new(set),

@@ -3,6 +3,7 @@
 //! `Last-Modified` stepping every content change goes through.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::PutPayload;
@@ -11,7 +12,7 @@ use serde::Serialize;
 
 use super::backend::{Expect, Versioned, conflict_or, put_options, retry_conflicts};
 use super::keys::{decode_key, folder_key, key_to_asset_path, record_key};
-use super::{CachedRecord, Store, StoreError};
+use super::{CachedRecord, Store, StoreError, front};
 use crate::asset::{AssetPath, AssetRecord, MediaId};
 use crate::clock::{next_last_modified, wait_for_a_later_second};
 use crate::policy::CachePolicy;
@@ -89,11 +90,27 @@ impl Store {
     /// every key of the cache is a valid path as [`AssetPath::parse`] returns it, which parses
     /// to itself and holds no `%` (refused in paths), so a raw path without `%` that is a key
     /// is what [`AssetPath::from_url`] would make of it. `None` when not cached: then parse.
+    ///
+    /// This thread's last records are looked at first (see [`super::front`]).
     pub fn cached_record_of_url(&self, raw: &str) -> Option<Option<Arc<CachedRecord>>> {
         if raw.contains('%') {
             return None;
         }
-        self.inner.records.get(raw)
+        let ttl = self.inner.cache_ttl;
+        if ttl.is_zero() {
+            return self.inner.records.get(raw);
+        }
+        // The generation before the cache: see the front's module documentation.
+        let generation = self.inner.front.generation();
+        let miss = match front::get(&self.inner.front, generation, raw, Instant::now()) {
+            Ok(hit) => return Some(Some(hit)),
+            Err(miss) => miss,
+        };
+        let found = self.inner.records.get(raw);
+        if let Some(Some(cached)) = &found {
+            front::keep(miss, raw, cached, cached.loaded + ttl);
+        }
+        found
     }
 
     /// The live record at `path` as the cache holds it, with what serving derived from it (see
@@ -320,6 +337,8 @@ impl Store {
                 record.path.clone(),
                 live.as_ref().map(|r| CachedRecord::new(Arc::clone(r))),
             );
+            // After the cache holds the new record: what threads kept before is stale.
+            self.inner.front.written();
         }
         Ok(live.unwrap_or_else(|| Arc::new(record)))
     }
