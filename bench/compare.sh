@@ -2,8 +2,8 @@
 # Side-by-side benchmark: media-origin against nginx serving the same files with the same caching
 # headers, on one CPU core each (core 0), the load generator on the other (core 1).
 #
-#   bash bench/compare.sh                  # from the repo root; DURATION=5 WARMUP=1 ROUNDS=3
-#   ROUNDS=5 DURATION=10 bash bench/compare.sh   # more and longer measured runs
+#   bash bench/compare.sh                  # from the repo root; DURATION=5 WARMUP=1 ROUNDS=5
+#   ROUNDS=7 DURATION=10 bash bench/compare.sh   # more and longer measured runs
 #   KEEP=1 bash bench/compare.sh           # keep the temp dir (raw wrk outputs, server logs)
 #   ONLY=1,2,3 bash bench/compare.sh       # only those scenarios (exploring; the table then
 #                                          # shows n/a for the others)
@@ -30,7 +30,7 @@ DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 # Each scenario runs ROUNDS times, alternating the servers; the table shows medians and the
 # median of the per-round ratios (this machine's speed drifts by 2x within minutes).
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 ROUND=1
 CONNS=${CONNS:-32}
 # Scenario 1b: the small GET over this many connections.
