@@ -11,7 +11,8 @@
 //!
 //! A deadline of seconds needs no millisecond precision. Here a sleep is its deadline and, once
 //! it has been polled before the deadline, its waker in a shared table; one task wakes the due
-//! ones every [`TICK`]. A deadline fires at most one tick late, never early. Registering is a
+//! ones every [`TICK`]. A deadline never fires early, and usually at most one tick late (two
+//! when a sweep runs while the sleep registers, more on an overloaded runtime). Registering is a
 //! short uncontended lock on one of [`SHARDS`] tables; a sleep leaves its table when dropped.
 //! The sweeper holds the tables weakly and ends with the last connection that uses them.
 
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 use hyper::rt::{Sleep, Timer};
 use slab::Slab;
 
-/// How often due deadlines are woken: the most a deadline fires late.
+/// How often due deadlines are woken: about the most a deadline fires late.
 pub const TICK: Duration = Duration::from_millis(100);
 /// Tables sleeps are spread over by address, so that workers rarely wait on each other.
 const SHARDS: usize = 8;

@@ -141,12 +141,12 @@ impl Store {
     }
 }
 
-pub(super) fn blob_cache(megabytes: u64) -> Option<moka::sync::Cache<String, Bytes>> {
+pub(super) fn blob_cache(megabytes: u64) -> Option<super::BlobBytes> {
     (megabytes > 0).then(|| {
         moka::sync::Cache::builder()
             .max_capacity(megabytes.saturating_mul(1024 * 1024))
             .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
-            .build()
+            .build_with_hasher(ahash::RandomState::new())
     })
 }
 

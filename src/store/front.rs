@@ -15,7 +15,8 @@
 //!   older generation and is never used after the write.
 //! - It is used only until the record's cache lifetime (`storage.cache_ttl_ms`) from when the
 //!   record was read ends, as the cache's own entry would be: another instance's change is
-//!   seen no later than without it.
+//!   seen no later than without it. A record the cache evicted to make room (not because of a
+//!   write) may still answer from here until then: the same bound.
 //!
 //! Only assets that exist are kept; a path without one always goes to the cache. Entries of
 //! other stores (tests run many in one process) never match: each store has its own id.

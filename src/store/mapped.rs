@@ -51,12 +51,12 @@ pub(super) const MAPPED_IDLE: Duration = Duration::from_secs(60);
 pub(super) const WINDOW: u64 = 1024 * 1024;
 
 /// The cache of whole mapped blobs (see the module documentation).
-pub(super) fn cache() -> moka::sync::Cache<String, Bytes> {
+pub(super) fn cache() -> super::BlobBytes {
     moka::sync::Cache::builder()
         .max_capacity(MAPPED_TOTAL)
         .weigher(|_, b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
         .time_to_idle(MAPPED_IDLE)
-        .build()
+        .build_with_hasher(ahash::RandomState::new())
 }
 
 /// Where the bytes of a mapped slice are in their file, for `sendfile(2)`.

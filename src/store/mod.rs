@@ -148,9 +148,9 @@ struct Inner {
     backend: Backend,
     records: moka::sync::Cache<String, Option<Arc<CachedRecord>>, ahash::RandomState>,
     /// Bytes of small blobs by SHA-256, weighed by length (see [`Store::blob_body`]).
-    blob_cache: Option<moka::sync::Cache<String, Bytes>>,
+    blob_cache: Option<BlobBytes>,
     /// Whole local blobs mapped into memory, by SHA-256 (local disk only; see [`mapped`]).
-    mapped: Option<moka::sync::Cache<String, Bytes>>,
+    mapped: Option<BlobBytes>,
     /// The largest blob `blob_cache` takes.
     blob_cache_object_max: u64,
     /// Counts record writes; a cache fill only lands if none finished during its read.
@@ -174,6 +174,10 @@ struct Inner {
     /// the store serves).
     metrics: OnceLock<Arc<crate::metrics::Metrics>>,
 }
+
+/// Blob bytes by SHA-256 (the heap cache on S3, the mapped cache on local disk), hashed with
+/// aHash: a blob lookup is on the path of every GET, and SipHash was 1% of a small one.
+type BlobBytes = moka::sync::Cache<String, Bytes, ahash::RandomState>;
 
 impl Inner {
     /// The client blobs are streamed through (see [`Backend::blobs`]).
