@@ -146,6 +146,21 @@ mod tests {
             .map(|c| c.record.sha256.clone())
     }
 
+    /// A store in memory whose record cache keeps entries `ms` milliseconds.
+    fn with_cache_ttl(ms: u64) -> Store {
+        let settings = StorageSettings {
+            cache_ttl_ms: ms,
+            ..StorageSettings::default()
+        };
+        Store::new(
+            Arc::new(object_store::memory::InMemory::new()),
+            Backend::Memory { shared: true },
+            &settings,
+            CachePolicy::NoCache,
+            BTreeMap::new(),
+        )
+    }
+
     // One thread (the current-thread runtime), so every lookup meets the same table.
     #[tokio::test]
     async fn the_front_answers_what_the_cache_did_until_a_write_and_only_for_its_store() {
@@ -169,17 +184,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_front_keeps_a_record_no_longer_than_the_cache_would() {
-        let settings = StorageSettings {
-            cache_ttl_ms: 300,
-            ..StorageSettings::default()
-        };
-        let store = Store::new(
-            Arc::new(object_store::memory::InMemory::new()),
-            Backend::Memory { shared: true },
-            &settings,
-            CachePolicy::NoCache,
-            BTreeMap::new(),
-        );
+        let store = with_cache_ttl(300);
         put(&store, PATH, "one").await;
         assert!(served(&store).is_some());
         store.inner.records.invalidate(PATH);
@@ -192,17 +197,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_store_with_the_cache_off_keeps_nothing_in_front() {
-        let settings = StorageSettings {
-            cache_ttl_ms: 0,
-            ..StorageSettings::default()
-        };
-        let store = Store::new(
-            Arc::new(object_store::memory::InMemory::new()),
-            Backend::Memory { shared: false },
-            &settings,
-            CachePolicy::NoCache,
-            BTreeMap::new(),
-        );
+        let store = with_cache_ttl(0);
         put(&store, PATH, "one").await;
         let _ = store.cached_record_of_url(PATH);
         store.inner.records.invalidate(PATH);
