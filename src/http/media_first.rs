@@ -98,18 +98,9 @@ fn finish(method: &Method, response: &mut Response) {
     {
         response
             .headers_mut()
-            .insert(header::CONTENT_LENGTH, content_length(len));
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
     if *method == Method::HEAD {
         *response.body_mut() = Body::empty();
-    }
-}
-
-/// `Content-Length` of `len`; an empty body's without an allocation.
-fn content_length(len: u64) -> HeaderValue {
-    if len == 0 {
-        HeaderValue::from_static("0")
-    } else {
-        HeaderValue::from(len)
     }
 }

@@ -129,8 +129,8 @@ impl Future for CoarseSleep {
         match this.slot {
             Some((shard, key)) => {
                 let mut table = this.tables[shard].lock().unwrap_or_else(|e| e.into_inner());
+                // The entry's deadline is this one: `set_deadline` moves both.
                 let waiting = &mut table[key];
-                waiting.deadline = this.deadline;
                 match &mut waiting.waker {
                     Some(waker) => waker.clone_from(cx.waker()),
                     None => waiting.waker = Some(cx.waker().clone()),

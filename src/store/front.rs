@@ -56,11 +56,6 @@ impl StoreId {
     pub(super) fn written(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
-
-    /// The generation, read before the cache is asked.
-    pub(super) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
 }
 
 struct Entry {
@@ -84,14 +79,11 @@ pub(super) struct Miss {
     generation: u64,
 }
 
-/// This thread's entry for `path` in `store` at `generation`, still within its lifetime at
-/// `now`; otherwise where to keep the cache's answer.
-pub(super) fn get(
-    store: &StoreId,
-    generation: u64,
-    path: &str,
-    now: Instant,
-) -> Result<Arc<CachedRecord>, Miss> {
+/// This thread's entry for `path` in `store`, still current and within its lifetime at `now`;
+/// otherwise where to keep what the cache answers next. Call it before the cache is asked: the
+/// generation read here is what a kept entry will be checked against.
+pub(super) fn get(store: &StoreId, path: &str, now: Instant) -> Result<Arc<CachedRecord>, Miss> {
+    let generation = store.generation.load(Ordering::Acquire);
     let slot = (HASH.hash_one(path) as usize) & (SLOTS - 1);
     let hit = TABLE.with_borrow(|table| {
         table[slot]

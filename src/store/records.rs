@@ -100,9 +100,8 @@ impl Store {
         if ttl.is_zero() {
             return self.inner.records.get(raw);
         }
-        // The generation before the cache: see the front's module documentation.
-        let generation = self.inner.front.generation();
-        let miss = match front::get(&self.inner.front, generation, raw, Instant::now()) {
+        // The front before the cache: see its module documentation.
+        let miss = match front::get(&self.inner.front, raw, Instant::now()) {
             Ok(hit) => return Some(Some(hit)),
             Err(miss) => miss,
         };
